@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely';
+import * as initial from './20261127000000_initial.js';
+
+/** Every migration, by name; names sort in the order they run. */
+export const migrations: Record<string, Migration> = {
+  '20261127000000_initial': initial,
+};

@@ -1,0 +1,62 @@
+import { httpCall, httpStatusReason, parseJson, retryAfterSeconds } from './http.js';
+import type { Checker, CheckResult } from './types.js';
+
+/** Messages of a -2001 envelope that name an auth failure (free-api contract). */
+const AUTH_FAILURE = /invalid token|authorization failed|missing token|(?<!\d)4000[23](?!\d)|(?<!\d)401(?!\d)|token失效|未登录/i;
+
+export type Classification = Pick<CheckResult, 'verdict' | 'reason' | 'detail'>;
+
+/** Pure: what one free-api `/token/check` answer means. Every row of contracts/free-api.md. */
+export function classifyFreeApiAnswer(status: number, body: string): Classification {
+  if (status !== 200) return { verdict: 'unknown', reason: httpStatusReason(status), detail: snippet(body) };
+  const json = parseJson(body);
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    return { verdict: 'unknown', reason: 'bad_response', detail: snippet(body) };
+  }
+  const answer = json as { live?: unknown; code?: unknown; message?: unknown };
+  if (answer.live === true) return { verdict: 'live', reason: 'upstream_accepted', detail: null };
+  // {"live": false} is also what a free-api says when it could not parse the upstream: a single
+  // one is only a suspicion; confirmation over several runs is what prunes.
+  if (answer.live === false) return { verdict: 'dead', reason: 'upstream_rejected', detail: null };
+  const message = typeof answer.message === 'string' ? answer.message : '';
+  switch (answer.code) {
+    case -2001:
+      return AUTH_FAILURE.test(message)
+        ? { verdict: 'dead', reason: 'upstream_auth_failed', detail: snippet(message) }
+        : { verdict: 'unknown', reason: 'upstream_error', detail: snippet(message) };
+    case -1000:
+      return { verdict: 'unknown', reason: 'upstream_unreachable', detail: snippet(message) };
+    case -2000:
+      return { verdict: 'unknown', reason: 'bad_request', detail: snippet(message) };
+    default:
+      return { verdict: 'unknown', reason: 'bad_response', detail: snippet(body) };
+  }
+}
+
+function snippet(text: string): string | null {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat === '' ? null : flat.slice(0, 200);
+}
+
+export const freeApiChecker: Checker = {
+  kind: 'free-api',
+  requiresUrl: true,
+  async check(token, target, ctx) {
+    const res = await httpCall(
+      target.checkUrl!,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) },
+      ctx,
+    );
+    if (!res.ok) return { verdict: 'unknown', reason: res.reason, httpStatus: null, latencyMs: res.latencyMs, detail: res.detail };
+    const c = classifyFreeApiAnswer(res.status, res.body);
+    if (c.reason === 'bad_request') {
+      ctx.logger.error({ provider: target.providerName }, 'free-api rejected our request body (-2000): this is a tschk bug');
+    }
+    return {
+      ...c,
+      httpStatus: res.status,
+      latencyMs: res.latencyMs,
+      retryAfterS: res.status === 429 ? retryAfterSeconds(res.headers['retry-after']) : undefined,
+    };
+  },
+};

@@ -1,0 +1,80 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import { createPool as createMysqlPool } from 'mysql2';
+import pg from 'pg';
+import { profiles, type DialectProfile } from './dialect.js';
+import type { Database } from './schema.js';
+import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
+
+export interface Db {
+  kysely: Kysely<Database>;
+  dialect: DialectProfile;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Connections in the pool (PostgreSQL, MySQL). */
+  poolSize?: number;
+}
+
+export function openDatabase(url: string, opts: OpenOptions = {}): Db {
+  const target = parseDatabaseUrl(url);
+  if (!target) throw new Error(`unsupported database URL; accepted: ${ACCEPTED_DATABASE_URLS}`);
+  return openTarget<Database>(target, opts);
+}
+
+/** Also used for a One-API database, whose tables are not ours. */
+export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): {
+  kysely: Kysely<DB>;
+  dialect: DialectProfile;
+  close(): Promise<void>;
+} {
+  const kysely = new Kysely<DB>({ dialect: createDialect(target, opts.poolSize ?? 10) });
+  let closed: Promise<void> | undefined;
+  return {
+    kysely,
+    dialect: profiles[target.dialect],
+    close: () => (closed ??= kysely.destroy()),
+  };
+}
+
+function createDialect(target: DatabaseTarget, poolSize: number) {
+  switch (target.dialect) {
+    case 'sqlite': {
+      if (target.location !== ':memory:') mkdirSync(dirname(target.location), { recursive: true });
+      const sqlite = new BetterSqlite3(target.location);
+      sqlite.pragma('journal_mode = WAL');
+      sqlite.pragma('busy_timeout = 5000');
+      sqlite.pragma('foreign_keys = ON');
+      sqlite.pragma('synchronous = NORMAL');
+      return new SqliteDialect({ database: sqlite });
+    }
+    case 'postgres': {
+      const pool = new pg.Pool({
+        connectionString: target.location,
+        max: poolSize,
+        // bigint (count(*), bigserial) as a number; our ids stay far below 2^53.
+        types: {
+          getTypeParser: ((oid: number, format?: string) =>
+            oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        },
+      });
+      // An idle client's error (server restart) must not crash the daemon; the next query reconnects.
+      pool.on('error', () => {});
+      return new PostgresDialect({ pool });
+    }
+    case 'mysql':
+      return new MysqlDialect({
+        pool: createMysqlPool({
+          uri: target.location,
+          connectionLimit: poolSize,
+          timezone: 'Z',
+          supportBigNumbers: true,
+          bigNumberStrings: false,
+          dateStrings: false,
+        }),
+      });
+  }
+}

@@ -1,0 +1,69 @@
+import { type Kysely, type Transaction } from 'kysely';
+
+export type DialectName = 'sqlite' | 'postgres' | 'mysql';
+
+/**
+ * Every difference between the three databases that the code above `db/` must not know about.
+ * - SQLite stores timestamps as ISO-8601 UTC text; PostgreSQL and MySQL take and give Date.
+ * - MySQL has no RETURNING: the id of an insert comes from `insertId`.
+ * - PostgreSQL returns bigint (count(*), bigserial) as a string: read numbers through `num`.
+ * - SQLite is one connection: a transaction holds the whole database, so keep them short.
+ */
+export interface DialectProfile {
+  name: DialectName;
+  time(d: Date): Date | string;
+  readTime(v: unknown): Date | null;
+  insertId<DB, T extends keyof DB & string>(
+    db: Kysely<DB> | Transaction<DB>,
+    table: T,
+    values: Record<string, unknown>,
+  ): Promise<number>;
+}
+
+export function num(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'string') return Number(v);
+  return 0;
+}
+
+function readDate(v: unknown): Date | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v;
+  if (typeof v === 'string') {
+    // MySQL DATETIME read as text (dateStrings) or SQLite: both are UTC.
+    const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : v.replace(' ', 'T') + 'Z');
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+  return null;
+}
+
+export const profiles: Record<DialectName, DialectProfile> = {
+  sqlite: {
+    name: 'sqlite',
+    time: (d) => d.toISOString(),
+    readTime: readDate,
+    async insertId(db, table, values) {
+      const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
+      return Number(r.insertId);
+    },
+  },
+  postgres: {
+    name: 'postgres',
+    time: (d) => d,
+    readTime: readDate,
+    async insertId(db, table, values) {
+      const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
+      return num(r.id);
+    },
+  },
+  mysql: {
+    name: 'mysql',
+    time: (d) => d,
+    readTime: readDate,
+    async insertId(db, table, values) {
+      const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
+      return Number(r.insertId);
+    },
+  },
+};

@@ -1,0 +1,114 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Bound as a Date (PostgreSQL, MySQL) or ISO text (SQLite); read back through `dialect.readTime`. */
+export type Timestamp = ColumnType<Date | string, Date | string, Date | string>;
+
+export type Verdict = 'live' | 'dead' | 'exhausted' | 'unknown';
+export type TokenState = 'active' | 'suspect' | 'invalid' | 'disabled';
+export type TokenSource = 'cli' | 'api' | 'file' | 'oneapi';
+export type RunTrigger = 'cron' | 'cli' | 'api' | 'startup';
+export type RunStatus = 'running' | 'done' | 'failed' | 'aborted';
+
+export interface ProvidersTable {
+  id: Generated<number>;
+  name: string;
+  kind: string;
+  check_url: string | null;
+  enabled: number;
+  concurrency: number | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TokensTable {
+  id: Generated<number>;
+  provider_id: number;
+  pool: string;
+  position: number;
+  secret: string;
+  fingerprint: string;
+  label: string | null;
+  source: TokenSource;
+  source_ref: string | null;
+  expect: 'live' | 'dead' | null;
+  state: TokenState;
+  consecutive_dead: number;
+  last_verdict: Verdict | null;
+  last_reason: string | null;
+  last_checked_at: Timestamp | null;
+  last_live_at: Timestamp | null;
+  invalid_since: Timestamp | null;
+  balance: string | null;
+  currency: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TokenStatusTable {
+  id: Generated<number>;
+  run_id: number | null;
+  token_id: number;
+  provider_id: number;
+  fingerprint: string;
+  checked_at: Timestamp;
+  verdict: Verdict;
+  reason: string;
+  http_status: number | null;
+  latency_ms: number | null;
+  balance: string | null;
+  currency: string | null;
+  detail: string | null;
+}
+
+export interface CheckRunsTable {
+  id: Generated<number>;
+  trigger: RunTrigger;
+  scope: string;
+  status: RunStatus;
+  started_at: Timestamp;
+  finished_at: Timestamp | null;
+  checked: number;
+  live: number;
+  dead: number;
+  exhausted: number;
+  unknown: number;
+  pruned: number;
+  held: number;
+  error: string | null;
+}
+
+export interface TokenArchiveTable {
+  id: Generated<number>;
+  token_id: number | null;
+  provider_id: number | null;
+  provider_name: string;
+  pool: string;
+  secret: string;
+  fingerprint: string;
+  label: string | null;
+  source: string | null;
+  source_ref: string | null;
+  expect: string | null;
+  last_verdict: string | null;
+  last_reason: string | null;
+  reason: string;
+  archived_at: Timestamp;
+  restored_at: Timestamp | null;
+}
+
+export interface Database {
+  providers: ProvidersTable;
+  tokens: TokensTable;
+  token_status: TokenStatusTable;
+  check_runs: CheckRunsTable;
+  token_archive: TokenArchiveTable;
+}
+
+export type ProviderRow = Selectable<ProvidersTable>;
+export type TokenRow = Selectable<TokensTable>;
+export type NewToken = Insertable<TokensTable>;
+export type TokenUpdate = Updateable<TokensTable>;
+export type TokenStatusRow = Selectable<TokenStatusTable>;
+export type NewTokenStatus = Insertable<TokenStatusTable>;
+export type CheckRunRow = Selectable<CheckRunsTable>;
+export type ArchiveRow = Selectable<TokenArchiveTable>;

@@ -1,0 +1,199 @@
+import type { Kysely, Transaction } from 'kysely';
+import { fingerprint, splitTokens } from '../secret.js';
+import type { Db } from './connect.js';
+import type { Database, TokenRow, TokenSource, TokenState } from './schema.js';
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+export interface ImportRequest {
+  providerId: number;
+  pool: string;
+  /** Stored entries; an entry holding `T1,T2` is two tokens. */
+  entries: string[];
+  source: TokenSource;
+  sourceRef?: string | null;
+  label?: string | null;
+  expect?: 'live' | 'dead' | null;
+}
+
+export interface ImportResult {
+  added: number;
+  duplicates: number;
+}
+
+const INSERT_CHUNK = 200;
+
+/** Adds new tokens at the end of the pool; tokens already in the pool (or twice in the input) are skipped. */
+export async function importTokens(db: Db, req: ImportRequest, now = new Date()): Promise<ImportResult> {
+  const tokens = req.entries.flatMap(splitTokens);
+  return db.kysely.transaction().execute(async (trx) => {
+    const existing = new Set(
+      (
+        await trx
+          .selectFrom('tokens')
+          .select('fingerprint')
+          .where('provider_id', '=', req.providerId)
+          .where('pool', '=', req.pool)
+          .execute()
+      ).map((r) => r.fingerprint),
+    );
+    let position = await maxPosition(trx, req.providerId, req.pool);
+    const rows = [];
+    let duplicates = 0;
+    for (const secret of tokens) {
+      const fp = fingerprint(secret);
+      if (existing.has(fp)) {
+        duplicates++;
+        continue;
+      }
+      existing.add(fp);
+      rows.push({
+        provider_id: req.providerId,
+        pool: req.pool,
+        position: ++position,
+        secret,
+        fingerprint: fp,
+        label: req.label ?? null,
+        source: req.source,
+        source_ref: req.sourceRef ?? null,
+        expect: req.expect ?? null,
+        state: 'active' as const,
+        consecutive_dead: 0,
+        created_at: db.dialect.time(now),
+        updated_at: db.dialect.time(now),
+      });
+    }
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await trx.insertInto('tokens').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+    }
+    return { added: rows.length, duplicates };
+  });
+}
+
+export async function maxPosition(db: Executor, providerId: number, pool: string): Promise<number> {
+  const r = await db
+    .selectFrom('tokens')
+    .select((eb) => eb.fn.max('position').as('max'))
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .executeTakeFirst();
+  return Number(r?.max ?? 0);
+}
+
+export interface DueQuery {
+  providerId: number;
+  pool?: string;
+  /** Tokens checked at or after this instant are not due; null: every token is (a forced run). */
+  checkedBefore: Date | null;
+  /** Canaries (`expect` set) or the rest. */
+  canaries: boolean;
+  afterId: number;
+  limit: number;
+}
+
+/** One page of tokens due for a check, in id order (keyset pagination: memory stays flat). */
+export async function selectDueTokens(db: Db, q: DueQuery): Promise<TokenRow[]> {
+  let query = db.kysely
+    .selectFrom('tokens')
+    .selectAll()
+    .where('provider_id', '=', q.providerId)
+    .where('state', '!=', 'disabled')
+    .where('id', '>', q.afterId)
+    .where('expect', q.canaries ? 'is not' : 'is', null);
+  if (q.pool !== undefined) query = query.where('pool', '=', q.pool);
+  if (q.checkedBefore !== null) {
+    const cutoff = db.dialect.time(q.checkedBefore);
+    query = query.where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', cutoff)]));
+  }
+  return query.orderBy('id').limit(q.limit).execute();
+}
+
+export interface TokenFilter {
+  providerId?: number;
+  pool?: string;
+  state?: TokenState;
+  afterId?: number;
+  limit?: number;
+}
+
+export async function listTokens(db: Db, f: TokenFilter): Promise<TokenRow[]> {
+  let query = db.kysely.selectFrom('tokens').selectAll();
+  if (f.providerId !== undefined) query = query.where('provider_id', '=', f.providerId);
+  if (f.pool !== undefined) query = query.where('pool', '=', f.pool);
+  if (f.state !== undefined) query = query.where('state', '=', f.state);
+  if (f.afterId !== undefined) query = query.where('id', '>', f.afterId);
+  return query.orderBy('id').limit(f.limit ?? 1_000_000).execute();
+}
+
+/** A pool in its order: the legacy answers count positions from this. */
+export async function poolTokens(db: Db, providerId: number, pool: string): Promise<TokenRow[]> {
+  return db.kysely
+    .selectFrom('tokens')
+    .selectAll()
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .orderBy('position')
+    .orderBy('id')
+    .execute();
+}
+
+export async function findToken(db: Db, id: number): Promise<TokenRow | undefined> {
+  return db.kysely.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function findTokensByFingerprint(db: Db, fp: string): Promise<TokenRow[]> {
+  return db.kysely.selectFrom('tokens').selectAll().where('fingerprint', '=', fp).execute();
+}
+
+/**
+ * Archives the tokens, then deletes them, inside the caller's transaction, so that a token is
+ * never gone without its archive row. History rows stay.
+ */
+export async function archiveAndDeleteTokens(
+  trx: Transaction<Database>,
+  db: Db,
+  tokens: readonly TokenRow[],
+  providerName: string,
+  reason: string,
+  now = new Date(),
+): Promise<void> {
+  for (let i = 0; i < tokens.length; i += INSERT_CHUNK) {
+    const chunk = tokens.slice(i, i + INSERT_CHUNK);
+    await trx
+      .insertInto('token_archive')
+      .values(
+        chunk.map((t) => ({
+          token_id: t.id,
+          provider_id: t.provider_id,
+          provider_name: providerName,
+          pool: t.pool,
+          secret: t.secret,
+          fingerprint: t.fingerprint,
+          label: t.label,
+          source: t.source,
+          source_ref: t.source_ref,
+          expect: t.expect,
+          last_verdict: t.last_verdict,
+          last_reason: t.last_reason,
+          reason,
+          archived_at: db.dialect.time(now),
+          restored_at: null,
+        })),
+      )
+      .execute();
+    await trx
+      .deleteFrom('tokens')
+      .where(
+        'id',
+        'in',
+        chunk.map((t) => t.id),
+      )
+      .execute();
+  }
+}
+
+/** Archives and removes tokens in their own transaction. */
+export async function removeTokens(db: Db, tokens: readonly TokenRow[], providerName: string, reason: string): Promise<void> {
+  if (tokens.length === 0) return;
+  await db.kysely.transaction().execute((trx) => archiveAndDeleteTokens(trx, db, tokens, providerName, reason));
+}

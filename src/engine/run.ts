@@ -1,0 +1,348 @@
+import type { Dispatcher } from 'undici';
+import { checkerFor } from '../checkers/index.js';
+import type { CheckContext, Checker, CheckResult } from '../checkers/types.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import type { CheckRecord } from '../db/history.js';
+import { findProvider, listProviders, type Provider } from '../db/providers.js';
+import { closeRun, openRun, zeroCounts, type RunCounts } from '../db/runs.js';
+import type { RunStatus, RunTrigger, TokenRow, Verdict } from '../db/schema.js';
+import { selectDueTokens } from '../db/tokens.js';
+import type { Logger } from '../logger.js';
+import { describeSecret, mask } from '../secret.js';
+import { ProviderGate, Semaphore, sleep } from './limits.js';
+import { backoffDelay, MAX_RETRY_AFTER_S, nextTokenState } from './policy.js';
+import { BatchWriter } from './writer.js';
+
+export interface EngineContext {
+  db: Db;
+  config: Readonly<Config>;
+  logger: Logger;
+  /** One undici Agent: a connection pool per upstream origin. */
+  dispatcher: Dispatcher;
+  /** Set when shutdown begins: no new checks start. */
+  stopSignal?: AbortSignal;
+  /** Set when the shutdown grace period is over: checks in flight are abandoned. */
+  abortSignal?: AbortSignal;
+  events?: EngineEvents;
+  random?: () => number;
+}
+
+/** Observers of a run (metrics, notifications); they must not throw. */
+export interface EngineEvents {
+  checked?(provider: Provider, verdict: Verdict, latencyMs: number): void;
+  runFinished?(summary: RunSummary): void | Promise<void>;
+}
+
+export interface RunRequest {
+  trigger: RunTrigger;
+  provider?: string;
+  pool?: string;
+  /** Ignore TSCHK_MIN_INTERVAL_S. */
+  force?: boolean;
+  /** Prune even when a safety rule would hold (a human looked). */
+  forcePrune?: boolean;
+}
+
+export interface TokenRef {
+  id: number;
+  pool: string;
+  mask: string;
+  fingerprint: string;
+}
+
+export interface ProviderRunSummary extends RunCounts {
+  provider: string;
+  kind: string;
+  durationMs: number;
+  /** Every check of the run was unknown: the provider, not its tokens, is in trouble. */
+  unreachable: boolean;
+  /** A canary disagreed with its expectation: dead verdicts were not trusted. */
+  unreliable: boolean;
+  medianLatencyMs: number | null;
+  becameSuspect: TokenRef[];
+  confirmedDead: TokenRef[];
+  recovered: TokenRef[];
+  error?: string;
+}
+
+export interface RunSummary extends RunCounts {
+  runId: number;
+  trigger: RunTrigger;
+  scope: string;
+  status: Exclude<RunStatus, 'running'>;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  providers: ProviderRunSummary[];
+  error?: string;
+}
+
+export class RunScopeError extends Error {
+  override name = 'RunScopeError';
+}
+
+const PAGE_SIZE = 500;
+/** Changes listed by name in a summary; the counts stay exact beyond it. */
+const MAX_LISTED = 100;
+const LATENCY_SAMPLE = 1_000;
+
+export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
+  if (!req.provider) return req.pool ? `all/${req.pool}` : 'all';
+  return req.pool ? `${req.provider}/${req.pool}` : req.provider;
+}
+
+/** One run: check every due token in scope, write history and state, close the run row. */
+export async function runChecks(ctx: EngineContext, req: RunRequest): Promise<RunSummary> {
+  const providers = await providersInScope(ctx.db, req);
+  const started = new Date();
+  const scope = runScope(req);
+  const runId = await openRun(ctx.db, req.trigger, scope, started);
+  const log = ctx.logger.child({ runId });
+  log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
+
+  const writer = new BatchWriter(ctx.db);
+  const globalLimit = new Semaphore(ctx.config.concurrency);
+  let status: RunSummary['status'] = 'done';
+  let error: string | undefined;
+  const summaries: ProviderRunSummary[] = [];
+  try {
+    const results = await Promise.allSettled(
+      providers.map((p) => checkProvider(ctx, { runId, started, req, writer, globalLimit, log }, p)),
+    );
+    await writer.close();
+    for (const r of results) {
+      if (r.status === 'rejected') throw r.reason;
+      summaries.push(r.value);
+    }
+    if (ctx.stopSignal?.aborted) status = 'aborted';
+  } catch (err) {
+    status = 'failed';
+    error = err instanceof Error ? err.message : String(err);
+    await writer.close().catch(() => {});
+    log.error({ err: error }, 'run failed');
+  }
+
+  const totals = zeroCounts();
+  for (const s of summaries) for (const k of Object.keys(totals) as Array<keyof RunCounts>) totals[k] += s[k];
+  const finished = new Date();
+  await closeRun(ctx.db, runId, status, totals, error ?? null, finished);
+  const summary: RunSummary = {
+    runId,
+    trigger: req.trigger,
+    scope,
+    status,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - started.getTime(),
+    ...totals,
+    providers: summaries,
+    ...(error ? { error } : {}),
+  };
+  for (const s of summaries) {
+    log.info(
+      {
+        provider: s.provider,
+        checked: s.checked,
+        live: s.live,
+        dead: s.dead,
+        exhausted: s.exhausted,
+        unknown: s.unknown,
+        pruned: s.pruned,
+        held: s.held,
+        durationMs: s.durationMs,
+      },
+      'provider summary',
+    );
+  }
+  log.info({ status, scope, ...totals, durationMs: summary.durationMs }, 'run finished');
+  try {
+    await ctx.events?.runFinished?.(summary);
+  } catch (err) {
+    log.error({ err: err instanceof Error ? err.message : String(err) }, 'run observer failed');
+  }
+  return summary;
+}
+
+async function providersInScope(db: Db, req: RunRequest): Promise<Provider[]> {
+  if (req.provider) {
+    const p = await findProvider(db, req.provider);
+    if (!p) throw new RunScopeError(`unknown provider '${req.provider}'`);
+    if (!p.enabled) throw new RunScopeError(`provider '${req.provider}' is disabled`);
+    return [p];
+  }
+  return (await listProviders(db)).filter((p) => p.enabled);
+}
+
+interface RunState {
+  runId: number;
+  started: Date;
+  req: RunRequest;
+  writer: BatchWriter;
+  globalLimit: Semaphore;
+  log: Logger;
+}
+
+async function checkProvider(ctx: EngineContext, run: RunState, provider: Provider): Promise<ProviderRunSummary> {
+  const began = performance.now();
+  const summary: ProviderRunSummary = {
+    provider: provider.name,
+    kind: provider.kind,
+    ...zeroCounts(),
+    durationMs: 0,
+    unreachable: false,
+    unreliable: false,
+    medianLatencyMs: null,
+    becameSuspect: [],
+    confirmedDead: [],
+    recovered: [],
+  };
+  const log = run.log.child({ provider: provider.name });
+  const checker = checkerFor(provider.kind);
+  if (!checker || (checker.requiresUrl && !provider.checkUrl)) {
+    summary.error = checker ? 'provider has no check URL' : `no checker for kind '${provider.kind}'`;
+    log.error({ kind: provider.kind }, `provider skipped: ${summary.error}`);
+    return summary;
+  }
+  const gate = new ProviderGate();
+  const latencies: number[] = [];
+  const workers = Math.max(1, provider.concurrency ?? ctx.config.providerConcurrency);
+  const checkedBefore = run.req.force ? null : new Date(run.started.getTime() - ctx.config.minIntervalS * 1000);
+
+  const statePolicy = { pruneAfter: ctx.config.prune.after, recover: ctx.config.prune.recover };
+
+  const checkOne = async (token: TokenRow) => {
+    const result = await checkWithRetries(ctx, checker, provider, token.secret, gate, run.globalLimit);
+    if (result.reason === 'aborted') return; // not an answer from anyone: no history row
+    let verdict = result.verdict;
+    let reason = result.reason;
+    if (token.expect && disagrees(token.expect, verdict)) {
+      if (!summary.unreliable) {
+        log.warn({ canary: describeSecret(token.secret), expected: token.expect, got: verdict }, 'canary disagrees: dead verdicts of this provider are not trusted this run');
+      }
+      summary.unreliable = true;
+    }
+    if (summary.unreliable && verdict === 'dead') {
+      verdict = 'unknown';
+      reason = 'provider_unreliable';
+    }
+    const t = nextTokenState({ state: token.state, consecutiveDead: token.consecutive_dead }, verdict, statePolicy);
+    summary.checked++;
+    summary[verdict]++;
+    const ref = () => ({ id: token.id, pool: token.pool, mask: mask(token.secret), fingerprint: token.fingerprint });
+    if (t.becameSuspect && summary.becameSuspect.length < MAX_LISTED) summary.becameSuspect.push(ref());
+    if (t.confirmedDead && summary.confirmedDead.length < MAX_LISTED) summary.confirmedDead.push(ref());
+    if (t.recovered && summary.recovered.length < MAX_LISTED) summary.recovered.push(ref());
+    if (latencies.length < LATENCY_SAMPLE) latencies.push(result.latencyMs);
+    ctx.events?.checked?.(provider, verdict, result.latencyMs);
+    const record: CheckRecord = {
+      runId: run.runId,
+      tokenId: token.id,
+      providerId: provider.id,
+      fingerprint: token.fingerprint,
+      checkedAt: new Date(),
+      verdict,
+      reason,
+      httpStatus: result.httpStatus,
+      latencyMs: result.latencyMs,
+      balance: result.balance ?? null,
+      currency: result.currency ?? null,
+      detail: scrub(result.detail ?? null, token.secret),
+      next: { state: t.state, consecutiveDead: t.consecutiveDead, invalidSince: t.invalidSince },
+    };
+    await run.writer.add(record);
+  };
+
+  const due = (canaries: boolean) =>
+    dueTokens(ctx, { providerId: provider.id, pool: run.req.pool, checkedBefore, canaries });
+  // Canaries first: their answers decide whether this provider's dead verdicts can be trusted.
+  await drain(due(true), workers, checkOne);
+  await drain(due(false), workers, checkOne);
+
+  summary.unreachable = summary.checked > 0 && summary.unknown === summary.checked;
+  if (summary.unreachable) log.warn({ checked: summary.checked }, 'provider unreachable: every check was unknown, no token judged');
+  summary.medianLatencyMs = median(latencies);
+  summary.durationMs = Math.round(performance.now() - began);
+  return summary;
+}
+
+function disagrees(expect: 'live' | 'dead', verdict: Verdict): boolean {
+  return (expect === 'live' && verdict === 'dead') || (expect === 'dead' && verdict === 'live');
+}
+
+/** Streams due tokens page by page; stops early when shutdown begins. */
+async function* dueTokens(
+  ctx: EngineContext,
+  q: { providerId: number; pool?: string; checkedBefore: Date | null; canaries: boolean },
+): AsyncGenerator<TokenRow> {
+  let afterId = 0;
+  for (;;) {
+    if (ctx.stopSignal?.aborted) return;
+    const page = await selectDueTokens(ctx.db, { ...q, afterId, limit: PAGE_SIZE });
+    for (const token of page) {
+      if (ctx.stopSignal?.aborted) return;
+      yield token;
+    }
+    if (page.length < PAGE_SIZE) return;
+    afterId = page[page.length - 1]!.id;
+  }
+}
+
+/** `workers` loops pull from one iterator (an async generator queues concurrent next() calls). */
+async function drain<T>(items: AsyncIterator<T>, workers: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const loop = async () => {
+    for (let next = await items.next(); !next.done; next = await items.next()) await fn(next.value);
+  };
+  await Promise.all(Array.from({ length: workers }, loop));
+}
+
+async function checkWithRetries(
+  ctx: EngineContext,
+  checker: Checker,
+  provider: Provider,
+  secret: string,
+  gate: ProviderGate,
+  globalLimit: Semaphore,
+): Promise<CheckResult> {
+  const checkCtx: CheckContext = {
+    dispatcher: ctx.dispatcher,
+    timeoutMs: ctx.config.timeoutMs,
+    signal: ctx.abortSignal,
+    logger: ctx.logger,
+  };
+  const target = { providerName: provider.name, kind: provider.kind, checkUrl: provider.checkUrl };
+  for (let attempt = 0; ; attempt++) {
+    await gate.wait(ctx.abortSignal);
+    await globalLimit.acquire();
+    let result: CheckResult;
+    try {
+      result = await checker.check(secret, target, checkCtx);
+    } catch (err) {
+      // A checker throws only on a bug; the token must not pay for it.
+      ctx.logger.error({ provider: provider.name, err: scrub(String(err), secret) }, 'checker failed');
+      result = { verdict: 'unknown', reason: 'checker_error', httpStatus: null, latencyMs: 0, detail: null };
+    } finally {
+      globalLimit.release();
+    }
+    const retryable = result.verdict === 'unknown' && result.reason !== 'aborted' && result.reason !== 'bad_request';
+    if (!retryable || attempt >= ctx.config.retries || ctx.abortSignal?.aborted) return result;
+    if (result.retryAfterS !== undefined) {
+      if (result.retryAfterS > MAX_RETRY_AFTER_S) return result;
+      gate.pauseFor(result.retryAfterS * 1000);
+    } else {
+      await sleep(backoffDelay(attempt, ctx.config.retryBaseMs, ctx.random), ctx.abortSignal);
+    }
+  }
+}
+
+function scrub(text: string | null, secret: string): string | null {
+  if (text === null) return null;
+  return (secret.length >= 4 ? text.split(secret).join(mask(secret)) : text).slice(0, 500);
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { runCli } from './cli.js';
+
+// The only place that touches process.env, signals and the exit code.
+let signals = 0;
+const shutdownRequested = new Promise<void>((resolve) => {
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      resolve();
+      // Watchdog: should a stop hang, do not hang forever; unref'd so a clean stop exits at once.
+      const graceMs = Number(process.env.TSCHK_SHUTDOWN_GRACE_MS ?? 30_000) || 30_000;
+      setTimeout(() => process.exit(1), graceMs + 15_000).unref();
+    } else {
+      process.stderr.write(`tschk: second ${signal}, exiting now\n`);
+      process.exit(130);
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+});
+
+process.exitCode = await runCli(process.argv.slice(2), {
+  env: process.env,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  shutdownRequested,
+});

@@ -1,0 +1,40 @@
+import { createHash } from 'node:crypto';
+
+/** First 12 hex chars of the SHA-256: stable, safe to log and to query by. */
+export function fingerprint(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 12);
+}
+
+/** `abcd…wxyz`; short secrets show less so that a mask never reveals most of a token. */
+export function mask(secret: string): string {
+  if (secret.length <= 8) return '…' + secret.slice(-Math.min(2, Math.floor(secret.length / 4)));
+  if (secret.length <= 16) return `${secret.slice(0, 2)}…${secret.slice(-2)}`;
+  return `${secret.slice(0, 4)}…${secret.slice(-4)}`;
+}
+
+/** How a token is shown anywhere outside the database. */
+export function describeSecret(secret: string): { mask: string; fingerprint: string } {
+  return { mask: mask(secret), fingerprint: fingerprint(secret) };
+}
+
+/**
+ * Tokens inside one stored entry (a file line, a One-API key, an imported line).
+ * A free-api picks one of `T1,T2,T3` at random per request, so each is checked on its own;
+ * `@` (step) and `-` (metaso) belong to one token and are not separators.
+ */
+export function splitTokens(entry: string): string[] {
+  return entry
+    .split(/\r?\n/)
+    .flatMap((line) => line.split(','))
+    .map((t) => t.replace(/^\uFEFF/, '').trim())
+    .filter((t) => t.length > 0);
+}
+
+/** Lines of a token file or an import: tolerates a BOM, CRLF, blank lines and surrounding spaces. */
+export function parseTokenLines(text: string): string[] {
+  return text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}

@@ -1,0 +1,41 @@
+import { Writable } from 'node:stream';
+import { loadConfig, type Config } from '../../src/config.js';
+import { Daemon } from '../../src/daemon.js';
+import { createLogger } from '../../src/logger.js';
+
+/** Everything a test's logger wrote, to assert on (and to scan for secrets). */
+export class CapturedLog {
+  lines: string[] = [];
+  readonly stream = new Writable({
+    write: (chunk, _enc, done) => {
+      this.lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  get text(): string {
+    return this.lines.join('\n');
+  }
+  entries(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+/** A config as the daemon would read it, with test-friendly defaults (no retry waits). */
+export function testConfig(databaseUrl: string, env: Record<string, string> = {}): Readonly<Config> {
+  return loadConfig({
+    TSCHK_DATABASE_URL: databaseUrl,
+    TSCHK_RETRY_BASE_MS: '5',
+    TSCHK_RUN_ON_START: 'false',
+    TSCHK_HTTP_PORT: '0',
+    TSCHK_HTTP_HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+}
+
+export async function testDaemon(databaseUrl: string, env: Record<string, string> = {}) {
+  const log = new CapturedLog();
+  const config = testConfig(databaseUrl, env);
+  const daemon = await Daemon.create(config, { logger: createLogger(config.logLevel, log.stream) });
+  return { daemon, log, config, db: daemon.context.db };
+}
