@@ -9,7 +9,7 @@ import { RunCoordinator } from './engine/coordinator.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
 import type { Logger } from './logger.js';
 import { Scheduler } from './scheduler.js';
-import { syncDeclaredProviders } from './sources/declared.js';
+import { syncSources } from './sources/index.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -52,7 +52,7 @@ export class Daemon {
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
       const stale = await abortStaleRuns(db);
       if (stale > 0) logger.warn({ runs: stale }, 'closed runs left open by a previous process as aborted');
-      await syncDeclaredProviders(db, config);
+      await syncSources({ db, config, logger });
     } catch (err) {
       await db.close();
       throw err;

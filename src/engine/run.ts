@@ -10,6 +10,7 @@ import type { RunStatus, RunTrigger, TokenRow, Verdict } from '../db/schema.js';
 import { selectDueTokens } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { describeSecret, mask } from '../secret.js';
+import { syncSources } from '../sources/index.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { backoffDelay, MAX_RETRY_AFTER_S, nextTokenState } from './policy.js';
 import { BatchWriter } from './writer.js';
@@ -63,6 +64,12 @@ export interface ProviderRunSummary extends RunCounts {
   becameSuspect: TokenRef[];
   confirmedDead: TokenRef[];
   recovered: TokenRef[];
+  /** Flagged invalid or deleted this run (listed up to a cap, like the lists above). */
+  prunedTokens: TokenRef[];
+  /** Why pruning was held for this provider (breaker, canary), when it was. */
+  heldReason?: string;
+  /** Keys whose balance fell below TSCHK_LOW_BALANCE. */
+  lowBalance: Array<TokenRef & { balance: string; currency: string }>;
   error?: string;
 }
 
@@ -94,6 +101,7 @@ export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
 
 /** One run: check every due token in scope, write history and state, close the run row. */
 export async function runChecks(ctx: EngineContext, req: RunRequest): Promise<RunSummary> {
+  await syncSources(ctx, req);
   const providers = await providersInScope(ctx.db, req);
   const started = new Date();
   const scope = runScope(req);
@@ -196,6 +204,8 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     becameSuspect: [],
     confirmedDead: [],
     recovered: [],
+    prunedTokens: [],
+    lowBalance: [],
   };
   const log = run.log.child({ provider: provider.name });
   const checker = checkerFor(provider.kind);
