@@ -15,7 +15,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Tests may bring their own undici dispatcher. */
   dispatcher?: Dispatcher;
-  events?: EngineEvents;
+  /** Extra observers of checks and runs (metrics and notifications are added by the daemon itself). */
+  observers?: EngineEvents[];
 }
 
 /** Everything a part of the daemon needs: the database, the logger, the engine. */
@@ -69,7 +70,7 @@ export class Daemon {
       dispatcher,
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
-      events: opts.events,
+      observers: opts.observers ?? [],
     };
     const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');

@@ -25,7 +25,8 @@ export interface EngineContext {
   stopSignal?: AbortSignal;
   /** Set when the shutdown grace period is over: checks in flight are abandoned. */
   abortSignal?: AbortSignal;
-  events?: EngineEvents;
+  /** Metrics, notifications: each is told about every check and every finished run. */
+  observers: readonly EngineEvents[];
   random?: () => number;
 }
 
@@ -164,10 +165,12 @@ export async function runChecks(ctx: EngineContext, req: RunRequest): Promise<Ru
     );
   }
   log.info({ status, scope, ...totals, durationMs: summary.durationMs }, 'run finished');
-  try {
-    await ctx.events?.runFinished?.(summary);
-  } catch (err) {
-    log.error({ err: err instanceof Error ? err.message : String(err) }, 'run observer failed');
+  for (const observer of ctx.observers) {
+    try {
+      await observer.runFinished?.(summary);
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'run observer failed');
+    }
   }
   return summary;
 }
@@ -244,7 +247,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     if (t.confirmedDead && summary.confirmedDead.length < MAX_LISTED) summary.confirmedDead.push(ref());
     if (t.recovered && summary.recovered.length < MAX_LISTED) summary.recovered.push(ref());
     if (latencies.length < LATENCY_SAMPLE) latencies.push(result.latencyMs);
-    ctx.events?.checked?.(provider, verdict, result.latencyMs);
+    for (const observer of ctx.observers) observer.checked?.(provider, verdict, result.latencyMs);
     const record: CheckRecord = {
       runId: run.runId,
       tokenId: token.id,
