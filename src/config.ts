@@ -149,6 +149,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     if (raw !== undefined) legacyProviders.push({ name, folder: `LLM-${suffix}`, variable, checkUrl: httpUrl(variable, raw) });
   }
 
+  const oneApiChannels = parseChannelMap(get('TSCHK_ONEAPI_CHANNELS'));
   const oneApiUrl =
     get('TSCHK_ONEAPI_DATABASE_URL') ??
     (get('ConnectionStrings__TS_Database') !== undefined
@@ -194,7 +195,7 @@ export function loadConfig(env: Env): Readonly<Config> {
               oneApiUrl,
             ),
             flavor: oneOf<OneApiFlavor>('TSCHK_ONEAPI_FLAVOR', 'one-api', ['one-api', 'new-api']),
-            channels: parseChannelMap(get('TSCHK_ONEAPI_CHANNELS')),
+            channels: oneApiChannels,
           },
     deepseek: {
       apiUrl: httpUrl('TSCHK_DEEPSEEK_API_URL', get('TSCHK_DEEPSEEK_API_URL') ?? 'https://api.deepseek.com'),

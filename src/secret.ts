@@ -7,7 +7,10 @@ export function fingerprint(secret: string): string {
 
 /** `abcd…wxyz`; short secrets show less so that a mask never reveals most of a token. */
 export function mask(secret: string): string {
-  if (secret.length <= 8) return '…' + secret.slice(-Math.min(2, Math.floor(secret.length / 4)));
+  if (secret.length <= 8) {
+    const shown = Math.min(2, Math.floor(secret.length / 4));
+    return '…' + (shown > 0 ? secret.slice(-shown) : '');
+  }
   if (secret.length <= 16) return `${secret.slice(0, 2)}…${secret.slice(-2)}`;
   return `${secret.slice(0, 4)}…${secret.slice(-4)}`;
 }
