@@ -1,0 +1,115 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { AppContext } from '../daemon.js';
+
+/**
+ * The routing vocabulary every HTTP module uses. A module exports `Route[]`; `server.ts`
+ * concatenates them. A handler gets the parsed request and the daemon's context and returns a
+ * `Reply`, or throws `HttpError` for an expected failure (anything else becomes a 500).
+ */
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface Route {
+  method: Method;
+  /** Literal segments and `{name}` placeholders, e.g. `/api/v1/tokens/{id}/history`. */
+  path: string;
+  /**
+   * `bearer`: `Authorization: Bearer <UserAuthorization | TSCHK_API_TOKEN>` is checked before the
+   * handler runs. `none`: open (a handler may read the caller's own bearer with `bearerToken`).
+   * `metrics`: like `bearer` unless TSCHK_METRICS_PUBLIC is true.
+   */
+  auth: 'bearer' | 'none' | 'metrics';
+  handler: Handler;
+}
+
+export type Handler = (req: HttpRequest, app: AppContext) => Promise<Reply> | Reply;
+
+export interface HttpRequest {
+  method: string;
+  /** The path without query string and without a trailing slash. */
+  path: string;
+  query: URLSearchParams;
+  /** Values of the route's `{name}` placeholders, percent-decoded. */
+  params: Record<string, string>;
+  headers: IncomingHttpHeaders;
+  /** The raw body (at most 1 MiB; empty when none was sent). */
+  body: Buffer;
+  /** The body as JSON; throws a 400 HttpError when it is missing or not JSON. */
+  json(): unknown;
+  /** Aborted when the client goes away before the answer is sent. */
+  signal: AbortSignal;
+}
+
+export interface Reply {
+  status: number;
+  /** Serialised with JSON.stringify (compact), sent as application/json; charset=utf-8. */
+  json?: unknown;
+  /** Sent as is with `contentType`, when `json` is not given. */
+  text?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export const reply = (status: number, json: unknown, headers?: Record<string, string>): Reply => ({ status, json, headers });
+
+/** An expected failure: answered as `{"error": {"code", "message"}}` with this status. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export const errorBody = (code: string, message: string) => ({ error: { code, message } });
+
+export type RouteMatch =
+  | { kind: 'found'; route: Route; params: Record<string, string> }
+  | { kind: 'wrong_method'; allow: Method[] }
+  | { kind: 'not_found' };
+
+/**
+ * Finds the route for a method and path. Literal segments compare case-insensitively, as the
+ * original ASP.NET service did (`/api/llm_tokencheck/check/deep` reached it too).
+ */
+export function matchRoute(routes: readonly Route[], method: string, path: string): RouteMatch {
+  const segments = splitPath(path);
+  const allow = new Set<Method>();
+  for (const route of routes) {
+    const params = matchPath(route.path, segments);
+    if (!params) continue;
+    if (route.method === method) return { kind: 'found', route, params };
+    allow.add(route.method);
+  }
+  return allow.size > 0 ? { kind: 'wrong_method', allow: [...allow] } : { kind: 'not_found' };
+}
+
+function splitPath(path: string): string[] {
+  return path.split('/').filter((s) => s !== '');
+}
+
+function matchPath(pattern: string, segments: string[]): Record<string, string> | undefined {
+  const parts = splitPath(pattern);
+  if (parts.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const seg = segments[i]!;
+    const name = /^\{(\w+)\}$/.exec(part)?.[1];
+    if (name !== undefined) {
+      let value: string;
+      try {
+        value = decodeURIComponent(seg);
+      } catch {
+        return undefined;
+      }
+      params[name] = value;
+    } else if (part.toLowerCase() !== seg.toLowerCase()) {
+      return undefined;
+    }
+  }
+  return params;
+}
