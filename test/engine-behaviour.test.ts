@@ -1,0 +1,222 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { listHistory } from '../src/db/history.js';
+import { upsertProvider } from '../src/db/providers.js';
+import { findRun, openRun } from '../src/db/runs.js';
+import { importTokens, listTokens } from '../src/db/tokens.js';
+import { openDatabase } from '../src/db/connect.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
+import { testDaemon } from './helpers/daemon.js';
+import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+
+type Ctx = Awaited<ReturnType<typeof testDaemon>>;
+
+async function seed(ctx: Ctx, name: string, checkUrl: string, entries: string[], expect: 'live' | 'dead' | null = null) {
+  const p = await upsertProvider(ctx.db, { name, kind: 'free-api', checkUrl });
+  await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries, source: 'cli', expect });
+  return p;
+}
+
+/** A free-api that answers live after `delayMs` and records how many checks were in flight at once. */
+async function startCountingUpstream(delayMs: number) {
+  let inFlight = 0;
+  const state = { maxInFlight: 0, calls: 0 };
+  const server: Server = createServer((req, res) => {
+    inFlight++;
+    state.calls++;
+    state.maxInFlight = Math.max(state.maxInFlight, inFlight);
+    req.resume();
+    setTimeout(() => {
+      inFlight--;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"live":true}');
+    }, delayMs);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
+  return { url, state, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+}
+
+describe('a run against an upstream in trouble', () => {
+  let mock: MockFreeApi;
+  let database: { url: string; drop: () => Promise<void> };
+  let ctx: Ctx | undefined;
+
+  beforeEach(async () => {
+    mock = await startMockFreeApi();
+    database = await freshDatabaseUrl('sqlite');
+  });
+  afterEach(async () => {
+    await ctx?.daemon.stop();
+    ctx = undefined;
+    await mock.close();
+    await database.drop();
+  });
+
+  it('retries unknown answers with backoff and records one history row per token', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2', TSCHK_TIMEOUT_MS: '150' });
+    mock.setBehaviour('tok-timeout-aaaaaaaa', 'timeout');
+    mock.setBehaviour('tok-broken-bbbbbbbb', 'broken_json');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-timeout-aaaaaaaa', 'tok-broken-bbbbbbbb']);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s).toMatchObject({ checked: 2, unknown: 2, dead: 0 });
+    expect(mock.calls.filter((c) => c.token === 'tok-timeout-aaaaaaaa')).toHaveLength(3);
+    expect(mock.calls.filter((c) => c.token === 'tok-broken-bbbbbbbb')).toHaveLength(3);
+    const reasons = (await listHistory(ctx.db, { limit: 10 })).map((h) => h.reason).sort();
+    expect(reasons).toEqual(['bad_response', 'timeout']);
+  });
+
+  it('pauses the provider for Retry-After after a 429, then asks again', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '1', TSCHK_PROVIDER_CONCURRENCY: '1' });
+    mock.setBehaviour('tok-limited-aaaaaaaa', { kind: 'rate_limited', retryAfterS: 1 });
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-limited-aaaaaaaa']);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    const calls = mock.calls.filter((c) => c.token === 'tok-limited-aaaaaaaa');
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(s.providers[0]).toMatchObject({ unknown: 1, unreachable: true });
+    expect((await listTokens(ctx.db, {}))[0]).toMatchObject({ last_reason: 'rate_limited', state: 'active', consecutive_dead: 0 });
+  });
+
+  it('checks each token of a stored T1,T2 line on its own', async () => {
+    ctx = await testDaemon(database.url);
+    mock.setBehaviour('tok-first-aaaaaaaa', 'live');
+    mock.setBehaviour('tok-second-bbbbbbb', 'dead');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-first-aaaaaaaa,tok-second-bbbbbbb']);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s).toMatchObject({ checked: 2, live: 1, dead: 1 });
+    expect(mock.calls.map((c) => c.token).sort()).toEqual(['tok-first-aaaaaaaa', 'tok-second-bbbbbbb']);
+  });
+
+  it('distrusts the dead verdicts of a provider whose canary disagrees', async () => {
+    ctx = await testDaemon(database.url);
+    mock.setDefault('dead');
+    const p = await seed(ctx, 'deep', mock.checkUrl, ['tok-canary-cccccccc'], 'live');
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: ['tok-one-aaaaaaaaa', 'tok-two-bbbbbbbbb'], source: 'cli' });
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s).toMatchObject({ checked: 3, dead: 0, unknown: 3 });
+    expect(s.providers[0]!.unreliable).toBe(true);
+    expect(mock.calls[0]!.token).toBe('tok-canary-cccccccc');
+    for (const t of await listTokens(ctx.db, {})) {
+      expect(t).toMatchObject({ last_verdict: 'unknown', last_reason: 'provider_unreliable', consecutive_dead: 0, state: 'active' });
+    }
+    expect(ctx.log.text).toContain('canary disagrees');
+    expect(ctx.log.text).not.toContain('tok-canary-cccccccc');
+  });
+
+  it('warns once when every check of a provider is unknown, and judges no token', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '0' });
+    mock.setDefault('html_502');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-a-aaaaaaaaaaa', 'tok-b-bbbbbbbbbbb', 'tok-c-ccccccccccc']);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s.providers[0]).toMatchObject({ unreachable: true, unknown: 3 });
+    expect(ctx.log.entries().filter((e) => e.msg === 'provider unreachable: every check was unknown, no token judged')).toHaveLength(1);
+    expect((await listTokens(ctx.db, {})).map((t) => t.state)).toEqual(['active', 'active', 'active']);
+  });
+});
+
+describe('concurrency limits', () => {
+  let upstreams: Array<Awaited<ReturnType<typeof startCountingUpstream>>> = [];
+  let database: { url: string; drop: () => Promise<void> };
+  let ctx: Ctx | undefined;
+  beforeEach(async () => {
+    database = await freshDatabaseUrl('sqlite');
+  });
+  afterEach(async () => {
+    await ctx?.daemon.stop();
+    ctx = undefined;
+    for (const u of upstreams) await u.close();
+    upstreams = [];
+    await database.drop();
+  });
+
+  const tokens = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-token-${String(i).padStart(4, '0')}`);
+
+  it('never sends a provider more checks at once than its limit', async () => {
+    const up = await startCountingUpstream(30);
+    upstreams.push(up);
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '3', TSCHK_CONCURRENCY: '32' });
+    await seed(ctx, 'deep', up.url, tokens('deep', 20));
+
+    expect((await ctx.daemon.runNow({ trigger: 'cli' })).live).toBe(20);
+    expect(up.state.maxInFlight).toBe(3);
+  });
+
+  it('holds all providers together under the global limit', async () => {
+    const a = await startCountingUpstream(30);
+    const b = await startCountingUpstream(30);
+    upstreams.push(a, b);
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '4', TSCHK_CONCURRENCY: '5' });
+    await seed(ctx, 'deep', a.url, tokens('deep', 20));
+    await seed(ctx, 'qwen', b.url, tokens('qwen', 20));
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s.live).toBe(40);
+    expect(a.state.maxInFlight).toBeLessThanOrEqual(4);
+    expect(b.state.maxInFlight).toBeLessThanOrEqual(4);
+    expect(a.state.maxInFlight + b.state.maxInFlight).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describeEachDialect('run lifecycle', (dialect) => {
+  let mock: MockFreeApi;
+  let database: { url: string; drop: () => Promise<void> };
+  beforeEach(async () => {
+    mock = await startMockFreeApi();
+    database = await freshDatabaseUrl(dialect);
+  });
+  afterEach(async () => {
+    await mock.close();
+    await database.drop();
+  });
+
+  it('closes a run left running by a crash as aborted at the next start', async () => {
+    const db = openDatabase(database.url);
+    await migrateToLatest(db);
+    const id = await openRun(db, 'cron', 'all');
+    await db.close();
+
+    const ctx = await testDaemon(database.url);
+    try {
+      expect(await findRun(ctx.db, id)).toMatchObject({ status: 'aborted', error: 'process stopped while running' });
+    } finally {
+      await ctx.daemon.stop();
+    }
+  });
+
+  it('on stop, lets the grace period pass, abandons hanging checks and closes the run as aborted', async () => {
+    const ctx = await testDaemon(database.url, { TSCHK_TIMEOUT_MS: '60000', TSCHK_PROVIDER_CONCURRENCY: '2' });
+    mock.setDefault('timeout');
+    mock.setBehaviour('tok-quick-aaaaaaaa', 'live');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-quick-aaaaaaaa', 'tok-hang1-bbbbbbbb', 'tok-hang2-cccccccc', 'tok-never-dddddddd']);
+    let summary: Awaited<ReturnType<typeof ctx.daemon.runNow>> | undefined;
+    const run = ctx.daemon.runNow({ trigger: 'cli' }).then((s) => (summary = s));
+    while (mock.calls.length < 3) await new Promise((r) => setTimeout(r, 10));
+
+    await ctx.daemon.stop(100);
+    await run;
+
+    expect(summary).toMatchObject({ status: 'aborted', checked: 1, live: 1 });
+    expect(mock.calls.map((c) => c.token)).not.toContain('tok-never-dddddddd');
+    const db = openDatabase(database.url); // the daemon closed its own connection on stop
+    try {
+      expect(await findRun(db, summary!.runId)).toMatchObject({ status: 'aborted', checked: 1 });
+      // abandoned checks are nobody's answer: no history row says anything about those tokens
+      expect((await listHistory(db, { limit: 10 })).map((h) => h.verdict)).toEqual(['live']);
+    } finally {
+      await db.close();
+    }
+  });
+});
