@@ -119,8 +119,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
   } catch (err) {
     const usage = err instanceof UsageError || err instanceof ConfigError || isParseArgsError(err);
-    const message = err instanceof Error ? err.message : String(err);
-    io.stderr.write(`tschk: ${usage && !(err instanceof ConfigError) ? `${command}: ` : ''}${message}\n`);
+    const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    const prefix = usage && Object.hasOwn(HELP, command) && !(err instanceof ConfigError) ? `${command}: ` : '';
+    io.stderr.write(`tschk: ${prefix}${message}\n`);
     return usage ? EXIT.usage : EXIT.failed;
   }
 }
@@ -143,8 +144,10 @@ function args<T extends NonNullable<ParseArgsConfig['options']>>(rest: string[],
 }
 
 function logger(config: Readonly<Config>, io: CliIo, command: string) {
+  // One-shot commands print their own result; their logs stay quiet unless LOG_LEVEL asks.
+  const level = command === 'serve' || io.env.LOG_LEVEL !== undefined ? config.logLevel : 'warn';
   return createLogger(
-    config.logLevel,
+    level,
     io.logDestination ?? (command === 'serve' ? undefined : { write: (s: string) => io.stderr.write(s) }),
   );
 }

@@ -1,0 +1,131 @@
+import { writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
+import { tschk } from './helpers/cli.js';
+import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+
+const LIVE = 'eyJhbGciOiJIUzI1NiJ9.live-token-1';
+const DEAD = 'eyJhbGciOiJIUzI1NiJ9.dead-token-2';
+const FLAKY = 'eyJhbGciOiJIUzI1NiJ9.flaky-token-3';
+
+describeEachDialect('tschk command line', (dialect) => {
+  let mock: MockFreeApi;
+  let database: { url: string; drop: () => Promise<void> };
+  let env: Record<string, string>;
+  const outputs: string[] = [];
+  const run = async (args: string[], stdin = '') => {
+    const r = await tschk(args, env, stdin);
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  };
+
+  beforeEach(async () => {
+    mock = await startMockFreeApi({ behaviours: { [LIVE]: 'live', [DEAD]: 'dead', [FLAKY]: 'html_502' } });
+    database = await freshDatabaseUrl(dialect);
+    env = { TSCHK_DATABASE_URL: database.url, TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0' };
+    outputs.length = 0;
+  });
+  afterEach(async () => {
+    await mock.close();
+    await database.drop();
+  });
+
+  it('adds a provider, imports tokens, checks them and shows the result without a secret', async () => {
+    expect(await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl])).toMatchObject({
+      code: 0,
+      stdout: 'provider deep (free-api) saved\n',
+    });
+    const imported = await run(['tokens', 'import', '--provider', 'deep', '-'], `\uFEFF${LIVE} \r\n\r\n${DEAD},${FLAKY}\r\n${LIVE}\n`);
+    expect(imported).toMatchObject({ code: 0, stdout: 'imported 3 token(s) into deep/default; skipped 1 duplicate(s)\n' });
+
+    const check = await run(['check']);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toMatch(/^run \d+ done \(all\): 3 checked — 1 live, 1 dead, 0 exhausted, 1 unknown/);
+    expect(check.stdout).toMatch(/deep\s+3\s+1\s+1\s+0\s+1/);
+
+    const json = await run(['check', '--force', '--json', '--provider', 'deep']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'done', scope: 'deep', checked: 3, live: 1, dead: 1, unknown: 1 });
+
+    const list = await run(['tokens', 'list', '--provider', 'deep']);
+    expect(list.stdout).toContain('eyJh…en-1');
+    expect(list.stdout).toMatch(/suspect\s+dead\s+upstream_rejected/);
+
+    const suspects = await run(['tokens', 'list', '--state', 'suspect', '--json']);
+    expect(JSON.parse(suspects.stdout)).toHaveLength(1);
+
+    const history = await run(['history', '--limit', '4']);
+    expect(history.stdout.trim().split('\n')).toHaveLength(5);
+    expect(history.stdout).toContain('http_502');
+
+    const status = await run(['status']);
+    expect(status.stdout).toMatch(/deep\s+default\s+2\s+1\s+0\s+0/);
+    expect(status.stdout).toMatch(/last run \d+: done/);
+
+    for (const text of outputs) for (const secret of [LIVE, DEAD, FLAKY]) expect(text).not.toContain(secret);
+  });
+
+  it('exports what it holds and archives what it removes', async () => {
+    await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl]);
+    await run(['tokens', 'import', '--provider', 'deep', '--pool', 'free'], `${LIVE}\n${DEAD}\n`);
+    expect((await run(['tokens', 'export', '--provider', 'deep'])).stdout).toBe(`${LIVE}\n${DEAD}\n`);
+    const [, id] = /^\s*(\d+)/m.exec((await run(['tokens', 'list', '--json'])).stdout.replace(/[\s\S]*?"id": /, '')) ?? [];
+    expect((await run(['tokens', 'remove', '--id', id!])).stdout).toContain('removed 1 token(s)');
+    expect((await run(['tokens', 'export'])).stdout).toBe(`${DEAD}\n`);
+    expect((await run(['providers', 'remove', 'deep'])).stdout).toBe('provider deep removed; 1 token(s) archived\n');
+    expect((await run(['providers', 'list'])).stdout).toContain('no providers');
+  });
+});
+
+describe('tschk usage errors', () => {
+  let database: { url: string; drop: () => Promise<void> };
+  beforeEach(async () => {
+    database = await freshDatabaseUrl('sqlite');
+  });
+  afterEach(async () => {
+    await database.drop();
+  });
+
+  it.each([
+    [['frobnicate'], "tschk: unknown command 'frobnicate'; run tschk --help"],
+    [['check', '--provider', 'nope'], "tschk: check: unknown provider 'nope'"],
+    [['check', '--bogus'], "tschk: check: Unknown option '--bogus'"],
+    [['providers', 'add', 'x', '--kind', 'carrier-pigeon'], "tschk: providers: --kind must be one of"],
+    [['providers', 'add', 'x', '--kind', 'free-api'], 'tschk: providers: --url is required for kind free-api'],
+    [['tokens', 'import'], 'tschk: tokens: --provider is required'],
+    [['tokens', 'list', '--state', 'zombie'], "tschk: tokens: --state must be one of active, suspect, invalid, disabled; got 'zombie'"],
+    [['history', '--limit', 'many'], "tschk: history: --limit must be a whole number"],
+  ])('%j → exit 2 and one line', async (args, message) => {
+    const r = await tschk(args, { TSCHK_DATABASE_URL: database.url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('refuses a bad variable before doing anything', async () => {
+    const r = await tschk(['check'], { TSCHK_DATABASE_URL: database.url, TSCHK_TIMEOUT_MS: 'forever' });
+    expect(r).toMatchObject({ code: 2, stderr: "tschk: TSCHK_TIMEOUT_MS: expected a whole number from 100 to 600000, got 'forever'\n" });
+  });
+
+  it('exits 1 with one line when the database cannot be reached', async () => {
+    const r = await tschk(['status'], { TSCHK_DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^tschk: .*ECONNREFUSED|connect/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('reads tokens from a file and says so when it cannot', async () => {
+    const file = join(dirname(database.url.slice('sqlite:'.length)), 'tokens.txt');
+    writeFileSync(file, 'tok-from-file-aaaaaa\n');
+    const env = { TSCHK_DATABASE_URL: database.url };
+    await tschk(['providers', 'add', 'glm', '--kind', 'free-api', '--url', 'http://127.0.0.1:1/token/check'], env);
+    expect((await tschk(['tokens', 'import', '--provider', 'glm', file], env)).stdout).toContain('imported 1 token(s)');
+    expect(await tschk(['tokens', 'import', '--provider', 'glm', file + '.missing'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('ENOENT') });
+  });
+
+  it.each(['serve', 'check', 'migrate', 'providers', 'tokens', 'history', 'status'])('%s --help explains itself', async (cmd) => {
+    const r = await tschk([cmd, '--help'], {});
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: tschk /);
+  });
+});
