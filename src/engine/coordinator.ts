@@ -3,6 +3,13 @@ import { runChecks, runScope, type EngineContext, type RunRequest, type RunSumma
 interface Pending {
   req: RunRequest;
   promise: Promise<RunSummary>;
+  /** Resolves once the run's row is opened; rejects if the run fails before that. */
+  runId: Promise<number>;
+}
+
+export interface StartedRun {
+  runId: Promise<number>;
+  summary: Promise<RunSummary>;
 }
 
 /**
@@ -18,22 +25,38 @@ export class RunCoordinator {
   constructor(private readonly ctx: EngineContext) {}
 
   request(req: RunRequest): Promise<RunSummary> {
-    if (this.current && covers(this.current.req, req)) return this.current.promise;
-    const same = this.queued.find((q) => runScope(q.req) === runScope(req) && !!q.req.force === !!req.force && !!q.req.forcePrune === !!req.forcePrune);
-    if (same) return same.promise;
-    const pending: Pending = { req, promise: undefined as unknown as Promise<RunSummary> };
+    return this.start(req).summary;
+  }
+
+  /** Like `request`, and also tells the id of the run that will answer it, once its row exists. */
+  start(req: RunRequest): StartedRun {
+    const joined =
+      this.current && covers(this.current.req, req)
+        ? this.current
+        : this.queued.find(
+            (q) => runScope(q.req) === runScope(req) && !!q.req.force === !!req.force && !!q.req.forcePrune === !!req.forcePrune,
+          );
+    if (joined) return { runId: joined.runId, summary: joined.promise };
+    let opened!: (id: number) => void;
+    let failed!: (err: unknown) => void;
+    const runId = new Promise<number>((resolve, reject) => ((opened = resolve), (failed = reject)));
+    runId.catch(() => {});
+    const pending: Pending = { req, promise: undefined as unknown as Promise<RunSummary>, runId };
     pending.promise = this.tail.then(async () => {
       this.queued = this.queued.filter((q) => q !== pending);
       this.current = pending;
       try {
-        return await runChecks(this.ctx, req);
+        return await runChecks(this.ctx, req, opened);
+      } catch (err) {
+        failed(err);
+        throw err;
       } finally {
         this.current = undefined;
       }
     });
     this.queued.push(pending);
     this.tail = pending.promise.catch(() => {});
-    return pending.promise;
+    return { runId, summary: pending.promise };
   }
 
   get busy(): boolean {

@@ -100,13 +100,21 @@ export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
   return req.pool ? `${req.provider}/${req.pool}` : req.provider;
 }
 
-/** One run: check every due token in scope, write history and state, close the run row. */
-export async function runChecks(ctx: EngineContext, req: RunRequest): Promise<RunSummary> {
+/**
+ * One run: check every due token in scope, write history and state, close the run row.
+ * `onRunOpened` learns the run's id as soon as its row exists (the HTTP API answers 202 with it).
+ */
+export async function runChecks(
+  ctx: EngineContext,
+  req: RunRequest,
+  onRunOpened?: (runId: number) => void,
+): Promise<RunSummary> {
   await syncSources(ctx, req);
   const providers = await providersInScope(ctx.db, req);
   const started = new Date();
   const scope = runScope(req);
   const runId = await openRun(ctx.db, req.trigger, scope, started);
+  onRunOpened?.(runId);
   const log = ctx.logger.child({ runId });
   log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
 
