@@ -1,4 +1,4 @@
-import { runChecks, runScope, type EngineContext, type RunRequest, type RunSummary } from './run.js';
+import { runChecks, type EngineContext, type RunRequest, type RunSummary } from './run.js';
 
 interface Pending {
   req: RunRequest;
@@ -14,8 +14,8 @@ export interface StartedRun {
 
 /**
  * Runs one at a time (the engine counts consecutive dead verdicts, two runs at once would count
- * twice). A request whose scope the run in flight covers joins it; an identical queued request
- * is shared, so a burst of legacy calls makes one run.
+ * twice). A request that the run in flight or a queued run covers joins it, so a burst of legacy
+ * calls makes one run.
  */
 export class RunCoordinator {
   private current: Pending | undefined;
@@ -30,12 +30,7 @@ export class RunCoordinator {
 
   /** Like `request`, and also tells the id of the run that will answer it, once its row exists. */
   start(req: RunRequest): StartedRun {
-    const joined =
-      this.current && covers(this.current.req, req)
-        ? this.current
-        : this.queued.find(
-            (q) => runScope(q.req) === runScope(req) && !!q.req.force === !!req.force && !!q.req.forcePrune === !!req.forcePrune,
-          );
+    const joined = [this.current, ...this.queued].find((p) => p !== undefined && covers(p.req, req));
     if (joined) return { runId: joined.runId, summary: joined.promise };
     let opened!: (id: number) => void;
     let failed!: (err: unknown) => void;
@@ -74,6 +69,7 @@ export class RunCoordinator {
 
 function covers(running: RunRequest, wanted: RunRequest): boolean {
   if (wanted.forcePrune && !running.forcePrune) return false;
+  if (wanted.force && !running.force) return false;
   if (running.provider !== undefined && running.provider !== wanted.provider) return false;
   if (running.pool !== undefined && running.pool !== wanted.pool) return false;
   return true;
