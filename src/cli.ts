@@ -156,7 +156,11 @@ async function serve(config: Readonly<Config>, io: CliIo): Promise<number> {
   const log = logger(config, io, 'serve');
   const daemon = await Daemon.create(config, { logger: log });
   await daemon.start();
-  log.info({ cron: config.cron, providers: config.legacyProviders.map((p) => p.name) }, 'tschk serving');
+  const providers = await listProviders(daemon.context.db);
+  log.info({ cron: config.cron, providers: providers.map((p) => p.name) }, 'tschk serving');
+  if (providers.length === 0) {
+    log.warn('no providers yet: set TokenStatuCheckUrls__DeepTokenCheckUrl (or another) or run tschk providers add');
+  }
   await io.shutdownRequested;
   log.info('shutdown requested');
   await daemon.stop();
