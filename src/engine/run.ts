@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js';
 import { describeSecret, mask } from '../secret.js';
 import { syncSources } from '../sources/index.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
+import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, MAX_RETRY_AFTER_S, nextTokenState } from './policy.js';
 import { BatchWriter } from './writer.js';
 
@@ -167,10 +168,15 @@ export async function runChecks(
         unknown: s.unknown,
         pruned: s.pruned,
         held: s.held,
+        lowBalance: s.lowBalance.length,
         durationMs: s.durationMs,
       },
       'provider summary',
     );
+    if (s.lowBalance.length > 0) {
+      const below = s.lowBalance.map((k) => ({ mask: k.mask, fingerprint: k.fingerprint, balance: k.balance, currency: k.currency }));
+      log.warn({ provider: s.provider, below }, 'balance below TSCHK_LOW_BALANCE');
+    }
   }
   log.info({ status, scope, ...totals, durationMs: summary.durationMs }, 'run finished');
   for (const observer of ctx.observers) {
@@ -254,6 +260,8 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     if (t.becameSuspect && summary.becameSuspect.length < MAX_LISTED) summary.becameSuspect.push(ref());
     if (t.confirmedDead && summary.confirmedDead.length < MAX_LISTED) summary.confirmedDead.push(ref());
     if (t.recovered && summary.recovered.length < MAX_LISTED) summary.recovered.push(ref());
+    const low = lowBalanceOf({ ...result, verdict }, ctx.config.lowBalance);
+    if (low && summary.lowBalance.length < MAX_LISTED) summary.lowBalance.push({ ...ref(), ...low });
     if (latencies.length < LATENCY_SAMPLE) latencies.push(result.latencyMs);
     for (const observer of ctx.observers) observer.checked?.(provider, verdict, result.latencyMs);
     const record: CheckRecord = {
