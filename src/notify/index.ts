@@ -1,0 +1,121 @@
+import type { Dispatcher } from 'undici';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import type { EngineEvents, RunSummary } from '../engine/run.js';
+import type { Logger } from '../logger.js';
+import { DEFAULT_TIMING, deliver, type Delivery, type DeliveryTiming } from './deliver.js';
+import { buildDigest, type Digest } from './digest.js';
+import { judgeAnswer, webhookRequest, type WebhookSettings } from './formats.js';
+import { currentPoolCounts, kumaLabel, kumaPush, kumaRequest, type PoolCounts } from './uptime-kuma.js';
+
+export interface NotifyContext {
+  db: Db;
+  config: Readonly<Config>;
+  logger: Logger;
+  dispatcher: Dispatcher;
+  timing?: DeliveryTiming;
+  now?: () => Date;
+}
+
+const settings = (config: Readonly<Config>): WebhookSettings => ({
+  format: config.notify.webhookFormat,
+  secret: config.notify.webhookSecret,
+  telegramChatId: config.notify.telegramChatId,
+  pruneMode: config.prune.mode,
+});
+
+export function hasNotifyTargets(config: Readonly<Config>): boolean {
+  return config.notify.webhookUrls.length > 0 || config.notify.uptimeKuma.length > 0;
+}
+
+function sendDigest(ctx: Omit<NotifyContext, 'db'>, log: Logger, digest: Digest): Array<Promise<Delivery>> {
+  const s = settings(ctx.config);
+  const now = (ctx.now ?? (() => new Date()))();
+  const deliveryCtx = { dispatcher: ctx.dispatcher, logger: log, timing: ctx.timing ?? DEFAULT_TIMING };
+  return ctx.config.notify.webhookUrls.map((url) =>
+    deliver(webhookRequest(url, digest, s, now), `webhook ${s.format}`, (st, b) => judgeAnswer(s.format, st, b), deliveryCtx),
+  );
+}
+
+async function pushKuma(ctx: NotifyContext, log: Logger, summary: RunSummary): Promise<Delivery[]> {
+  const targets = ctx.config.notify.uptimeKuma;
+  if (targets.length === 0) return [];
+  let pools: PoolCounts[];
+  try {
+    pools = await currentPoolCounts(ctx.db);
+  } catch (err) {
+    log.error({ err: err instanceof Error ? err.message : String(err) }, 'uptime-kuma push skipped: pool counts unreadable');
+    return [];
+  }
+  const deliveryCtx = { dispatcher: ctx.dispatcher, logger: log, timing: ctx.timing ?? DEFAULT_TIMING };
+  return Promise.all(
+    targets.map((t) => {
+      const push = kumaPush(t, summary, pools, ctx.config.notify.healthyRatio);
+      return deliver(kumaRequest(t.url, push), `uptime-kuma ${push.label}`, (st, b) => judgeAnswer('uptime-kuma', st, b), deliveryCtx);
+    }),
+  );
+}
+
+/**
+ * The notification observer: after every run (its row already closed), one digest per webhook
+ * URL when something changed, and one Uptime-Kuma heartbeat per configured monitor. The engine
+ * awaits it; every delivery ends by its deadline and none ever throws.
+ */
+export function notificationObserver(ctx: NotifyContext): EngineEvents {
+  const log = ctx.logger.child({ area: 'notify' });
+  return {
+    async runFinished(summary) {
+      if (!hasNotifyTargets(ctx.config)) return;
+      const digest = buildDigest(summary);
+      const webhooks = digest ? sendDigest(ctx, log.child({ runId: summary.runId }), digest) : [];
+      if (!digest && ctx.config.notify.webhookUrls.length > 0) log.debug({ runId: summary.runId }, 'nothing changed: no digest sent');
+      await Promise.all([...webhooks, pushKuma(ctx, log.child({ runId: summary.runId }), summary)]);
+    },
+  };
+}
+
+/** A made-up run with one change of each kind, for `tschk notify test`; its masks belong to no token. */
+export function sampleDigest(now: Date): Digest {
+  const at = now.toISOString();
+  const token = (id: number, mask: string, fingerprint: string) => ({ id, pool: 'default', mask, fingerprint });
+  return {
+    runId: 0,
+    scope: 'all',
+    trigger: 'cli',
+    status: 'done',
+    startedAt: at,
+    finishedAt: at,
+    durationMs: 0,
+    counts: { checked: 4, live: 2, dead: 2, exhausted: 0, unknown: 0, pruned: 1, held: 0 },
+    providers: [
+      {
+        provider: 'example',
+        counts: { checked: 4, live: 2, dead: 2, exhausted: 0, unknown: 0, pruned: 1, held: 0 },
+        unreachable: false,
+        unreliable: false,
+        becameSuspect: [token(1, 'abcd…wxyz', '000000000001')],
+        confirmedDead: [token(2, 'efgh…stuv', '000000000002')],
+        recovered: [token(3, 'ijkl…opqr', '000000000003')],
+        pruned: [token(2, 'efgh…stuv', '000000000002')],
+        lowBalance: [],
+      },
+    ],
+    test: true,
+  };
+}
+
+/** `tschk notify test`: a sample digest to every webhook and an `up` heartbeat to every Uptime-Kuma monitor. */
+export async function sendTestNotifications(ctx: Omit<NotifyContext, 'db'>): Promise<Delivery[]> {
+  const log = ctx.logger.child({ area: 'notify' });
+  const now = (ctx.now ?? (() => new Date()))();
+  const deliveryCtx = { dispatcher: ctx.dispatcher, logger: log, timing: ctx.timing ?? DEFAULT_TIMING };
+  const kuma = ctx.config.notify.uptimeKuma.map((t) =>
+    deliver(
+      kumaRequest(t.url, { up: true, msg: 'tschk notify test', pingMs: null }),
+      `uptime-kuma ${kumaLabel(t)}`,
+      (st, b) => judgeAnswer('uptime-kuma', st, b),
+      deliveryCtx,
+    ),
+  );
+  return Promise.all([...sendDigest({ ...ctx, now: () => now }, log, sampleDigest(now)), ...kuma]);
+}
