@@ -6,8 +6,11 @@ import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
 import { abortStaleRuns } from './db/runs.js';
 import { RunCoordinator } from './engine/coordinator.js';
+import { API_TOKEN_VARIABLES } from './http/auth.js';
+import { startHttpServer, type HttpServer } from './http/server.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
 import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { syncSources } from './sources/index.js';
 
@@ -26,6 +29,7 @@ export interface AppContext {
   logger: Logger;
   runs: RunCoordinator;
   engine: EngineContext;
+  metrics: Metrics;
 }
 
 /** Trims history once a day at a quiet minute. */
@@ -34,6 +38,7 @@ const TRIM_CRON = '17 3 * * *';
 export class Daemon {
   private scheduler: Scheduler | undefined;
   private stopping: Promise<void> | undefined;
+  private http: HttpServer | undefined;
 
   private constructor(
     readonly context: AppContext,
@@ -63,6 +68,7 @@ export class Daemon {
       new Agent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
+    const metrics = new Metrics(db);
     const engine: EngineContext = {
       db,
       config,
@@ -70,16 +76,21 @@ export class Daemon {
       dispatcher,
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
-      observers: opts.observers ?? [],
+      observers: [metrics, ...(opts.observers ?? [])],
     };
-    const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine };
+    const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine, metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');
     return new Daemon(context, stopController, abortController, !opts.dispatcher);
   }
 
-  /** Starts the schedule (and the start-up run when configured). */
+  /** Starts the HTTP server, the schedule (and the start-up run when configured). */
   async start(): Promise<void> {
     const { config, logger } = this.context;
+    if (config.http.apiToken === undefined) {
+      logger.warn(`no API secret: the legacy and /api/v1 routes answer 503 until ${API_TOKEN_VARIABLES} is set`);
+    }
+    this.http = await startHttpServer(this.context);
+    logger.info({ url: this.http.url }, 'HTTP listening');
     this.scheduler = new Scheduler(
       [
         { name: 'check', cron: config.cron, run: () => this.runNow({ trigger: 'cron' }) },
@@ -95,6 +106,11 @@ export class Daemon {
         logger.error({ err: err instanceof Error ? err.message : String(err) }, 'start-up run failed'),
       );
     }
+  }
+
+  /** Where the HTTP server listens, once started (the real port when TSCHK_HTTP_PORT is 0). */
+  get httpAddress(): { host: string; port: number; url: string } | undefined {
+    return this.http && { host: this.http.host, port: this.http.port, url: this.http.url };
   }
 
   runNow(req: RunRequest): Promise<RunSummary> {
@@ -117,6 +133,8 @@ export class Daemon {
   stop(graceMs = this.context.config.shutdownGraceMs): Promise<void> {
     this.stopping ??= (async () => {
       const { logger, runs, db } = this.context;
+      // Stop accepting first; requests in flight finish while the run winds down.
+      const httpClosed = this.http?.close(graceMs);
       this.stopController.abort();
       await this.scheduler?.stop();
       if (runs.busy) {
@@ -131,6 +149,7 @@ export class Daemon {
         clearTimeout(timer);
       }
       if (this.ownsDispatcher) await this.context.engine.dispatcher.close();
+      await httpClosed;
       await db.close();
       logger.info('stopped');
     })();

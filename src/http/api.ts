@@ -1,0 +1,307 @@
+import { checkerFor, providerKinds } from '../checkers/index.js';
+import type { AppContext } from '../daemon.js';
+import { num } from '../db/dialect.js';
+import { listHistory } from '../db/history.js';
+import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from '../db/providers.js';
+import { findRun, listRuns } from '../db/runs.js';
+import type { TokenRow, TokenState, TokenStatusRow, Verdict } from '../db/schema.js';
+import { archiveAndDeleteTokens, findToken, importTokens, listTokens, removeTokens } from '../db/tokens.js';
+import { redactDatabaseUrl } from '../db/url.js';
+import { RunScopeError } from '../engine/run.js';
+import { describeSecret, splitTokens } from '../secret.js';
+import { runView } from './health.js';
+import { HttpError, reply, type HttpRequest, type Route } from './router.js';
+
+const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
+const VERDICTS: readonly Verdict[] = ['live', 'dead', 'exhausted', 'unknown'];
+const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
+const NAME_RULE = 'letters, digits, - and _, at most 64';
+
+const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
+
+/** A query parameter as a whole number within bounds, or the default when absent. */
+function queryInt(req: HttpRequest, name: string, def: number, min: number, max: number): number {
+  const raw = req.query.get(name);
+  if (raw === null || raw === '') return def;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw badRequest(`${name} must be a whole number from ${min} to ${max}; got '${raw}'`);
+  }
+  return Number(raw);
+}
+
+function pathId(req: HttpRequest): number {
+  const raw = req.params.id!;
+  if (!/^\d{1,15}$/.test(raw)) throw badRequest(`the id in the path must be a whole number; got '${raw}'`);
+  return Number(raw);
+}
+
+/** The JSON body as an object whose members are only the named ones. */
+function bodyObject(req: HttpRequest, allowed: readonly string[], optional = false): Record<string, unknown> {
+  if (optional && req.body.length === 0) return {};
+  const body = req.json();
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the body must be a JSON object');
+  const extra = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (extra.length > 0) throw badRequest(`unknown field '${extra[0]}'; accepted: ${allowed.join(', ')}`);
+  return body as Record<string, unknown>;
+}
+
+function stringField(body: Record<string, unknown>, field: string, rule?: { pattern: RegExp; says: string }): string | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw badRequest(`${field} must be a string`);
+  if (rule && !rule.pattern.test(v)) throw badRequest(`${field} must be ${rule.says}; got '${v.slice(0, 80)}'`);
+  return v;
+}
+
+const poolRule = { pattern: NAME, says: NAME_RULE };
+
+async function providerByName(app: AppContext, name: string, status: 400 | 404): Promise<Provider> {
+  const p = await findProvider(app.db, name);
+  if (!p) throw new HttpError(status, 'unknown_provider', `unknown provider '${name}'; see GET /api/v1/providers`);
+  return p;
+}
+
+function providerView(p: Provider, app: AppContext) {
+  return {
+    name: p.name,
+    kind: p.kind,
+    check_url: p.checkUrl && redactDatabaseUrl(p.checkUrl),
+    enabled: p.enabled,
+    concurrency: p.concurrency,
+    declared_by: app.config.legacyProviders.find((d) => d.name === p.name)?.variable ?? null,
+  };
+}
+
+/** Mask and fingerprint, never the secret. */
+function tokenView(t: TokenRow, app: AppContext, providerName: string | undefined) {
+  const time = (v: unknown) => app.db.dialect.readTime(v)?.toISOString() ?? null;
+  return {
+    id: Number(t.id),
+    provider: providerName ?? null,
+    pool: t.pool,
+    position: Number(t.position),
+    ...describeSecret(t.secret),
+    label: t.label,
+    source: t.source,
+    expect: t.expect,
+    state: t.state,
+    consecutive_dead: Number(t.consecutive_dead),
+    last_verdict: t.last_verdict,
+    last_reason: t.last_reason,
+    last_checked_at: time(t.last_checked_at),
+    last_live_at: time(t.last_live_at),
+    invalid_since: time(t.invalid_since),
+    balance: t.balance,
+    currency: t.currency,
+    created_at: time(t.created_at),
+  };
+}
+
+function historyView(h: TokenStatusRow, app: AppContext) {
+  return {
+    id: Number(h.id),
+    run_id: h.run_id === null ? null : Number(h.run_id),
+    checked_at: app.db.dialect.readTime(h.checked_at)?.toISOString() ?? null,
+    verdict: h.verdict,
+    reason: h.reason,
+    http_status: h.http_status,
+    latency_ms: h.latency_ms,
+    balance: h.balance,
+    currency: h.currency,
+    detail: h.detail,
+  };
+}
+
+type PoolSummary = {
+  pool: string;
+  tokens: number;
+  states: Record<TokenState, number>;
+  verdicts: Record<Verdict | 'unchecked', number>;
+  last_checked_at: string | null;
+};
+
+/** Per provider and pool: how many tokens, by state and by current verdict, and when one was last checked. */
+async function poolSummaries(app: AppContext): Promise<Map<number, PoolSummary[]>> {
+  const rows = await app.db.kysely
+    .selectFrom('tokens')
+    .select((eb) => ['provider_id', 'pool', 'state', 'last_verdict', eb.fn.countAll().as('n'), eb.fn.max('last_checked_at').as('last')])
+    .groupBy(['provider_id', 'pool', 'state', 'last_verdict'])
+    .execute();
+  const byProvider = new Map<number, Map<string, PoolSummary>>();
+  for (const r of rows) {
+    const pools = byProvider.get(Number(r.provider_id)) ?? new Map<string, PoolSummary>();
+    byProvider.set(Number(r.provider_id), pools);
+    const s = pools.get(r.pool) ?? {
+      pool: r.pool,
+      tokens: 0,
+      states: { active: 0, suspect: 0, invalid: 0, disabled: 0 },
+      verdicts: { live: 0, dead: 0, exhausted: 0, unknown: 0, unchecked: 0 },
+      last_checked_at: null,
+    };
+    pools.set(r.pool, s);
+    const n = num(r.n);
+    s.tokens += n;
+    s.states[r.state] += n;
+    s.verdicts[r.last_verdict ?? 'unchecked'] += n;
+    const last = app.db.dialect.readTime(r.last)?.toISOString() ?? null;
+    if (last !== null && (s.last_checked_at === null || last > s.last_checked_at)) s.last_checked_at = last;
+  }
+  return new Map([...byProvider].map(([id, pools]) => [id, [...pools.values()].sort((a, b) => a.pool.localeCompare(b.pool))]));
+}
+
+async function getProviders(app: AppContext) {
+  const summaries = await poolSummaries(app);
+  const providers = (await listProviders(app.db)).map((p) => ({ ...providerView(p, app), pools: summaries.get(p.id) ?? [] }));
+  return reply(200, { providers });
+}
+
+async function postProvider(req: HttpRequest, app: AppContext) {
+  const body = bodyObject(req, ['name', 'kind', 'url', 'concurrency']);
+  const name = stringField(body, 'name', { pattern: NAME, says: NAME_RULE });
+  if (name === undefined) throw badRequest(`name is required: ${NAME_RULE}`);
+  const kind = stringField(body, 'kind') ?? '';
+  const checker = checkerFor(kind);
+  if (!checker) throw badRequest(`kind must be one of ${providerKinds().join(', ')}; got '${kind}'`);
+  const url = stringField(body, 'url', { pattern: /^https?:\/\/\S+$/i, says: 'an http(s) URL' });
+  if (checker.requiresUrl && url === undefined) throw badRequest(`url is required for kind ${kind}`);
+  const concurrency = body.concurrency ?? null;
+  if (concurrency !== null && (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1)) {
+    throw badRequest('concurrency must be a whole number ≥ 1 or null');
+  }
+  const existed = (await findProvider(app.db, name)) !== undefined;
+  const p = await upsertProvider(app.db, { name, kind, checkUrl: url ?? null, concurrency });
+  return reply(existed ? 200 : 201, { provider: providerView(p, app) });
+}
+
+async function deleteProvider(req: HttpRequest, app: AppContext) {
+  const p = await providerByName(app, req.params.name!, 404);
+  const declared = app.config.legacyProviders.find((d) => d.name === p.name);
+  if (declared) {
+    throw new HttpError(409, 'provider_declared', `provider '${p.name}' is declared by ${declared.variable}; unset it and restart to remove it`);
+  }
+  const tokens = await listTokens(app.db, { providerId: p.id });
+  await app.db.kysely.transaction().execute(async (trx) => {
+    await archiveAndDeleteTokens(trx, app.db, tokens, p.name, 'provider_removed');
+    await trx.deleteFrom('providers').where('id', '=', p.id).execute();
+  });
+  return reply(200, { removed: p.name, archived_tokens: tokens.length });
+}
+
+async function getTokens(req: HttpRequest, app: AppContext) {
+  const providerName = req.query.get('provider') || undefined;
+  const provider = providerName === undefined ? undefined : await providerByName(app, providerName, 400);
+  const pool = req.query.get('pool') || undefined;
+  const state = req.query.get('state') || undefined;
+  if (state !== undefined && !STATES.includes(state as TokenState)) {
+    throw badRequest(`state must be one of ${STATES.join(', ')}; got '${state}'`);
+  }
+  const limit = queryInt(req, 'limit', 100, 1, 1000);
+  const cursor = req.query.get('cursor') || undefined;
+  if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) throw badRequest('cursor must be a next_cursor value from a previous page');
+  const rows = await listTokens(app.db, {
+    providerId: provider?.id,
+    pool,
+    state: state as TokenState | undefined,
+    afterId: cursor === undefined ? undefined : Number(cursor),
+    limit: limit + 1,
+  });
+  const page = rows.slice(0, limit);
+  const names = new Map((await listProviders(app.db)).map((p) => [p.id, p.name]));
+  return reply(200, {
+    tokens: page.map((t) => tokenView(t, app, names.get(Number(t.provider_id)))),
+    next_cursor: rows.length > limit ? String(page[page.length - 1]!.id) : null,
+  });
+}
+
+async function postTokens(req: HttpRequest, app: AppContext) {
+  const body = bodyObject(req, ['provider', 'pool', 'tokens', 'expect', 'label']);
+  const providerName = stringField(body, 'provider');
+  if (providerName === undefined) throw badRequest('provider is required');
+  const provider = await providerByName(app, providerName, 400);
+  const pool = stringField(body, 'pool', poolRule) ?? 'default';
+  const expect = stringField(body, 'expect', { pattern: /^(live|dead)$/, says: 'live or dead' }) as 'live' | 'dead' | undefined;
+  const label = stringField(body, 'label');
+  const tokens = body.tokens;
+  if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
+    throw badRequest('tokens must be an array of strings, one token each ("T1,T2" counts as two)');
+  }
+  if ((tokens as string[]).flatMap(splitTokens).length === 0) throw badRequest('tokens holds no token');
+  const r = await importTokens(app.db, {
+    providerId: provider.id,
+    pool,
+    entries: tokens as string[],
+    source: 'api',
+    label: label ?? null,
+    expect: expect ?? null,
+  });
+  return reply(200, { provider: provider.name, pool, added: r.added, duplicates: r.duplicates });
+}
+
+async function deleteToken(req: HttpRequest, app: AppContext) {
+  const token = await findToken(app.db, pathId(req));
+  if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${req.params.id}`);
+  const provider = await findProviderById(app.db, Number(token.provider_id));
+  await removeTokens(app.db, [token], provider?.name ?? String(token.provider_id), 'user_removed');
+  return reply(200, { archived: { id: Number(token.id), ...describeSecret(token.secret) } });
+}
+
+async function tokenHistory(req: HttpRequest, app: AppContext) {
+  const id = pathId(req);
+  const limit = queryInt(req, 'limit', 50, 1, 1000);
+  const token = await findToken(app.db, id);
+  const history = await listHistory(app.db, { tokenId: id, limit });
+  // An archived token keeps its history: answer it, with token null.
+  if (!token && history.length === 0) throw new HttpError(404, 'unknown_token', `no token or history with id ${id}`);
+  const provider = token && (await findProviderById(app.db, Number(token.provider_id)));
+  return reply(200, {
+    token: token ? tokenView(token, app, provider?.name) : null,
+    history: history.map((h) => historyView(h, app)),
+  });
+}
+
+async function postRun(req: HttpRequest, app: AppContext) {
+  const body = bodyObject(req, ['provider', 'pool', 'force'], true);
+  const providerName = stringField(body, 'provider');
+  const pool = stringField(body, 'pool', poolRule);
+  if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('force must be true or false');
+  if (providerName !== undefined) {
+    const p = await providerByName(app, providerName, 400);
+    if (!p.enabled) throw new HttpError(409, 'provider_disabled', `provider '${p.name}' is disabled`);
+  }
+  const started = app.runs.start({ trigger: 'api', provider: providerName, pool, force: body.force === true });
+  started.summary.catch(() => {}); // its outcome is in check_runs and the log
+  let runId: number;
+  try {
+    runId = await started.runId;
+  } catch (err) {
+    if (err instanceof RunScopeError) throw new HttpError(409, 'run_refused', err.message);
+    throw err;
+  }
+  return reply(202, { run_id: runId }, { Location: `/api/v1/runs/${runId}` });
+}
+
+async function getRuns(req: HttpRequest, app: AppContext) {
+  const limit = queryInt(req, 'limit', 20, 1, 500);
+  return reply(200, { runs: (await listRuns(app.db, limit)).map((r) => runView(r, app)) });
+}
+
+async function getRun(req: HttpRequest, app: AppContext) {
+  const run = await findRun(app.db, pathId(req));
+  if (!run) throw new HttpError(404, 'unknown_run', `no run with id ${req.params.id}`);
+  return reply(200, { run: runView(run, app) });
+}
+
+const V1 = '/api/v1';
+
+export const apiRoutes: Route[] = [
+  { method: 'GET', path: `${V1}/providers`, auth: 'bearer', handler: (_req, app) => getProviders(app) },
+  { method: 'POST', path: `${V1}/providers`, auth: 'bearer', handler: postProvider },
+  { method: 'DELETE', path: `${V1}/providers/{name}`, auth: 'bearer', handler: deleteProvider },
+  { method: 'GET', path: `${V1}/tokens`, auth: 'bearer', handler: getTokens },
+  { method: 'POST', path: `${V1}/tokens`, auth: 'bearer', handler: postTokens },
+  { method: 'DELETE', path: `${V1}/tokens/{id}`, auth: 'bearer', handler: deleteToken },
+  { method: 'GET', path: `${V1}/tokens/{id}/history`, auth: 'bearer', handler: tokenHistory },
+  { method: 'POST', path: `${V1}/runs`, auth: 'bearer', handler: postRun },
+  { method: 'GET', path: `${V1}/runs`, auth: 'bearer', handler: getRuns },
+  { method: 'GET', path: `${V1}/runs/{id}`, auth: 'bearer', handler: getRun },
+];
