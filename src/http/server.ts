@@ -6,10 +6,11 @@ import { apiRoutes } from './api.js';
 import { requireApiToken } from './auth.js';
 import { healthRoutes } from './health.js';
 import { legacyRoutes } from './legacy.js';
+import { officialRoutes } from './official.js';
 import { errorBody, HttpError, matchRoute, type HttpRequest, type Reply, type Route } from './router.js';
 
 /** Every route tschk serves; a new module adds its list here. */
-export const ROUTES: readonly Route[] = [...healthRoutes, ...metricsRoutes, ...legacyRoutes, ...apiRoutes];
+export const ROUTES: readonly Route[] = [...healthRoutes, ...metricsRoutes, ...legacyRoutes, ...officialRoutes, ...apiRoutes];
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
