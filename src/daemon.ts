@@ -68,7 +68,7 @@ export class Daemon {
       new Agent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
-    const metrics = new Metrics(db);
+    const metrics = new Metrics(db, config.lowBalance);
     const engine: EngineContext = {
       db,
       config,

@@ -3,6 +3,7 @@ import type { Db } from './db/connect.js';
 import { num } from './db/dialect.js';
 import type { Provider } from './db/providers.js';
 import type { Verdict } from './db/schema.js';
+import { currencyKey, isBelowThreshold } from './engine/low-balance.js';
 import type { EngineEvents, RunSummary } from './engine/run.js';
 import type { Route } from './http/router.js';
 
@@ -23,7 +24,8 @@ export class Metrics implements EngineEvents {
   private readonly runDuration: Histogram;
   private readonly runs: Counter<'trigger' | 'status'>;
 
-  constructor(db: Db) {
+  /** `lowBalance`: TSCHK_LOW_BALANCE, currency → threshold. */
+  constructor(db: Db, lowBalance: ReadonlyMap<string, number> = new Map()) {
     const registers = [this.registry];
     this.checks = new Counter({
       name: 'tschk_checks_total',
@@ -88,7 +90,7 @@ export class Metrics implements EngineEvents {
     });
     new Gauge({
       name: 'tschk_last_run_completed_timestamp_seconds',
-      help: 'When the last run that completed (status done) finished, Unix seconds.',
+      help: 'When the last run that completed (status done) finished, Unix seconds; 0 when none has.',
       registers,
       async collect() {
         const r = await db.kysely
@@ -99,6 +101,47 @@ export class Metrics implements EngineEvents {
         const at = db.dialect.readTime(r?.at);
         this.reset();
         if (at) this.set(at.getTime() / 1000);
+      },
+    });
+    // A dead key's last balance is no longer spendable; an unknown answer keeps the last one read.
+    const balances = () =>
+      db.kysely
+        .selectFrom('tokens')
+        .innerJoin('providers', 'providers.id', 'tokens.provider_id')
+        .select(['providers.name as provider', 'tokens.balance as balance', 'tokens.currency as currency'])
+        .where('tokens.balance', 'is not', null)
+        .where('tokens.currency', 'is not', null)
+        .where((eb) => eb.or([eb('tokens.last_verdict', 'is', null), eb('tokens.last_verdict', '!=', 'dead')]))
+        .execute();
+    new Gauge({
+      name: 'tschk_balance',
+      help: 'Sum of the last balance read of each key not dead, by provider and currency (tokens: DeepSeek accounts).',
+      labelNames: ['provider', 'currency'],
+      registers,
+      async collect() {
+        const sums = new Map<string, { provider: string; currency: string; sum: number }>();
+        for (const r of await balances()) {
+          const currency = currencyKey(r.currency!);
+          const entry = sums.get(`${r.provider}\n${currency}`) ?? { provider: r.provider, currency, sum: 0 };
+          entry.sum += Number(r.balance) || 0;
+          sums.set(`${r.provider}\n${currency}`, entry);
+        }
+        this.reset();
+        for (const e of sums.values()) this.set({ provider: e.provider, currency: e.currency }, e.sum);
+      },
+    });
+    new Gauge({
+      name: 'tschk_low_balance_keys',
+      help: 'Keys whose last balance is below TSCHK_LOW_BALANCE, by provider.',
+      labelNames: ['provider'],
+      registers,
+      async collect() {
+        const counts = new Map<string, number>();
+        for (const r of await balances()) {
+          counts.set(r.provider, (counts.get(r.provider) ?? 0) + (isBelowThreshold(r.balance!, r.currency!, lowBalance) ? 1 : 0));
+        }
+        this.reset();
+        for (const [provider, n] of counts) this.set({ provider }, n);
       },
     });
     collectDefaultMetrics({ register: this.registry });

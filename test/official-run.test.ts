@@ -44,7 +44,7 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
     await database.drop();
   });
 
-  it('stores balances and currencies, lists low balances, and the balance history reads back with one query', async () => {
+  it('stores balances and currencies, lists low balances, exports balance gauges, and the balance history reads back with one query', async () => {
     ctx = await testDaemon(database.url, { TSCHK_RETRIES: '0', TSCHK_LOW_BALANCE: 'CNY:5,USD:1,tokens:1000000' });
     const { db, daemon, log } = ctx;
     const keys = {
@@ -109,11 +109,26 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
       BALANCE_HISTORY_SQL[dialect],
     ).execute(db.kysely);
     const fingerprints = new Map((await listTokens(db, {})).map((t) => [t.secret, t.fingerprint]));
-    const series = (secret: string) => rows.filter((r) => r.fingerprint === fingerprints.get(secret)).map((r) => `${r.balance} ${r.currency}`);
-    expect(series(keys.rich)).toEqual(['110.00 CNY', '100.00 CNY']);
-    expect(series(user.rich)).toEqual(['4722170 tokens', '4000000 tokens']);
-    expect(series(keys.revoked)).toEqual([]);
+    const history = (secret: string) => rows.filter((r) => r.fingerprint === fingerprints.get(secret)).map((r) => `${r.balance} ${r.currency}`);
+    expect(history(keys.rich)).toEqual(['110.00 CNY', '100.00 CNY']);
+    expect(history(user.rich)).toEqual(['4722170 tokens', '4000000 tokens']);
+    expect(history(keys.revoked)).toEqual([]);
     expect(new Set(rows.map((r) => r.provider))).toEqual(new Set(['ds-accounts', 'ds-keys', 'kimi', 'router']));
+
+    const { text: metrics } = await daemon.context.metrics.render();
+    const series = (name: string) => metrics.split('\n').filter((l) => l.startsWith(`${name}{`)).sort();
+    expect(series('tschk_balance')).toEqual([
+      'tschk_balance{provider="ds-accounts",currency="tokens"} 4500000',
+      'tschk_balance{provider="ds-keys",currency="CNY"} 103.2',
+      'tschk_balance{provider="kimi",currency="CNY"} 49.58',
+      'tschk_balance{provider="router",currency="USD"} 0.5',
+    ]);
+    expect(series('tschk_low_balance_keys')).toEqual([
+      'tschk_low_balance_keys{provider="ds-accounts"} 1',
+      'tschk_low_balance_keys{provider="ds-keys"} 2',
+      'tschk_low_balance_keys{provider="kimi"} 0',
+      'tschk_low_balance_keys{provider="router"} 1',
+    ]);
 
     // Only the session cache: the second run logged no account in again.
     expect(mock.logins().map((l) => l.mobile).filter((m) => m === user.rich.split('-')[0])).toHaveLength(1);
