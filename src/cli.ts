@@ -69,7 +69,9 @@ Creates or updates tschk's tables in TSCHK_DATABASE_URL.`,
        tschk providers remove NAME
 
 Kinds: KINDS. A free-api's URL is its /token/check endpoint,
-e.g. http://deepseek-free-api:8000/token/check. Removing a provider archives its tokens.`,
+e.g. http://deepseek-free-api:8000/token/check. For an official kind --url overrides the API's base
+URL (e.g. https://api.moonshot.ai); openai-compatible needs one, e.g. https://api.openai.com.
+A deepseek-account token is account-password. Removing a provider archives its tokens.`,
   tokens: `Usage: tschk tokens import --provider P [--pool POOL] [--expect live|dead] [--label L] [FILE|-]
        tschk tokens list [--provider P] [--pool POOL] [--state S] [--json]
        tschk tokens remove (--id N | --fingerprint FP)
