@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { DestinationStream } from 'pino';
+import { Agent } from 'undici';
 import { checkerFor, providerKinds } from './checkers/index.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
@@ -14,6 +15,7 @@ import type { TokenRow, TokenState } from './db/schema.js';
 import { findToken, findTokensByFingerprint, importTokens, listTokens, removeTokens } from './db/tokens.js';
 import { RunScopeError, type RunSummary } from './engine/run.js';
 import { createLogger } from './logger.js';
+import { hasNotifyTargets, sendTestNotifications } from './notify/index.js';
 import { describeSecret, parseTokenLines } from './secret.js';
 
 export interface CliIo {
@@ -45,6 +47,7 @@ Commands:
   tokens                import | list | remove | export tokens
   history               recent checks, newest first
   status                tokens by state and the last run
+  notify test           send a sample notification to every configured target
 
 Every command takes --help. Configuration comes from the environment (see README).
 Exit codes: 0 done, 1 the work failed, 2 bad usage or configuration.`,
@@ -86,6 +89,11 @@ Recent checks, newest first (default limit 50).`,
   status: `Usage: tschk status [--json]
 
 Tokens per provider, pool and state, and the last run.`,
+  notify: `Usage: tschk notify test
+
+Sends a sample digest to every TSCHK_WEBHOOK_URL and an "up" heartbeat to every
+TSCHK_UPTIME_KUMA_PUSH monitor, and prints one line per target: ok or failed, and why.
+Exit: 0 every target took it, 1 one failed, 2 nothing is configured or bad usage.`,
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
@@ -116,6 +124,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await historyCommand(config, rest, io);
       case 'status':
         return await statusCommand(config, rest, io);
+      case 'notify':
+        return await notifyCommand(config, rest, io);
       default:
         throw new UsageError(`unknown command '${command}'; run tschk --help`);
     }
@@ -487,6 +497,21 @@ async function statusCommand(config: Readonly<Config>, rest: string[], io: CliIo
     );
     return print(io, lines.join('\n'));
   });
+}
+
+async function notifyCommand(config: Readonly<Config>, rest: string[], io: CliIo): Promise<number> {
+  const [verb, ...more] = rest;
+  if (verb !== 'test') throw new UsageError('expected test; see tschk notify --help');
+  args(more, {});
+  if (!hasNotifyTargets(config)) throw new UsageError('nothing to test: set TSCHK_WEBHOOK_URL or TSCHK_UPTIME_KUMA_PUSH');
+  const dispatcher = new Agent({ connections: 4 });
+  try {
+    const results = await sendTestNotifications({ config, logger: logger(config, io, 'notify'), dispatcher });
+    for (const r of results) print(io, `${r.ok ? 'ok    ' : 'failed'}  ${r.target}  ${r.host}${r.reason ? `  (${r.reason})` : ''}`);
+    return results.every((r) => r.ok) ? EXIT.ok : EXIT.failed;
+  } finally {
+    await dispatcher.close();
+  }
 }
 
 /** Plain aligned columns; undefined columns are dropped. */

@@ -156,6 +156,10 @@ export function loadConfig(env: Env): Readonly<Config> {
       ? adoNetToMysqlUrl(get('ConnectionStrings__TS_Database')!)
       : undefined);
 
+  if (get('TSCHK_WEBHOOK_FORMAT') === 'telegram' && get('TSCHK_WEBHOOK_URL') !== undefined && get('TSCHK_TELEGRAM_CHAT_ID') === undefined) {
+    throw new ConfigError('TSCHK_TELEGRAM_CHAT_ID', 'required with TSCHK_WEBHOOK_FORMAT=telegram: the chat id or @channel the bot writes to');
+  }
+
   return Object.freeze({
     database: database('TSCHK_DATABASE_URL', get('TSCHK_DATABASE_URL') ?? 'sqlite:./data/tschk.db'),
     cron: cronExpr,

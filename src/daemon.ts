@@ -10,6 +10,7 @@ import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
 import type { Logger } from './logger.js';
+import { notificationObserver } from './notify/index.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { syncSources } from './sources/index.js';
@@ -76,7 +77,7 @@ export class Daemon {
       dispatcher,
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
-      observers: [metrics, ...(opts.observers ?? [])],
+      observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher })],
     };
     const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine, metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');

@@ -184,7 +184,7 @@ describe('webhook payloads', () => {
           becameSuspect: [{ id: 1, pool: 'default', mask: 'tk1a…zz1', fingerprint: 'fffffffffff1' }],
           confirmedDead: [],
           recovered: [],
-          pruned: [],
+          prunedTokens: [],
           lowBalance: [],
         },
       ],
@@ -194,6 +194,15 @@ describe('webhook payloads', () => {
     expect(req.headers['X-Tschk-Signature']).toBe(expected);
     expect(req.body).not.toContain('s3cret-value');
     expect(webhookRequest('http://hooks.local/in', digest, settings({}), now).headers['X-Tschk-Signature']).toBeUndefined();
+  });
+
+  it('json: the pruned count and the pruned tokens both survive', () => {
+    const d = buildDigest(run([provider({ pruned: 2, confirmedDead: [ref(2), ref(3)], prunedTokens: [ref(2), ref(3)] })]))!;
+    const body = JSON.parse(webhookRequest('http://hooks.local/in', d, settings({}), now).body!);
+    expect(body.run.pruned).toBe(2);
+    expect(body.providers[0]).toMatchObject({ pruned: 2, prunedTokens: [{ id: 2 }, { id: 3 }], confirmedDead: [{ id: 2 }, { id: 3 }] });
+    expect(body.text).toContain('- flagged invalid (2): tk2a…zz2 fffffffffff2, tk3a…zz3 fffffffffff3');
+    expect(body.text).not.toContain('confirmed dead');
   });
 
   it('wecom: a group-robot markdown message', () => {

@@ -15,7 +15,7 @@ export interface ProviderNews {
   becameSuspect: TokenRef[];
   confirmedDead: TokenRef[];
   recovered: TokenRef[];
-  pruned: TokenRef[];
+  prunedTokens: TokenRef[];
   heldReason?: string;
   lowBalance: LowBalanceRef[];
 }
@@ -56,7 +56,7 @@ function news(p: ProviderRunSummary): ProviderNews {
     becameSuspect: p.becameSuspect,
     confirmedDead: p.confirmedDead,
     recovered: p.recovered,
-    pruned: p.prunedTokens,
+    prunedTokens: p.prunedTokens,
     ...(p.heldReason ? { heldReason: p.heldReason } : {}),
     lowBalance: p.lowBalance,
   };
@@ -70,7 +70,7 @@ export function hasNews(p: ProviderNews): boolean {
     p.becameSuspect.length > 0 ||
     p.confirmedDead.length > 0 ||
     p.recovered.length > 0 ||
-    p.pruned.length > 0 ||
+    p.prunedTokens.length > 0 ||
     p.counts.pruned > 0 ||
     p.counts.held > 0 ||
     p.heldReason !== undefined ||
@@ -136,7 +136,7 @@ export function renderDigest(
   const lines = [head];
   if (d.error) lines.push(`run failed: ${d.error}`);
   for (const p of d.providers) {
-    const prunedIds = new Set(p.pruned.map((t) => t.id));
+    const prunedIds = new Set(p.prunedTokens.map((t) => t.id));
     const kept = p.confirmedDead.filter((t) => !prunedIds.has(t.id));
     const held = p.counts.held > 0 || p.heldReason !== undefined;
     const items = [
@@ -145,7 +145,7 @@ export function renderDigest(
       p.error && `- error: ${p.error}`,
       listLine('newly suspect', p.becameSuspect.map(tokenText)),
       listLine('confirmed dead', kept.map(tokenText)),
-      listLine(PRUNED_LABEL[opts.pruneMode], p.pruned.map(tokenText), Math.max(p.counts.pruned, p.pruned.length)),
+      listLine(PRUNED_LABEL[opts.pruneMode], p.prunedTokens.map(tokenText), Math.max(p.counts.pruned, p.prunedTokens.length)),
       listLine('recovered', p.recovered.map(tokenText)),
       held &&
         `- pruning held${p.counts.held > 0 ? ` for ${p.counts.held} token(s)` : ''}${p.heldReason ? `: ${p.heldReason}` : ''}`,

@@ -81,7 +81,7 @@ export function jsonPayload(d: Digest, pruneMode: PruneMode) {
       becameSuspect: p.becameSuspect.map(ref),
       confirmedDead: p.confirmedDead.map(ref),
       recovered: p.recovered.map(ref),
-      pruned: p.pruned.map(ref),
+      prunedTokens: p.prunedTokens.map(ref),
       lowBalance: p.lowBalance.map(balanceRef),
     })),
     text: renderDigest(d, { style: 'plain', pruneMode }).text,

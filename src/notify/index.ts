@@ -96,7 +96,7 @@ export function sampleDigest(now: Date): Digest {
         becameSuspect: [token(1, 'abcd…wxyz', '000000000001')],
         confirmedDead: [token(2, 'efgh…stuv', '000000000002')],
         recovered: [token(3, 'ijkl…opqr', '000000000003')],
-        pruned: [token(2, 'efgh…stuv', '000000000002')],
+        prunedTokens: [token(2, 'efgh…stuv', '000000000002')],
         lowBalance: [],
       },
     ],
