@@ -284,6 +284,19 @@ describeEachDialect('legacy routes', (dialect) => {
     expect((await listRuns(s.db, 10)).map((r) => Number(r.id))).toEqual([summary.runId]);
   });
 
+  it('answers a check in flight when the daemon stops, instead of cutting the connection', async () => {
+    await load(deep, 'default', { 'deep-s-live-0001': { kind: 'delay', ms: 300, then: 'live' } });
+    const pending = s.call('POST', '/api/LLM_TokenCheck/Check/deep');
+    await waitFor(() => mock.calls.length > 0);
+
+    await s.daemon.stop();
+
+    const a = await pending;
+    expect(a.status).toBe(503);
+    expect(a.json().error.code).toBe('shutting_down');
+    expect(a.headers.get('connection')).toBe('close');
+  });
+
   it('asks for the shared secret', async () => {
     expect((await s.call('POST', '/api/LLM_TokenCheck/Check/deep', { auth: null })).status).toBe(401);
     expect((await s.call('POST', '/api/LLM_TokenCheck/Check/deep', { auth: 'wrong' })).status).toBe(401);
