@@ -77,7 +77,7 @@ export class Daemon {
       dispatcher,
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
-      observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher })],
+      observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
     };
     const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine, metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');

@@ -205,6 +205,19 @@ describeEachDialect('notifications after a run', (dialect) => {
     expect(ctx.log.text).not.toContain('/slow');
   });
 
+  it('a forced shutdown abandons a delivery still waiting for its receiver', async () => {
+    const hanging = await receiver('hang');
+    ctx = await testDaemon(database.url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0', TSCHK_WEBHOOK_URL: `${hanging.baseUrl}/hook` });
+    await seed(ctx, 'deep', mock.checkUrl, { default: [DEAD] });
+
+    const running = ctx.daemon.runNow({ trigger: 'cli' });
+    while (hanging.requests.length === 0) await sleep(5);
+    await ctx.daemon.stop(0);
+    expect((await running).status).toBe('done');
+    expect(hanging.requests).toHaveLength(1);
+    expect(ctx.log.entries().find((e) => e.msg === 'notification failed')).toMatchObject({ attempts: 1, reason: 'shutdown' });
+  });
+
   it('retries a busy receiver with backoff and takes a refusal as final', async () => {
     const busy = await receiver({ status: 503, body: 'busy' }, { status: 200, body: '' });
     const refusing = await receiver({ status: 200, body: '{"errcode":93000,"errmsg":"invalid webhook url"}' });

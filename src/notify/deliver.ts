@@ -19,6 +19,8 @@ export interface DeliveryContext {
   dispatcher: Dispatcher;
   logger: Logger;
   timing: DeliveryTiming;
+  /** The daemon's forceful-shutdown signal: past the grace period nobody waits for a receiver. */
+  abortSignal?: AbortSignal;
   random?: () => number;
 }
 
@@ -66,7 +68,8 @@ export async function deliver(
 ): Promise<Delivery> {
   const { timing } = ctx;
   const host = new URL(req.url).host;
-  const deadline = AbortSignal.timeout(timing.deadlineMs);
+  const timeout = AbortSignal.timeout(timing.deadlineMs);
+  const deadline = ctx.abortSignal ? AbortSignal.any([timeout, ctx.abortSignal]) : timeout;
   let attempts = 0;
   let reason = 'not sent';
   while (attempts < timing.attempts && !deadline.aborted) {
@@ -78,7 +81,8 @@ export async function deliver(
       { method: req.method, headers: req.headers, body: req.body },
       { dispatcher: ctx.dispatcher, timeoutMs: timing.attemptTimeoutMs, signal: deadline, logger: ctx.logger },
     );
-    const answer: Answer = res.ok ? judge(res.status, res.body) : { ok: false, retry: true, reason: res.reason === 'aborted' ? 'timeout' : res.reason };
+    const stopped = ctx.abortSignal?.aborted ? 'shutdown' : 'timeout';
+    const answer: Answer = res.ok ? judge(res.status, res.body) : { ok: false, retry: true, reason: res.reason === 'aborted' ? stopped : res.reason };
     if (answer.ok) {
       ctx.logger.info({ target, host, attempts }, 'notification sent');
       return { target, host, ok: true, attempts };
@@ -87,7 +91,7 @@ export async function deliver(
     if (!answer.retry) break;
     ctx.logger.debug({ target, host, attempt: attempts, reason }, 'notification attempt failed');
   }
-  if (deadline.aborted && attempts < timing.attempts) reason = `${reason}; gave up after ${timing.deadlineMs} ms`;
+  if (timeout.aborted && attempts < timing.attempts) reason = `${reason}; gave up after ${timing.deadlineMs} ms`;
   ctx.logger.warn({ target, host, attempts, reason }, 'notification failed');
   return { target, host, ok: false, attempts, reason };
 }

@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { EngineEvents, RunSummary } from '../engine/run.js';
 import type { Logger } from '../logger.js';
-import { DEFAULT_TIMING, deliver, type Delivery, type DeliveryTiming } from './deliver.js';
+import { DEFAULT_TIMING, deliver, type Delivery, type DeliveryContext, type DeliveryTiming } from './deliver.js';
 import { buildDigest, type Digest } from './digest.js';
 import { judgeAnswer, webhookRequest, type WebhookSettings } from './formats.js';
 import { currentPoolCounts, kumaLabel, kumaPush, kumaRequest, type PoolCounts } from './uptime-kuma.js';
@@ -14,6 +14,7 @@ export interface NotifyContext {
   logger: Logger;
   dispatcher: Dispatcher;
   timing?: DeliveryTiming;
+  abortSignal?: AbortSignal;
   now?: () => Date;
 }
 
@@ -24,6 +25,13 @@ const settings = (config: Readonly<Config>): WebhookSettings => ({
   pruneMode: config.prune.mode,
 });
 
+const deliveryContext = (ctx: Omit<NotifyContext, 'db'>, logger: Logger): DeliveryContext => ({
+  dispatcher: ctx.dispatcher,
+  logger,
+  timing: ctx.timing ?? DEFAULT_TIMING,
+  abortSignal: ctx.abortSignal,
+});
+
 export function hasNotifyTargets(config: Readonly<Config>): boolean {
   return config.notify.webhookUrls.length > 0 || config.notify.uptimeKuma.length > 0;
 }
@@ -31,7 +39,7 @@ export function hasNotifyTargets(config: Readonly<Config>): boolean {
 function sendDigest(ctx: Omit<NotifyContext, 'db'>, log: Logger, digest: Digest): Array<Promise<Delivery>> {
   const s = settings(ctx.config);
   const now = (ctx.now ?? (() => new Date()))();
-  const deliveryCtx = { dispatcher: ctx.dispatcher, logger: log, timing: ctx.timing ?? DEFAULT_TIMING };
+  const deliveryCtx = deliveryContext(ctx, log);
   return ctx.config.notify.webhookUrls.map((url) =>
     deliver(webhookRequest(url, digest, s, now), `webhook ${s.format}`, (st, b) => judgeAnswer(s.format, st, b), deliveryCtx),
   );
@@ -47,7 +55,7 @@ async function pushKuma(ctx: NotifyContext, log: Logger, summary: RunSummary): P
     log.error({ err: err instanceof Error ? err.message : String(err) }, 'uptime-kuma push skipped: pool counts unreadable');
     return [];
   }
-  const deliveryCtx = { dispatcher: ctx.dispatcher, logger: log, timing: ctx.timing ?? DEFAULT_TIMING };
+  const deliveryCtx = deliveryContext(ctx, log);
   return Promise.all(
     targets.map((t) => {
       const push = kumaPush(t, summary, pools, ctx.config.notify.healthyRatio);
@@ -108,7 +116,7 @@ export function sampleDigest(now: Date): Digest {
 export async function sendTestNotifications(ctx: Omit<NotifyContext, 'db'>): Promise<Delivery[]> {
   const log = ctx.logger.child({ area: 'notify' });
   const now = (ctx.now ?? (() => new Date()))();
-  const deliveryCtx = { dispatcher: ctx.dispatcher, logger: log, timing: ctx.timing ?? DEFAULT_TIMING };
+  const deliveryCtx = deliveryContext(ctx, log);
   const kuma = ctx.config.notify.uptimeKuma.map((t) =>
     deliver(
       kumaRequest(t.url, { up: true, msg: 'tschk notify test', pingMs: null }),
