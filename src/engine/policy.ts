@@ -1,3 +1,4 @@
+import type { PruneMode } from '../config.js';
 import type { TokenState, Verdict } from '../db/schema.js';
 
 export interface StatePolicy {
@@ -5,6 +6,8 @@ export interface StatePolicy {
   pruneAfter: number;
   /** A flagged token that answers live goes back to active (TSCHK_RECOVER). */
   recover: boolean;
+  /** TSCHK_PRUNE_EXHAUSTED: a credential without balance counts towards pruning like a dead one. */
+  pruneExhausted?: boolean;
 }
 
 export interface TokenTransition {
@@ -32,7 +35,8 @@ export function nextTokenState(
 ): TokenTransition {
   const same = { state: prev.state, consecutiveDead: prev.consecutiveDead, invalidSince: undefined };
   const none = { becameSuspect: false, confirmedDead: false, recovered: false };
-  switch (verdict) {
+  const counted = verdict === 'exhausted' && policy.pruneExhausted ? 'dead' : verdict;
+  switch (counted) {
     case 'unknown':
       return { ...same, ...none };
     case 'dead': {
@@ -58,6 +62,50 @@ export function nextTokenState(
       return { state: prev.state === 'suspect' ? 'active' : prev.state, consecutiveDead: 0, invalidSince: undefined, ...none };
     }
   }
+}
+
+export interface PruneFacts {
+  mode: PruneMode;
+  /** TSCHK_PRUNE_MAX_RATIO. */
+  maxRatio: number;
+  /** `tschk check --force-prune`: a human looked, the safety holds do not apply. */
+  forcePrune: boolean;
+  /** Every check of the provider in this run was unknown. */
+  unreachable: boolean;
+  /** A canary disagreed with its expectation in this run. */
+  unreliable: boolean;
+  /** Tokens in rotation (not flagged yet, not canaries) that reached TSCHK_PRUNE_AFTER in this run. */
+  confirmed: number;
+  /** Tokens in rotation that got a definite answer (live, dead, exhausted) in this run. */
+  judged: number;
+}
+
+export type PruneDecision =
+  | { action: 'none' }
+  | { action: 'hold'; rule: 'canary' | 'breaker'; reason: string }
+  | { action: 'flag' | 'delete'; overrode?: 'canary' | 'breaker' };
+
+/** The breaker never holds fewer confirmations than this: two dead tokens in a pool of three are just dead. */
+export const BREAKER_MIN_CONFIRMED = 3;
+
+/**
+ * Pure: what pruning may do for one provider after a run.
+ * The breaker's ratio counts only tokens that got a definite answer and were in rotation: unknown
+ * answers and already-flagged tokens would otherwise dilute an outage below the ratio.
+ */
+export function decidePruning(f: PruneFacts): PruneDecision {
+  if (f.mode === 'off' || f.unreachable) return { action: 'none' };
+  let hold: { rule: 'canary' | 'breaker'; reason: string } | undefined;
+  if (f.unreliable) {
+    hold = { rule: 'canary', reason: 'a canary disagreed with its expectation, so dead verdicts were not trusted' };
+  } else if (f.confirmed >= BREAKER_MIN_CONFIRMED && f.confirmed > f.maxRatio * f.judged) {
+    hold = {
+      rule: 'breaker',
+      reason: `${f.confirmed} of ${f.judged} answered tokens confirmed dead in one run, more than TSCHK_PRUNE_MAX_RATIO=${f.maxRatio}: this looks like an outage`,
+    };
+  }
+  if (hold && !f.forcePrune) return { action: 'hold', ...hold };
+  return hold ? { action: f.mode, overrode: hold.rule } : { action: f.mode };
 }
 
 /** Exponential backoff with jitter: base·2^attempt, scaled by a random factor in [0.5, 1). */

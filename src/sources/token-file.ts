@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { appendFile, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * How the entries of one line are found. A free-api line `T1,T2` holds two tokens (the free-api
+ * picks one per request); a DeepSeek account line `account-password` is one entry whatever
+ * its password contains, commas included.
+ */
+export type LineSplit = 'commas' | 'whole-line';
+
+export interface FileEntry {
+  secret: string;
+  /** 1-based line of the file, blank lines counted: what a user sees in an editor. */
+  line: number;
+}
+
+const BOM = '\uFEFF';
+
+function lines(text: string): string[] {
+  return text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
+}
+
+function entriesOf(line: string, split: LineSplit): string[] {
+  const trimmed = line.trim();
+  if (trimmed === '') return [];
+  return split === 'commas' ? trimmed.split(',').map((t) => t.trim()).filter(Boolean) : [trimmed];
+}
+
+/** Pure: the entries of a token file, in order; a BOM, CRLF, blank lines and surrounding spaces are fine. */
+export function parseTokenFile(text: string, split: LineSplit): FileEntry[] {
+  return lines(text).flatMap((line, i) => entriesOf(line, split).map((secret) => ({ secret, line: i + 1 })));
+}
+
+/**
+ * Pure: the file without the given entries. Untouched lines keep their exact bytes (line endings,
+ * spaces, blank lines, the BOM); a `T1,T2` line whose T2 goes becomes `T1`; a line left empty goes.
+ */
+export function removeFromTokenFile(text: string, dead: ReadonlySet<string>, split: LineSplit): { text: string; removed: string[] } {
+  const bom = text.startsWith(BOM) ? BOM : '';
+  const parts = text.slice(bom.length).split(/(\r\n|\n|\r)/);
+  const removed: string[] = [];
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i += 2) {
+    const line = parts[i]!;
+    const eol = parts[i + 1] ?? '';
+    const entries = entriesOf(line, split);
+    const gone = entries.filter((e) => dead.has(e));
+    if (gone.length === 0) {
+      out.push(line + eol);
+      continue;
+    }
+    removed.push(...gone);
+    const kept = entries.filter((e) => !dead.has(e));
+    if (kept.length > 0) out.push(kept.join(',') + eol);
+  }
+  return { text: bom + out.join(''), removed };
+}
+
+export interface RewriteHooks {
+  /** Called after the new content is written to the temp file, before the final check and rename. */
+  beforeRename?: () => Promise<void>;
+}
+
+export type RewriteResult = { removed: string[]; eol: string; mode: number } | { conflict: true };
+
+const ATTEMPTS = 3;
+
+/**
+ * Removes entries from a token file atomically: the new content goes to a temp file beside it
+ * (same permissions and, when allowed, owner) that replaces it by rename. The file is read again
+ * just before the rename; if the user changed it meanwhile, the work is redone on their version
+ * (up to three times, then `conflict`: try again next run). A missing file removes nothing.
+ */
+export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, split: LineSplit, hooks: RewriteHooks = {}): Promise<RewriteResult> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const before = await readIfExists(path);
+    if (before === undefined) return { removed: [], eol: '\n', mode: 0o600 };
+    const { text, removed } = removeFromTokenFile(before, dead, split);
+    const eol = /\r\n/.test(before) ? '\r\n' : '\n';
+    const st = await stat(path);
+    const mode = st.mode & 0o7777;
+    if (removed.length === 0) return { removed, eol, mode };
+    const temp = join(dirname(path), `.${basename(path)}.tschk-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      const fh = await open(temp, 'wx', mode);
+      try {
+        await fh.writeFile(text, 'utf8');
+        await fh.chmod(mode);
+        await fh.chown(st.uid, st.gid).catch(() => {}); // only root may; then the owner is ours anyway
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await hooks.beforeRename?.();
+      if ((await readIfExists(path)) !== before) {
+        await rm(temp, { force: true });
+        continue;
+      }
+      await rename(temp, path);
+      return { removed, eol, mode };
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+  return { conflict: true };
+}
+
+/** Appends entries, one per line, after a newline if the file lacks a final one; a new file gets `mode`. */
+export async function appendLines(path: string, entries: readonly string[], eol: string, mode: number): Promise<void> {
+  if (entries.length === 0) return;
+  const existing = await readIfExists(path);
+  const separator = existing !== undefined && existing !== '' && !/[\r\n]$/.test(existing) ? eol : '';
+  await appendFile(path, separator + entries.map((e) => e + eol).join(''), { mode });
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+const locks = new Map<string, Promise<unknown>>();
+
+/** Serialises work on one file inside this process: a sync never reads a file half-way through our rewrite. */
+export function withFileLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const next = (locks.get(path) ?? Promise.resolve()).then(fn);
+  const settled = next.catch(() => {});
+  locks.set(path, settled);
+  void settled.then(() => {
+    if (locks.get(path) === settled) locks.delete(path);
+  });
+  return next;
+}
