@@ -74,15 +74,16 @@ export function notificationObserver(ctx: NotifyContext): EngineEvents {
   return {
     async runFinished(summary) {
       if (!hasNotifyTargets(ctx.config)) return;
+      const runLog = log.child({ runId: summary.runId });
       const digest = buildDigest(summary);
-      const webhooks = digest ? sendDigest(ctx, log.child({ runId: summary.runId }), digest) : [];
-      if (!digest && ctx.config.notify.webhookUrls.length > 0) log.debug({ runId: summary.runId }, 'nothing changed: no digest sent');
-      await Promise.all([...webhooks, pushKuma(ctx, log.child({ runId: summary.runId }), summary)]);
+      const webhooks = digest ? sendDigest(ctx, runLog, digest) : [];
+      if (!digest && ctx.config.notify.webhookUrls.length > 0) runLog.debug('nothing changed: no digest sent');
+      await Promise.all([...webhooks, pushKuma(ctx, runLog, summary)]);
     },
   };
 }
 
-/** A made-up run with one change of each kind, for `tschk notify test`; its masks belong to no token. */
+/** A made-up run (a suspect, a pruned and a recovered token) for `tschk notify test`; its masks belong to no token. */
 export function sampleDigest(now: Date): Digest {
   const at = now.toISOString();
   const token = (id: number, mask: string, fingerprint: string) => ({ id, pool: 'default', mask, fingerprint });
