@@ -13,6 +13,8 @@ import { findProvider, findProviderById, listProviders, upsertProvider, type Pro
 import { lastFinishedRun } from './db/runs.js';
 import type { TokenRow, TokenState } from './db/schema.js';
 import { findToken, findTokensByFingerprint, importTokens, listTokens, removeTokens } from './db/tokens.js';
+import { listArchive } from './db/archive.js';
+import { restoreArchived, RestoreError } from './sources/restore.js';
 import { RunScopeError, type RunSummary } from './engine/run.js';
 import { createLogger } from './logger.js';
 import { hasNotifyTargets, sendTestNotifications } from './notify/index.js';
@@ -78,11 +80,15 @@ A deepseek-account token is account-password. Removing a provider archives its t
   tokens: `Usage: tschk tokens import --provider P [--pool POOL] [--expect live|dead] [--label L] [FILE|-]
        tschk tokens list [--provider P] [--pool POOL] [--state S] [--json]
        tschk tokens remove (--id N | --fingerprint FP)
-       tschk tokens export [--provider P] [--state S]
+       tschk tokens export [--provider P] [--pool POOL] [--state S | --archived]
+       tschk tokens restore FINGERPRINT [--provider P] [--pool POOL]
 
 import: one token per line (a BOM, CRLF, blank lines and surrounding spaces are fine; T1,T2 is two
 tokens); tokens already in the pool are skipped and counted. --expect marks a canary.
-list shows masks and fingerprints only. export prints full tokens, one per line: mind where it goes.`,
+list shows masks and fingerprints only. export prints full tokens, one per line: mind where it goes;
+--archived prints the pruned and removed ones not restored yet.
+restore brings an archived token back where it came from (its token file line, its One-API
+channel key, or tschk's table), active, at the end of its pool.`,
   history: `Usage: tschk history [--provider P] [--token ID|FINGERPRINT] [--limit N] [--json]
 
 Recent checks, newest first (default limit 50).`,
@@ -220,7 +226,7 @@ export function formatSummary(s: RunSummary): string {
     pruned: p.pruned,
     held: p.held,
     seconds: (p.durationMs / 1000).toFixed(1),
-    note: [p.error, p.unreachable && 'unreachable', p.unreliable && 'canary disagreed'].filter(Boolean).join('; '),
+    note: [p.error, p.unreachable && 'unreachable', p.unreliable && 'canary disagreed', p.heldReason && `pruning held: ${p.heldReason}`].filter(Boolean).join('; '),
   }));
   const head = `run ${s.runId} ${s.status} (${s.scope}): ${s.checked} checked — ${s.live} live, ${s.dead} dead, ${s.exhausted} exhausted, ${s.unknown} unknown in ${(s.durationMs / 1000).toFixed(1)} s`;
   return [head, ...(rows.length ? [table(rows)] : ['no provider in scope']), ...(s.error ? [`error: ${s.error}`] : [])].join('\n');
@@ -414,17 +420,37 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
       });
     }
     case 'export': {
-      const { values } = args(more, { provider: { type: 'string' }, pool: { type: 'string' }, state: { type: 'string' } });
+      const { values } = args(more, { provider: { type: 'string' }, pool: { type: 'string' }, state: { type: 'string' }, archived: { type: 'boolean' } });
       const state = stateOption(values.state);
+      if (values.archived && state !== undefined) throw new UsageError('give --state or --archived, not both');
       return withDb(config, async (db) => {
         const p = values.provider ? await requireProvider(db, values.provider) : undefined;
-        const rows = await listTokens(db, { providerId: p?.id, pool: values.pool, state });
-        io.stdout.write(rows.map((t) => t.secret + '\n').join(''));
+        const secrets = values.archived
+          ? [...new Set((await listArchive(db, { providerName: p?.name, pool: values.pool, unrestored: true })).map((a) => a.secret))]
+          : (await listTokens(db, { providerId: p?.id, pool: values.pool, state })).map((t) => t.secret);
+        io.stdout.write(secrets.map((t) => t + '\n').join(''));
         return EXIT.ok;
       });
     }
+    case 'restore': {
+      const { values, positionals } = args(more, { provider: { type: 'string' }, pool: { type: 'string' } }, 1);
+      const fp = positionals[0];
+      if (!fp || !/^[0-9a-f]{12}$/i.test(fp)) throw new UsageError('FINGERPRINT is required: the 12 hex characters shown by tokens list and in logs');
+      return withDb(config, async (db) => {
+        try {
+          const r = await restoreArchived({ db, config, logger: logger(config, io, 'tokens') }, fp.toLowerCase(), { provider: values.provider, pool: values.pool });
+          const where = r.into === 'tokens' ? '' : ` (${r.into})`;
+          return print(io, r.alreadyPresent
+            ? `${r.mask} (${r.fingerprint}) is already in ${r.provider}/${r.pool}; archive marked restored`
+            : `restored ${r.mask} (${r.fingerprint}) into ${r.provider}/${r.pool}${where}`);
+        } catch (err) {
+          if (err instanceof RestoreError) throw new UsageError(err.message);
+          throw err;
+        }
+      });
+    }
     default:
-      throw new UsageError(`expected import, list, remove or export; see tschk tokens --help`);
+      throw new UsageError(`expected import, list, remove, export or restore; see tschk tokens --help`);
   }
 }
 

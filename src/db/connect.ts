@@ -17,6 +17,8 @@ export interface Db {
 export interface OpenOptions {
   /** Connections in the pool (PostgreSQL, MySQL). */
   poolSize?: number;
+  /** Someone else's database (One-API): the SQLite file must exist and none of its settings is changed. */
+  foreign?: boolean;
 }
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Db {
@@ -31,7 +33,7 @@ export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): 
   dialect: DialectProfile;
   close(): Promise<void>;
 } {
-  const kysely = new Kysely<DB>({ dialect: createDialect(target, opts.poolSize ?? 10) });
+  const kysely = new Kysely<DB>({ dialect: createDialect(target, opts.poolSize ?? 10, opts.foreign ?? false) });
   let closed: Promise<void> | undefined;
   return {
     kysely,
@@ -40,9 +42,14 @@ export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): 
   };
 }
 
-function createDialect(target: DatabaseTarget, poolSize: number) {
+function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean) {
   switch (target.dialect) {
     case 'sqlite': {
+      if (foreign) {
+        const sqlite = new BetterSqlite3(target.location, { fileMustExist: true });
+        sqlite.pragma('busy_timeout = 5000');
+        return new SqliteDialect({ database: sqlite });
+      }
       if (target.location !== ':memory:') mkdirSync(dirname(target.location), { recursive: true });
       const sqlite = new BetterSqlite3(target.location);
       sqlite.pragma('journal_mode = WAL');

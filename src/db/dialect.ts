@@ -8,11 +8,14 @@ export type DialectName = 'sqlite' | 'postgres' | 'mysql';
  * - MySQL has no RETURNING: the id of an insert comes from `insertId`.
  * - PostgreSQL returns bigint (count(*), bigserial) as a string: read numbers through `num`.
  * - SQLite is one connection: a transaction holds the whole database, so keep them short.
+ * - Booleans (One-API's `abilities.enabled`): `true` on PostgreSQL, `1` on MySQL and SQLite
+ *   (better-sqlite3 cannot bind a JS boolean).
  */
 export interface DialectProfile {
   name: DialectName;
   time(d: Date): Date | string;
   readTime(v: unknown): Date | null;
+  bool(b: boolean): boolean | number;
   insertId<DB, T extends keyof DB & string>(
     db: Kysely<DB> | Transaction<DB>,
     table: T,
@@ -43,6 +46,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     name: 'sqlite',
     time: (d) => d.toISOString(),
     readTime: readDate,
+    bool: (b) => (b ? 1 : 0),
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
@@ -52,6 +56,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     name: 'postgres',
     time: (d) => d,
     readTime: readDate,
+    bool: (b) => b,
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
       return num(r.id);
@@ -61,6 +66,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     name: 'mysql',
     time: (d) => d,
     readTime: readDate,
+    bool: (b) => (b ? 1 : 0),
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);

@@ -96,12 +96,22 @@ export interface TokenArchiveTable {
   restored_at: Timestamp | null;
 }
 
+/** One-API channels tschk disabled itself: the only ones it may enable again. */
+export interface OneApiDisabledChannelsTable {
+  oneapi_database: string;
+  channel_id: number;
+  provider_name: string;
+  reason: string;
+  disabled_at: Timestamp;
+}
+
 export interface Database {
   providers: ProvidersTable;
   tokens: TokensTable;
   token_status: TokenStatusTable;
   check_runs: CheckRunsTable;
   token_archive: TokenArchiveTable;
+  oneapi_disabled_channels: OneApiDisabledChannelsTable;
 }
 
 export type ProviderRow = Selectable<ProvidersTable>;

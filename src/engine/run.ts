@@ -14,6 +14,7 @@ import { syncSources } from '../sources/index.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, MAX_RETRY_AFTER_S, nextTokenState } from './policy.js';
+import { pruneProvider, type RunTally } from './prune.js';
 import { BatchWriter } from './writer.js';
 
 export interface EngineContext {
@@ -93,7 +94,7 @@ export class RunScopeError extends Error {
 
 const PAGE_SIZE = 500;
 /** Changes listed by name in a summary; the counts stay exact beyond it. */
-const MAX_LISTED = 100;
+export const MAX_LISTED = 100;
 const LATENCY_SAMPLE = 1_000;
 
 export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
@@ -236,29 +237,40 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const workers = Math.max(1, provider.concurrency ?? ctx.config.providerConcurrency);
   const checkedBefore = run.req.force ? null : new Date(run.started.getTime() - ctx.config.minIntervalS * 1000);
 
-  const statePolicy = { pruneAfter: ctx.config.prune.after, recover: ctx.config.prune.recover };
+  const statePolicy = { pruneAfter: ctx.config.prune.after, recover: ctx.config.prune.recover, pruneExhausted: ctx.config.prune.exhausted };
+  const tally: RunTally = { confirmed: 0, judged: 0, distrusted: 0 };
+  let answered = 0;
 
   const checkOne = async (token: TokenRow) => {
     const result = await checkWithRetries(ctx, checker, provider, token.secret, gate, run.globalLimit);
     if (result.reason === 'aborted') return; // not an answer from anyone: no history row
     let verdict = result.verdict;
     let reason = result.reason;
+    if (verdict !== 'unknown') answered++;
     if (token.expect && disagrees(token.expect, verdict)) {
       if (!summary.unreliable) {
         log.warn({ canary: describeSecret(token.secret), expected: token.expect, got: verdict }, 'canary disagrees: dead verdicts of this provider are not trusted this run');
       }
       summary.unreliable = true;
     }
-    if (summary.unreliable && verdict === 'dead') {
+    const prev = { state: token.state, consecutiveDead: token.consecutive_dead };
+    const inRotation = !token.expect && token.state !== 'invalid';
+    // --force-prune: a human looked, the verdicts stand; the canary's warning above still tells.
+    if (summary.unreliable && verdict === 'dead' && !run.req.forcePrune) {
+      if (inRotation && nextTokenState(prev, 'dead', statePolicy).confirmedDead) tally.distrusted++;
       verdict = 'unknown';
       reason = 'provider_unreliable';
     }
-    const t = nextTokenState({ state: token.state, consecutiveDead: token.consecutive_dead }, verdict, statePolicy);
+    // Nor is a flagged token's live answer trusted from a provider whose canary disagreed.
+    const t = nextTokenState(prev, verdict, { ...statePolicy, recover: statePolicy.recover && !summary.unreliable });
+    if (inRotation && verdict !== 'unknown') tally.judged++;
+    const confirmed = t.confirmedDead && !token.expect; // a canary tests the provider, it is never pruned
+    if (confirmed) tally.confirmed++;
     summary.checked++;
     summary[verdict]++;
     const ref = () => ({ id: token.id, pool: token.pool, mask: mask(token.secret), fingerprint: token.fingerprint });
     if (t.becameSuspect && summary.becameSuspect.length < MAX_LISTED) summary.becameSuspect.push(ref());
-    if (t.confirmedDead && summary.confirmedDead.length < MAX_LISTED) summary.confirmedDead.push(ref());
+    if (confirmed && summary.confirmedDead.length < MAX_LISTED) summary.confirmedDead.push(ref());
     if (t.recovered && summary.recovered.length < MAX_LISTED) summary.recovered.push(ref());
     const low = lowBalanceOf({ ...result, verdict }, ctx.config.lowBalance);
     if (low && summary.lowBalance.length < MAX_LISTED) summary.lowBalance.push({ ...ref(), ...low });
@@ -288,8 +300,18 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   await drain(due(true), workers, checkOne);
   await drain(due(false), workers, checkOne);
 
-  summary.unreachable = summary.checked > 0 && summary.unknown === summary.checked;
+  // Dead answers distrusted because of a canary are answers: that provider is reachable.
+  summary.unreachable = summary.checked > 0 && answered === 0;
   if (summary.unreachable) log.warn({ checked: summary.checked }, 'provider unreachable: every check was unknown, no token judged');
+  if (!ctx.stopSignal?.aborted) {
+    await run.writer.flush();
+    try {
+      await pruneProvider(ctx, { runId: run.runId, req: run.req, log }, provider, summary, tally);
+    } catch (err) {
+      summary.error = `pruning failed: ${err instanceof Error ? err.message : String(err)}`;
+      log.error({ err: summary.error }, 'pruning failed part-way; the checks are recorded, the rest is retried next run');
+    }
+  }
   summary.medianLatencyMs = median(latencies);
   summary.durationMs = Math.round(performance.now() - began);
   return summary;

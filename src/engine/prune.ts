@@ -1,0 +1,107 @@
+import type { Provider } from '../db/providers.js';
+import { countPruneCandidates, flagTokens, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
+import type { TokenRow } from '../db/schema.js';
+import { removeTokens } from '../db/tokens.js';
+import type { Logger } from '../logger.js';
+import { mask } from '../secret.js';
+import { deleteFromTokenFiles } from '../sources/legacy-files.js';
+import { ONEAPI_POOL } from '../sources/oneapi/channels.js';
+import { deleteFromOneApi, settleChannels } from '../sources/oneapi/index.js';
+import { decidePruning } from './policy.js';
+import type { EngineContext, ProviderRunSummary, RunRequest } from './run.js';
+
+/** What one run learnt about a provider's tokens in rotation (not flagged, not canaries). */
+export interface RunTally {
+  /** Reached TSCHK_PRUNE_AFTER in this run. */
+  confirmed: number;
+  /** Got a definite answer (live, dead, exhausted). */
+  judged: number;
+  /** Would have been confirmed, had a canary not made their dead verdicts untrustworthy. */
+  distrusted: number;
+}
+
+const PAGE = 500;
+const LISTED = 100;
+
+/**
+ * Steps 5 and 6 of a run for one provider, once its checks are written: decide by the safety
+ * rules, then flag or delete the tokens this run confirmed dead (at their source too), then
+ * bring its One-API channels in line. Selecting and recording stay separate steps of the engine.
+ */
+export async function pruneProvider(
+  ctx: EngineContext,
+  run: { runId: number; req: RunRequest; log: Logger },
+  provider: Provider,
+  summary: ProviderRunSummary,
+  tally: RunTally,
+): Promise<void> {
+  const { prune } = ctx.config;
+  const decision = decidePruning({
+    mode: prune.mode,
+    maxRatio: prune.maxRatio,
+    forcePrune: run.req.forcePrune ?? false,
+    unreachable: summary.unreachable,
+    unreliable: summary.unreliable,
+    ...tally,
+  });
+  const query: CandidateQuery = {
+    runId: run.runId,
+    providerId: provider.id,
+    pool: run.req.pool,
+    after: prune.after,
+    states: decision.action === 'delete' ? ['active', 'suspect', 'invalid'] : ['active', 'suspect'],
+    verdicts: prune.exhausted ? ['dead', 'exhausted'] : ['dead'],
+  };
+  if (decision.action === 'hold') {
+    summary.held = decision.rule === 'canary' ? tally.distrusted : await countPruneCandidates(ctx.db, query);
+    summary.heldReason = decision.reason;
+    if (decision.rule === 'breaker' || summary.held > 0) {
+      run.log.warn({ held: summary.held, rule: decision.rule }, `pruning held: ${decision.reason}; after a look, tschk check --force-prune overrides`);
+    }
+  } else if (decision.action !== 'none') {
+    if (decision.overrode) run.log.warn({ rule: decision.overrode }, 'pruning although a safety rule would hold it: --force-prune');
+    await act(ctx, run.log, provider, summary, decision.action, query);
+  }
+  if (ctx.config.oneApi && (run.req.pool === undefined || run.req.pool === ONEAPI_POOL)) {
+    await settleChannels(ctx, provider, run.runId, run.log);
+  }
+}
+
+async function act(
+  ctx: EngineContext,
+  log: Logger,
+  provider: Provider,
+  summary: ProviderRunSummary,
+  mode: 'flag' | 'delete',
+  query: CandidateQuery,
+): Promise<void> {
+  const now = new Date();
+  for (let afterId = 0; ; ) {
+    const page = await pruneCandidates(ctx.db, { ...query, afterId, limit: PAGE });
+    if (page.length === 0) break;
+    afterId = page[page.length - 1]!.id;
+    if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now);
+    else await deleteEverywhere(ctx, log, provider, page, now);
+    summary.pruned += page.length;
+    for (const t of page.slice(0, LISTED - summary.prunedTokens.length)) {
+      summary.prunedTokens.push({ id: t.id, pool: t.pool, mask: mask(t.secret), fingerprint: t.fingerprint });
+    }
+    if (page.length < PAGE) break;
+  }
+  if (summary.pruned > 0) {
+    log.info(
+      { pruned: summary.pruned, fingerprints: summary.prunedTokens.map((t) => t.fingerprint) },
+      mode === 'flag' ? 'confirmed dead tokens flagged invalid' : 'confirmed dead tokens deleted, kept in token_archive',
+    );
+  }
+}
+
+/** Each token leaves its source: own rows are archived and deleted, file lines and One-API keys edited. */
+async function deleteEverywhere(ctx: EngineContext, log: Logger, provider: Provider, tokens: TokenRow[], now: Date): Promise<void> {
+  const own = tokens.filter((t) => t.source !== 'file' && (t.source !== 'oneapi' || !ctx.config.oneApi));
+  await removeTokens(ctx.db, own, provider.name, 'pruned');
+  const kept = await deleteFromTokenFiles(ctx, provider, tokens.filter((t) => t.source === 'file'), now);
+  await flagTokens(ctx.db, kept.map((t) => t.id), now);
+  const oneapi = tokens.filter((t) => t.source === 'oneapi');
+  if (oneapi.length > 0 && ctx.config.oneApi) await deleteFromOneApi(ctx, provider, oneapi, log, now);
+}

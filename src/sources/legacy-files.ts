@@ -1,0 +1,167 @@
+import { access, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { LEGACY_SERVICES, type Config } from '../config.js';
+import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
+import type { TokenRow } from '../db/schema.js';
+import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
+import type { SourceContext } from './index.js';
+import { reconcilePool } from './reconcile.js';
+import { appendLines, parseTokenFile, rewriteTokenFile, withFileLock, type LineSplit } from './token-file.js';
+
+/** One file of the original's data folder (`TSCHK_LEGACY_DATA_DIR`) and the pool it fills. */
+export interface TokenFile {
+  provider: string;
+  pool: string;
+  /** Relative to the data folder, `/`-separated: `LLM-Deep/token.json`. Also the start of `source_ref`. */
+  path: string;
+  split: LineSplit;
+  /** The OfficialToken files bring their provider with them; an `LLM-*` folder needs a configured one. */
+  creates?: { kind: string; checkUrl: string };
+}
+
+export const EXPIRED_FILE = 'expire_token.json';
+
+/** The original's layout (contracts/legacy-rest.md, "Token files"). */
+export function legacyTokenFiles(config: Readonly<Config>): TokenFile[] {
+  const files: TokenFile[] = LEGACY_SERVICES.flatMap(({ name, suffix }) => [
+    { provider: name, pool: 'default', path: `LLM-${suffix}/token.json`, split: 'commas' as const },
+    { provider: name, pool: 'free', path: `LLM-${suffix}/token2.json`, split: 'commas' as const },
+  ]);
+  files.push(
+    {
+      provider: 'deep_user',
+      pool: 'default',
+      path: 'OfficialToken/deep_user.json',
+      split: 'whole-line',
+      creates: { kind: 'deepseek-account', checkUrl: config.deepseek.platformUrl },
+    },
+    {
+      provider: 'deep_key',
+      pool: 'default',
+      path: 'OfficialToken/deep_key.json',
+      split: 'commas',
+      creates: { kind: 'deepseek-key', checkUrl: config.deepseek.apiUrl },
+    },
+  );
+  return files;
+}
+
+/** `LLM-Deep/token.json:3` → `LLM-Deep/token.json`. */
+export function fileOfSourceRef(ref: string | null): string | undefined {
+  const m = ref === null ? null : /^(.+):\d+$/.exec(ref);
+  return m?.[1];
+}
+
+/**
+ * Brings the token files in scope into `tokens`. A folder that does not exist changes nothing (an
+ * unmounted volume must not empty a pool); a file missing from an existing folder is an empty pool.
+ */
+export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: string; pool?: string }): Promise<void> {
+  const dir = ctx.config.legacyDataDir;
+  if (dir === undefined) return;
+  for (const file of legacyTokenFiles(ctx.config)) {
+    if (scope.provider !== undefined && scope.provider !== file.provider) continue;
+    if (scope.pool !== undefined && scope.pool !== file.pool) continue;
+    await withFileLock(join(dir, file.path), () => syncTokenFile(ctx, dir, file)).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.logger.error({ file: file.path, err: message }, 'token file could not be synced; its tokens keep their last known list');
+    });
+  }
+}
+
+async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): Promise<void> {
+  const abs = join(dir, file.path);
+  if (!(await exists(dirname(abs)))) return;
+  const text = await readText(abs);
+  const provider =
+    text !== undefined && file.creates
+      ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
+      : await findProvider(ctx.db, file.provider);
+  if (!provider) return;
+  const entries = parseTokenFile(text ?? '', file.split).map((e) => ({ secret: e.secret, sourceRef: `${file.path}:${e.line}` }));
+  const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: file.pool, source: 'file' }, entries);
+  if (r.added > 0 || r.removed > 0) {
+    ctx.logger.info({ provider: provider.name, pool: file.pool, file: file.path, added: r.added, removed: r.removed }, 'token file synced');
+  }
+}
+
+/**
+ * Delete mode for file tokens: archive and delete the rows, and in the same transaction rewrite
+ * the file without them (their lines appended to `expire_token.json` beside it). Returns the
+ * tokens that could not leave their file this time (the user kept editing it): flag those.
+ */
+export async function deleteFromTokenFiles(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[], now = new Date()): Promise<TokenRow[]> {
+  const dir = ctx.config.legacyDataDir;
+  const files = legacyTokenFiles(ctx.config);
+  const byFile = new Map<string, TokenRow[]>();
+  for (const t of tokens) {
+    const path = fileOfSourceRef(t.source_ref) ?? '';
+    byFile.set(path, [...(byFile.get(path) ?? []), t]);
+  }
+  const kept: TokenRow[] = [];
+  for (const [path, rows] of byFile) {
+    const file = files.find((f) => f.path === path && f.provider === provider.name);
+    if (dir === undefined || !file) {
+      // No file tschk still reads: the row is all there is.
+      await removeTokens(ctx.db, rows, provider.name, 'pruned');
+      continue;
+    }
+    const abs = join(dir, file.path);
+    await withFileLock(abs, async () => {
+      const done = await ctx.db.kysely.transaction().execute(async (trx) => {
+        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, 'pruned', now);
+        const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
+        if ('conflict' in r) throw new FileConflict();
+        await appendLines(join(dirname(abs), EXPIRED_FILE), r.removed, r.eol, r.mode);
+        return true;
+      }).catch((err) => {
+        if (err instanceof FileConflict) return false;
+        throw err;
+      });
+      if (!done) {
+        ctx.logger.warn({ provider: provider.name, file: file.path, tokens: rows.length }, 'token file kept changing while tschk rewrote it: its dead tokens are flagged now and removed on a later run');
+        kept.push(...rows);
+        return;
+      }
+      await syncTokenFile(ctx, dir, file);
+    });
+  }
+  return kept;
+}
+
+/** Restores an archived file token: its line goes back at the end of its file; the next sync picks it up. */
+export async function appendToTokenFile(ctx: SourceContext, providerName: string, sourceRef: string | null, secret: string): Promise<string | undefined> {
+  const dir = ctx.config.legacyDataDir;
+  const path = fileOfSourceRef(sourceRef);
+  const file = legacyTokenFiles(ctx.config).find((f) => f.path === path && f.provider === providerName);
+  if (dir === undefined || !file) return undefined;
+  const abs = join(dir, file.path);
+  if (!(await exists(dirname(abs)))) return undefined;
+  await withFileLock(abs, async () => {
+    const text = await readText(abs);
+    const eol = text !== undefined && /\r\n/.test(text) ? '\r\n' : '\n';
+    await appendLines(abs, [secret], eol, 0o600);
+    await syncTokenFile(ctx, dir, file);
+  });
+  return file.path;
+}
+
+class FileConflict extends Error {}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,203 @@
+import { disabledChannels, forgetDisabledChannel, rememberDisabledChannel } from '../../db/disabled-channels.js';
+import { flagTokens } from '../../db/pruning.js';
+import { listProviders, type Provider } from '../../db/providers.js';
+import type { TokenRow } from '../../db/schema.js';
+import { archiveAndDeleteTokens } from '../../db/tokens.js';
+import type { Logger } from '../../logger.js';
+import { fingerprint } from '../../secret.js';
+import type { SourceContext } from '../index.js';
+import { reconcilePool, type SourceEntry } from '../reconcile.js';
+import {
+  CHANNEL_AUTO_DISABLED,
+  CHANNEL_ENABLED,
+  CHANNEL_MANUALLY_DISABLED,
+  channelAction,
+  channelTokens,
+  isMultiKey,
+  keyWithout,
+  matchChannels,
+  ONEAPI_POOL,
+  type Channel,
+} from './channels.js';
+import { findChannel, listChannels, openOneApi, recordChannelTest, replaceKey, setChannelStatus, type OneApiDb } from './database.js';
+
+const DISABLED_ALL_DEAD = 'tschk: all tokens dead';
+const DISABLED_MULTI_KEY = 'tschk: a key of this multi-key channel is dead';
+const ENABLED_AGAIN = 'tschk: tokens live again';
+
+async function withOneApi<T>(ctx: SourceContext, fn: (db: OneApiDb) => Promise<T>): Promise<T | undefined> {
+  if (!ctx.config.oneApi) return undefined;
+  const db = openOneApi(ctx.config.oneApi);
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function channelsByProvider(ctx: SourceContext, db: OneApiDb): Promise<Map<string, Channel[]>> {
+  const providers = (await listProviders(ctx.db)).filter((p) => p.enabled);
+  return matchChannels(await listChannels(db), providers, ctx.config.oneApi?.channels ?? new Map());
+}
+
+/**
+ * Brings the tokens of every provider's channels into its `oneapi` pool (step 1 of a run). A token
+ * in several channels is one row whose `source_ref` lists them all (`12,15`).
+ */
+export async function syncOneApi(ctx: SourceContext, scope: { provider?: string; pool?: string }): Promise<void> {
+  if (scope.pool !== undefined && scope.pool !== ONEAPI_POOL) return;
+  await withOneApi(ctx, async (oneapi) => {
+    const matched = await channelsByProvider(ctx, oneapi);
+    for (const provider of await listProviders(ctx.db)) {
+      if (!provider.enabled || (scope.provider !== undefined && scope.provider !== provider.name)) continue;
+      const entries = new Map<string, SourceEntry>();
+      for (const channel of matched.get(provider.name) ?? []) {
+        for (const secret of channelTokens(channel.key)) {
+          const e = entries.get(secret);
+          if (!e) entries.set(secret, { secret, sourceRef: String(channel.id) });
+          else if (!e.sourceRef.split(',').includes(String(channel.id))) e.sourceRef += `,${channel.id}`;
+        }
+      }
+      const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: ONEAPI_POOL, source: 'oneapi' }, [...entries.values()]);
+      if (r.added > 0 || r.removed > 0) {
+        ctx.logger.info({ provider: provider.name, pool: ONEAPI_POOL, added: r.added, removed: r.removed }, 'One-API channels synced');
+      }
+    }
+  });
+}
+
+/**
+ * Delete mode for One-API tokens. A dead token leaves every single-line key it is in (the key
+ * keeps its other tokens, in order); its row is archived and deleted when no key holds it any
+ * more, else flagged — a multi-key channel or one with nothing left is disabled by `settleChannels`.
+ * tschk's archive and the key rewrites commit together; a key edited meanwhile undoes both.
+ */
+export async function deleteFromOneApi(
+  ctx: SourceContext,
+  provider: Provider,
+  tokens: readonly TokenRow[],
+  log: Logger,
+  now = new Date(),
+): Promise<{ deleted: TokenRow[]; flagged: TokenRow[] }> {
+  const result = await withOneApi(ctx, async (oneapi) => {
+    const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
+    const dead = new Set(tokens.map((t) => t.secret));
+    const rewrites: Array<{ channel: Channel; key: string }> = [];
+    const after = channels.map((channel) => {
+      const key = keyWithout(channel.key, dead) ?? channel.key;
+      if (key !== channel.key) rewrites.push({ channel, key });
+      return key;
+    });
+    const stillUsed = new Set(after.flatMap(channelTokens));
+    const deleted = tokens.filter((t) => !stillUsed.has(t.secret));
+    const flagged = tokens.filter((t) => stillUsed.has(t.secret));
+    try {
+      await ctx.db.kysely.transaction().execute(async (trx) => {
+        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, 'pruned', now);
+        await flagTokens(ctx.db, flagged.map((t) => t.id), now, trx);
+        await oneapi.kysely.transaction().execute(async (otrx) => {
+          for (const r of rewrites) {
+            if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) throw new KeyChanged(r.channel.id);
+          }
+        });
+      });
+    } catch (err) {
+      if (!(err instanceof KeyChanged)) throw err;
+      log.warn({ channel: err.channelId }, 'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run');
+      await flagTokens(ctx.db, tokens.map((t) => t.id), now);
+      return { deleted: [], flagged: [...tokens] };
+    }
+    for (const r of rewrites) {
+      const removed = channelTokens(r.channel.key).length - channelTokens(r.key).length;
+      log.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
+    }
+    return { deleted, flagged };
+  });
+  return result ?? { deleted: [], flagged: [] };
+}
+
+/**
+ * After a provider's run: disable channels whose tokens are all confirmed dead, enable again the
+ * ones tschk disabled whose tokens came back, and write `test_time`/`response_time` of every
+ * channel checked in this run. Channels with status 2 are not even looked at.
+ */
+export async function settleChannels(ctx: SourceContext, provider: Provider, runId: number, log: Logger, now = new Date()): Promise<void> {
+  await withOneApi(ctx, async (oneapi) => {
+    const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
+    if (channels.length === 0) return;
+    const rows = await ctx.db.kysely
+      .selectFrom('tokens')
+      .select(['id', 'fingerprint', 'state'])
+      .where('provider_id', '=', provider.id)
+      .where('pool', '=', ONEAPI_POOL)
+      .execute();
+    const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
+    const latency = new Map<number, number>();
+    for (const h of await ctx.db.kysely
+      .selectFrom('token_status')
+      .select(['token_id', 'latency_ms'])
+      .where('run_id', '=', runId)
+      .where('provider_id', '=', provider.id)
+      .execute()) {
+      latency.set(Number(h.token_id), Number(h.latency_ms ?? 0));
+    }
+    const ours = await disabledChannels(ctx.db, oneapi.name);
+    const mode = ctx.config.prune.mode;
+
+    for (const channel of channels) {
+      const tokens = channelTokens(channel.key).map((t) => byFingerprint.get(fingerprint(t)));
+      if (ours.has(channel.id) && channel.status !== CHANNEL_AUTO_DISABLED) {
+        // A human (or One-API) changed it since: it is theirs now.
+        await forgetDisabledChannel(ctx.db, oneapi.name, channel.id);
+        ours.delete(channel.id);
+      }
+      const multiKey = isMultiKey(channel.key);
+      const action = channelAction({
+        status: channel.status,
+        multiKey,
+        states: tokens.map((t) => t?.state ?? 'active'),
+        mode,
+        disabledByTschk: ours.has(channel.id),
+      });
+      const where = { channel: channel.id, name: channel.name };
+      if (action === 'disable') {
+        const reason = tokens.every((t) => t?.state === 'invalid') ? DISABLED_ALL_DEAD : DISABLED_MULTI_KEY;
+        if (await setChannelStatus(oneapi, channel.id, CHANNEL_ENABLED, CHANNEL_AUTO_DISABLED, reason, now)) {
+          await rememberDisabledChannel(ctx.db, { oneApiDatabase: oneapi.name, channelId: channel.id, providerName: provider.name, reason }, now);
+          log.warn({ ...where, reason }, 'One-API channel disabled');
+        }
+      } else if (action === 'enable') {
+        if (await setChannelStatus(oneapi, channel.id, CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, ENABLED_AGAIN, now)) {
+          await forgetDisabledChannel(ctx.db, oneapi.name, channel.id);
+          log.info(where, 'One-API channel enabled again: its tokens are live');
+        }
+      }
+      const checked = tokens.flatMap((t) => (t && latency.has(t.id) ? [latency.get(t.id)!] : []));
+      if (checked.length > 0) {
+        await recordChannelTest(oneapi, channel.id, now, checked.reduce((a, b) => a + b, 0) / checked.length);
+      }
+    }
+  });
+}
+
+/** Restores an archived One-API token into the first of its channels whose key can take it. */
+export async function appendToChannel(ctx: SourceContext, provider: Provider, sourceRef: string | null, secret: string): Promise<number | undefined> {
+  const ids = (sourceRef ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const id = await withOneApi(ctx, async (oneapi) => {
+    for (const id of ids) {
+      const channel = await findChannel(oneapi, id);
+      if (!channel || channel.status === CHANNEL_MANUALLY_DISABLED || isMultiKey(channel.key)) continue;
+      const key = channel.key.trim() === '' ? secret : `${channel.key.trim()},${secret}`;
+      if (await replaceKey(oneapi.kysely, id, channel.key, key)) return id;
+    }
+    return undefined;
+  });
+  if (id !== undefined) await syncOneApi(ctx, { provider: provider.name, pool: ONEAPI_POOL });
+  return id;
+}
+
+class KeyChanged extends Error {
+  constructor(readonly channelId: number) {
+    super(`channel ${channelId} changed`);
+  }
+}

@@ -1,0 +1,84 @@
+import { listArchive, markRestored } from '../db/archive.js';
+import { findProvider } from '../db/providers.js';
+import { maxPosition } from '../db/tokens.js';
+import { describeSecret, fingerprint } from '../secret.js';
+import type { SourceContext } from './index.js';
+import { appendToTokenFile } from './legacy-files.js';
+import { appendToChannel } from './oneapi/index.js';
+
+export class RestoreError extends Error {
+  override name = 'RestoreError';
+}
+
+export interface RestoreResult {
+  provider: string;
+  pool: string;
+  mask: string;
+  fingerprint: string;
+  /** Where it went back: `LLM-Deep/token.json`, `One-API channel 12`, or `tokens`. */
+  into: string;
+  /** It was already in the pool (back in its file, imported again): only the archive row changed. */
+  alreadyPresent: boolean;
+}
+
+/**
+ * Brings an archived token back to where it came from — its token file, its One-API channel, or
+ * tschk's own table — at the end of its pool, active, and marks its archive rows restored.
+ */
+export async function restoreArchived(ctx: SourceContext, fp: string, filter: { provider?: string; pool?: string } = {}, now = new Date()): Promise<RestoreResult> {
+  const scope = { fingerprint: fp, providerName: filter.provider, pool: filter.pool };
+  const rows = await listArchive(ctx.db, { ...scope, unrestored: true });
+  if (rows.length === 0) {
+    const any = (await listArchive(ctx.db, scope)).length > 0;
+    throw new RestoreError(any ? `token ${fp} was already restored` : `no archived token with fingerprint ${fp}; see tschk tokens export --archived`);
+  }
+  const places = [...new Set(rows.map((r) => `${r.provider_name}/${r.pool}`))];
+  if (places.length > 1) throw new RestoreError(`token ${fp} was archived from ${places.join(', ')}; choose one with --provider and --pool`);
+  const row = rows[rows.length - 1]!;
+  const provider = await findProvider(ctx.db, row.provider_name);
+  if (!provider) throw new RestoreError(`provider '${row.provider_name}' no longer exists; add it again with tschk providers add, then restore`);
+
+  const inPool = async () =>
+    (await ctx.db.kysely
+      .selectFrom('tokens')
+      .select('id')
+      .where('provider_id', '=', provider.id)
+      .where('pool', '=', row.pool)
+      .where('fingerprint', '=', fingerprint(row.secret))
+      .executeTakeFirst()) !== undefined;
+
+  const alreadyPresent = await inPool();
+  let into = 'tokens';
+  if (!alreadyPresent) {
+    if (row.source === 'file') {
+      into = (await appendToTokenFile(ctx, provider.name, row.source_ref, row.secret)) ?? into;
+    } else if (row.source === 'oneapi' && ctx.config.oneApi) {
+      const channel = await appendToChannel(ctx, provider, row.source_ref, row.secret);
+      if (channel !== undefined) into = `One-API channel ${channel}`;
+    }
+    if (!(await inPool())) {
+      into = 'tokens';
+      const t = ctx.db.dialect.time(now);
+      await ctx.db.kysely
+        .insertInto('tokens')
+        .values({
+          provider_id: provider.id,
+          pool: row.pool,
+          position: (await maxPosition(ctx.db.kysely, provider.id, row.pool)) + 1,
+          secret: row.secret,
+          fingerprint: row.fingerprint,
+          label: row.label,
+          source: row.source === 'api' ? 'api' : 'cli',
+          source_ref: null,
+          expect: row.expect === 'live' || row.expect === 'dead' ? row.expect : null,
+          state: 'active',
+          consecutive_dead: 0,
+          created_at: t,
+          updated_at: t,
+        })
+        .execute();
+    }
+  }
+  await markRestored(ctx.db, rows.map((r) => r.id), now);
+  return { provider: provider.name, pool: row.pool, ...describeSecret(row.secret), into, alreadyPresent };
+}

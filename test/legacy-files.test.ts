@@ -1,0 +1,253 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { listArchive } from '../src/db/archive.js';
+import { listHistory } from '../src/db/history.js';
+import { findProvider, upsertProvider } from '../src/db/providers.js';
+import { importTokens, poolTokens } from '../src/db/tokens.js';
+import { fingerprint } from '../src/secret.js';
+import { syncSources } from '../src/sources/index.js';
+import { restoreArchived } from '../src/sources/restore.js';
+import { rewriteTokenFile } from '../src/sources/token-file.js';
+import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
+import { testDaemon } from './helpers/daemon.js';
+import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+
+type Ctx = Awaited<ReturnType<typeof testDaemon>>;
+
+const T = {
+  a: 'tok-file-a-aaaaaaaaaa',
+  b: 'tok-file-b-bbbbbbbbbb',
+  c: 'tok-file-c-cccccccccc',
+  d: 'tok-file-d-dddddddddd',
+  e: 'tok-file-e-eeeeeeeeee',
+  f: 'tok-file-f-ffffffffff',
+};
+
+describeEachDialect('legacy token files', (dialect) => {
+  let mock: MockFreeApi;
+  let database: { url: string; drop: () => Promise<void> };
+  let dir: string;
+  let ctx: Ctx | undefined;
+
+  beforeEach(async () => {
+    mock = await startMockFreeApi({ defaultBehaviour: 'live' });
+    database = await freshDatabaseUrl(dialect);
+    dir = mkdtempSync(join(tmpdir(), 'tschk-legacy-'));
+  });
+  afterEach(async () => {
+    await ctx?.daemon.stop();
+    ctx = undefined;
+    await mock.close();
+    await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const file = (rel: string) => join(dir, rel);
+  const write = (rel: string, text: string) => {
+    mkdirSync(join(dir, rel, '..'), { recursive: true });
+    writeFileSync(file(rel), text);
+  };
+  const read = (rel: string) => readFileSync(file(rel), 'utf8');
+  async function start(env: Record<string, string> = {}) {
+    ctx = await testDaemon(database.url, {
+      TSCHK_RETRIES: '0',
+      TSCHK_LEGACY_DATA_DIR: dir,
+      TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
+      ...env,
+    });
+    return ctx;
+  }
+  const pool = async (c: Ctx, provider: string, name: string) => {
+    const p = (await findProvider(c.db, provider))!;
+    return (await poolTokens(c.db, p.id, name)).map((t) => ({ secret: t.secret, position: t.position, source: t.source, source_ref: t.source_ref }));
+  };
+  const run = (c: Ctx) => c.daemon.runNow({ trigger: 'cli', force: true });
+
+  it('reads the original layout into pools, lines in order, whatever the whitespace', async () => {
+    write('LLM-Deep/token.json', `\uFEFF${T.a}  \r\n\r\n ${T.b},${T.c} \r\n`);
+    write('LLM-Deep/token2.json', `${T.d}\n`);
+    write('LLM-Qwen/token.json', `${T.e}\n`); // no qwen configured: left alone
+    const c = await start();
+
+    expect(await pool(c, 'deep', 'default')).toEqual([
+      { secret: T.a, position: 1, source: 'file', source_ref: 'LLM-Deep/token.json:1' },
+      { secret: T.b, position: 2, source: 'file', source_ref: 'LLM-Deep/token.json:3' },
+      { secret: T.c, position: 3, source: 'file', source_ref: 'LLM-Deep/token.json:3' },
+    ]);
+    expect(await pool(c, 'deep', 'free')).toEqual([{ secret: T.d, position: 1, source: 'file', source_ref: 'LLM-Deep/token2.json:1' }]);
+    expect(await findProvider(c.db, 'qwen')).toBeUndefined();
+
+    // a provider added later gets its folder synced at the next run
+    await upsertProvider(c.db, { name: 'qwen', kind: 'free-api', checkUrl: mock.checkUrl });
+    const s = await run(c);
+    expect(s.checked).toBe(5);
+    expect((await pool(c, 'qwen', 'default')).map((t) => t.secret)).toEqual([T.e]);
+  });
+
+  it('follows edits without a restart: new lines join, moved lines move, removed lines are archived with their history', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n${T.b}\n${T.c}\n`);
+    const c = await start();
+    await run(c);
+
+    write('LLM-Deep/token.json', `${T.c}\n${T.a}\n${T.d}\n`);
+    await syncSources(c.daemon.context, { provider: 'deep', pool: 'default' });
+
+    expect((await pool(c, 'deep', 'default')).map((t) => [t.secret, t.position, t.source_ref])).toEqual([
+      [T.c, 1, 'LLM-Deep/token.json:1'],
+      [T.a, 2, 'LLM-Deep/token.json:2'],
+      [T.d, 3, 'LLM-Deep/token.json:3'],
+    ]);
+    expect(await listArchive(c.db, {})).toMatchObject([{ secret: T.b, reason: 'source_removed', provider_name: 'deep', pool: 'default', source: 'file' }]);
+    expect((await listHistory(c.db, { limit: 10 })).some((h) => h.fingerprint === fingerprint(T.b))).toBe(true);
+    expect(c.log.text).toContain('token file synced');
+    for (const t of Object.values(T)) expect(c.log.text).not.toContain(t);
+  });
+
+  it('changes nothing when the data folder disappears (an unmounted volume), but empties a pool whose file is deleted', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n`);
+    write('LLM-Deep/token2.json', `${T.b}\n`);
+    const c = await start();
+    rmSync(file('LLM-Deep/token2.json'));
+    await syncSources(c.daemon.context);
+    expect(await pool(c, 'deep', 'free')).toEqual([]);
+
+    rmSync(join(dir, 'LLM-Deep'), { recursive: true });
+    await syncSources(c.daemon.context);
+    expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a]);
+  });
+
+  it('puts imported tokens after the file’s and takes over an imported token that the file also lists', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n`);
+    const c = await start();
+    const p = (await findProvider(c.db, 'deep'))!;
+    await importTokens(c.db, { providerId: p.id, pool: 'default', entries: [T.e, T.b], source: 'cli' });
+    write('LLM-Deep/token.json', `${T.a}\n${T.b}\n${T.c}\n`);
+    await syncSources(c.daemon.context, { provider: 'deep' });
+    expect((await pool(c, 'deep', 'default')).map((t) => [t.secret, t.position, t.source])).toEqual([
+      [T.a, 1, 'file'],
+      [T.b, 2, 'file'],
+      [T.c, 3, 'file'],
+      [T.e, 4, 'cli'],
+    ]);
+  });
+
+  it('syncs the DeepSeek files into their own providers, an account line whole', async () => {
+    write('OfficialToken/deep_user.json', '13800000000-pass,word-1\r\nuser@example.com-secret\r\n');
+    write('OfficialToken/deep_key.json', 'sk-key-one-1111111111\nsk-key-two-2222222222\n');
+    const c = await start({ TSCHK_DEEPSEEK_API_URL: 'http://127.0.0.1:9/api', TSCHK_DEEPSEEK_PLATFORM_URL: 'http://127.0.0.1:9/platform' });
+
+    expect(await findProvider(c.db, 'deep_user')).toMatchObject({ kind: 'deepseek-account', checkUrl: 'http://127.0.0.1:9/platform' });
+    expect(await findProvider(c.db, 'deep_key')).toMatchObject({ kind: 'deepseek-key', checkUrl: 'http://127.0.0.1:9/api' });
+    expect((await pool(c, 'deep_user', 'default')).map((t) => t.secret)).toEqual(['13800000000-pass,word-1', 'user@example.com-secret']);
+    expect((await pool(c, 'deep_key', 'default')).map((t) => t.secret)).toEqual(['sk-key-one-1111111111', 'sk-key-two-2222222222']);
+  });
+
+  it('with delete, moves dead lines to expire_token.json, keeps the rest byte for byte, and archives them', async () => {
+    const original = `${T.a}\r\n${T.b},${T.c}\r\n\r\n${T.d}  \r\n${T.e}\r\n${T.f}\r\n`;
+    write('LLM-Deep/token.json', original);
+    chmodSync(file('LLM-Deep/token.json'), 0o640);
+    write('LLM-Deep/expire_token.json', 'tok-expired-long-ago-zz'); // no final newline
+    for (const t of [T.c, T.d]) mock.setBehaviour(t, 'dead');
+    const c = await start({ TSCHK_PRUNE: 'delete' });
+
+    await run(c);
+    expect(read('LLM-Deep/token.json')).toBe(original);
+    const s = await run(c);
+
+    expect(s).toMatchObject({ pruned: 2, held: 0 });
+    expect(read('LLM-Deep/token.json')).toBe(`${T.a}\r\n${T.b}\r\n\r\n${T.e}\r\n${T.f}\r\n`);
+    expect(statSync(file('LLM-Deep/token.json')).mode & 0o777).toBe(0o640);
+    expect(read('LLM-Deep/expire_token.json')).toBe(`tok-expired-long-ago-zz\r\n${T.c}\r\n${T.d}\r\n`);
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source_ref])).toEqual([
+      [T.c, 'pruned', 'LLM-Deep/token.json:2'],
+      [T.d, 'pruned', 'LLM-Deep/token.json:4'],
+    ]);
+    // positions follow the new file at once
+    expect((await pool(c, 'deep', 'default')).map((t) => [t.secret, t.position, t.source_ref])).toEqual([
+      [T.a, 1, 'LLM-Deep/token.json:1'],
+      [T.b, 2, 'LLM-Deep/token.json:2'],
+      [T.e, 3, 'LLM-Deep/token.json:4'],
+      [T.f, 4, 'LLM-Deep/token.json:5'],
+    ]);
+    expect(readdirSync(join(dir, 'LLM-Deep')).sort()).toEqual(['expire_token.json', 'token.json']);
+
+    // restore puts the line back into its file
+    const r = await restoreArchived(c.daemon.context, fingerprint(T.d));
+    expect(r).toMatchObject({ provider: 'deep', pool: 'default', into: 'LLM-Deep/token.json', alreadyPresent: false });
+    expect(read('LLM-Deep/token.json')).toBe(`${T.a}\r\n${T.b}\r\n\r\n${T.e}\r\n${T.f}\r\n${T.d}\r\n`);
+    expect((await pool(c, 'deep', 'default')).at(-1)).toMatchObject({ secret: T.d, position: 5, source: 'file' });
+    for (const t of Object.values(T)) expect(c.log.text).not.toContain(t);
+  });
+
+  it('keeps a line the user adds while a run is checking', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n${T.b}\n${T.c}\n`);
+    mock.setBehaviour(T.b, 'dead');
+    const c = await start({ TSCHK_PRUNE: 'delete', TSCHK_PROVIDER_CONCURRENCY: '1' });
+    await run(c);
+
+    mock.setBehaviour(T.b, { kind: 'delay', ms: 400, then: 'dead' });
+    const running = run(c);
+    await until(() => mock.calls.filter((x) => x.token === T.b).length === 2);
+    appendFileSync(file('LLM-Deep/token.json'), `${T.e}\n`); // after our read, before our write
+    expect(await running).toMatchObject({ pruned: 1 });
+
+    expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.c}\n${T.e}\n`);
+    expect(read('LLM-Deep/expire_token.json')).toBe(`${T.b}\n`);
+    expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.c, T.e]);
+  });
+
+  it('with flag, marks dead file tokens invalid and never touches the file', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n${T.b}\n`);
+    mock.setBehaviour(T.b, 'dead');
+    const c = await start({ TSCHK_PRUNE: 'flag' });
+    await run(c);
+    await run(c);
+    const p = (await findProvider(c.db, 'deep'))!;
+    expect((await poolTokens(c.db, p.id, 'default')).map((t) => t.state)).toEqual(['active', 'invalid']);
+    expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.b}\n`); // flag mode never touches the file
+  });
+});
+
+describe('rewriting a token file', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tschk-rewrite-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('redoes its work on the user’s version when the file changes between its read and its rename', async () => {
+    const path = join(dir, 'token.json');
+    writeFileSync(path, 'T1\nT2\nT3\n');
+    let edits = 0;
+    const r = await rewriteTokenFile(path, new Set(['T2']), 'commas', {
+      beforeRename: async () => {
+        if (edits++ === 0) appendFileSync(path, 'T4\n');
+      },
+    });
+    expect(r).toMatchObject({ removed: ['T2'] });
+    expect(readFileSync(path, 'utf8')).toBe('T1\nT3\nT4\n');
+    expect(readdirSync(dir)).toEqual(['token.json']);
+  });
+
+  it('gives up after three edits in a row and leaves the file as the user wrote it', async () => {
+    const path = join(dir, 'token.json');
+    writeFileSync(path, 'T1\nT2\n');
+    let n = 0;
+    const r = await rewriteTokenFile(path, new Set(['T2']), 'commas', { beforeRename: async () => appendFileSync(path, `U${n++}\n`) });
+    expect(r).toEqual({ conflict: true });
+    expect(readFileSync(path, 'utf8')).toBe('T1\nT2\nU0\nU1\nU2\n');
+    expect(readdirSync(dir)).toEqual(['token.json']);
+  });
+
+  it('removes nothing from a file that is gone', async () => {
+    const path = join(dir, 'missing.json');
+    expect(await rewriteTokenFile(path, new Set(['T1']), 'commas')).toMatchObject({ removed: [] });
+    expect(existsSync(path)).toBe(false);
+  });
+});
+
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
