@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { upsertProvider } from '../src/db/providers.js';
 import { importTokens } from '../src/db/tokens.js';
@@ -176,6 +179,40 @@ describeEachDialect('the DeepSeek legacy routes', (dialect) => {
       await setUp(s);
       expect((await s.call('GET', path, { auth: null })).status).toBe(401);
       expect(mock.calls).toHaveLength(0);
+    });
+  });
+  describe('fed from the OfficialToken files when TSCHK_LEGACY_DATA_DIR is set', () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'tschk-official-'));
+      mkdirSync(join(dir, 'OfficialToken'));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('answers in file line order, follows edits without a restart, and ignores other providers', async () => {
+      const keyA = 'sk-file-a-000000000000000000000001';
+      const keyB = 'sk-file-b-000000000000000000000002';
+      mock.setKey(PATHS.deepseek, keyA, answers.deepseekBalance(true, [{ currency: 'CNY', total: '7.00' }]));
+      mock.setKey(PATHS.deepseek, keyB, answers.deepseekBalance(true, [{ currency: 'USD', total: '1.25' }]));
+      mock.addAccount('13900000021', { password: 'pw-1', estimation: '5000000' });
+      mock.addAccount('13900000022', { password: 'pw-2', estimation: '4722170' });
+      const users = join(dir, 'OfficialToken', 'deep_user.json');
+      const keysFile = join(dir, 'OfficialToken', 'deep_key.json');
+      // The original wanted no blank lines and no trailing spaces; tschk takes them, a BOM and CRLF too.
+      writeFileSync(users, '\uFEFF13900000022-pw-2\r\n\r\n13900000021-pw-1  \r\n');
+      writeFileSync(keysFile, `${keyB}\n${keyA}\n`);
+      const s = await serve({ TSCHK_LEGACY_DATA_DIR: dir, TSCHK_DEEPSEEK_API_URL: mock.baseUrl });
+      const other = await upsertProvider(s.db, { name: 'other-keys', kind: 'deepseek-key', checkUrl: mock.baseUrl });
+      await importTokens(s.db, { providerId: other.id, pool: 'default', entries: ['sk-not-in-the-file-0000000000000003'], source: 'cli' });
+
+      expect((await s.call('GET', '/api/OfficialTokenCheck/Check/deep/list')).text).toBe('["4722170","5000000"]');
+      expect(Object.entries((await s.call('GET', '/api/OfficialTokenCheck/Check/deep/keylist')).json())).toEqual([
+        [mask(keyB), '1.25-true'],
+        [mask(keyA), '7.00-true'],
+      ]);
+
+      writeFileSync(users, '13900000021-pw-1\n13900000023-unknown-account\n');
+      expect((await s.call('GET', '/api/OfficialTokenCheck/Check/deep/list')).text).toBe('["5000000","invalid"]');
     });
   });
 });
