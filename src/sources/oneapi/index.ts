@@ -35,9 +35,9 @@ async function withOneApi<T>(ctx: SourceContext, fn: (db: OneApiDb) => Promise<T
   }
 }
 
-async function channelsByProvider(ctx: SourceContext, db: OneApiDb): Promise<Map<string, Channel[]>> {
+async function channelsByProvider(ctx: SourceContext, db: OneApiDb, all?: readonly Channel[]): Promise<Map<string, Channel[]>> {
   const providers = (await listProviders(ctx.db)).filter((p) => p.enabled);
-  return matchChannels(await listChannels(db), providers, ctx.config.oneApi?.channels ?? new Map());
+  return matchChannels(all ?? (await listChannels(db)), providers, ctx.config.oneApi?.channels ?? new Map());
 }
 
 /**
@@ -123,7 +123,15 @@ export async function deleteFromOneApi(
  */
 export async function settleChannels(ctx: SourceContext, provider: Provider, runId: number, log: Logger, now = new Date()): Promise<void> {
   await withOneApi(ctx, async (oneapi) => {
-    const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
+    const all = await listChannels(oneapi);
+    const ours = await disabledChannels(ctx.db, oneapi.name);
+    for (const id of ours) {
+      if (all.find((c) => c.id === id)?.status === CHANNEL_AUTO_DISABLED) continue;
+      // A human (or One-API) changed it since, or deleted it: it is theirs now.
+      await forgetDisabledChannel(ctx.db, oneapi.name, id);
+      ours.delete(id);
+    }
+    const channels = (await channelsByProvider(ctx, oneapi, all)).get(provider.name) ?? [];
     if (channels.length === 0) return;
     const rows = await ctx.db.kysely
       .selectFrom('tokens')
@@ -141,16 +149,10 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
       .execute()) {
       latency.set(Number(h.token_id), Number(h.latency_ms ?? 0));
     }
-    const ours = await disabledChannels(ctx.db, oneapi.name);
     const mode = ctx.config.prune.mode;
 
     for (const channel of channels) {
       const tokens = channelTokens(channel.key).map((t) => byFingerprint.get(fingerprint(t)));
-      if (ours.has(channel.id) && channel.status !== CHANNEL_AUTO_DISABLED) {
-        // A human (or One-API) changed it since: it is theirs now.
-        await forgetDisabledChannel(ctx.db, oneapi.name, channel.id);
-        ours.delete(channel.id);
-      }
       const multiKey = isMultiKey(channel.key);
       const action = channelAction({
         status: channel.status,

@@ -1,0 +1,189 @@
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import type { OneApiFlavor } from '../src/config.js';
+import { listArchive } from '../src/db/archive.js';
+import { findProvider } from '../src/db/providers.js';
+import { poolTokens } from '../src/db/tokens.js';
+import { fingerprint } from '../src/secret.js';
+import { restoreArchived } from '../src/sources/restore.js';
+import { describeEachDialect, freshDatabaseUrl, type Dialect } from './helpers/databases.js';
+import { testDaemon } from './helpers/daemon.js';
+import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { createOneApi, type OneApiFixture } from './helpers/oneapi.js';
+
+type Ctx = Awaited<ReturnType<typeof testDaemon>>;
+
+/** Enough live tokens that the dead ones stay under the breaker's ratio. */
+const LIVE = 'tok-live-1-llllllllll,tok-live-2-llllllllll,tok-live-3-llllllllll,tok-live-4-llllllllll';
+
+describeEachDialect('One-API channels', (dialect) => {
+  let mock: MockFreeApi;
+  let oneApiDb: { url: string; drop: () => Promise<void> };
+  let tschkDb: { url: string; drop: () => Promise<void> } | undefined;
+  let oneapi: OneApiFixture;
+  let ctx: Ctx | undefined;
+
+  beforeEach(async () => {
+    mock = await startMockFreeApi({ defaultBehaviour: 'live' });
+    oneApiDb = await freshDatabaseUrl(dialect);
+  });
+  afterEach(async () => {
+    await ctx?.daemon.stop();
+    ctx = undefined;
+    await oneapi?.close();
+    await mock.close();
+    await oneApiDb.drop();
+    await tschkDb?.drop();
+    tschkDb = undefined;
+  });
+
+  async function start(opts: { flavor?: OneApiFlavor; tschk?: Dialect; env?: Record<string, string> } = {}) {
+    tschkDb = await freshDatabaseUrl(opts.tschk ?? 'sqlite');
+    ctx = await testDaemon(tschkDb.url, {
+      TSCHK_RETRIES: '0',
+      TSCHK_ONEAPI_DATABASE_URL: oneApiDb.url,
+      TSCHK_ONEAPI_FLAVOR: opts.flavor ?? 'one-api',
+      TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
+      ...opts.env,
+    });
+    return ctx;
+  }
+  const run = (c: Ctx) => c.daemon.runNow({ trigger: 'cli', force: true });
+  const dead = (...tokens: string[]) => tokens.forEach((t) => mock.setBehaviour(t, 'dead'));
+  const oneApiTokens = async (c: Ctx) => {
+    const p = (await findProvider(c.db, 'deep'))!;
+    return Object.fromEntries((await poolTokens(c.db, p.id, 'oneapi')).map((t) => [t.secret, t]));
+  };
+
+  it('flag: disables a channel whose tokens are all dead, with its abilities, and leaves the rest (tschk on SQLite)', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const allDead = await oneapi.addChannel({ key: 'tok-a1-aaaaaaaaaaa,tok-a2-aaaaaaaaaaa', baseUrl: `${mock.baseUrl}/v1` });
+    const someDead = await oneapi.addChannel({ key: 'tok-b1-bbbbbbbbbbb, tok-b2-bbbbbbbbbbb', baseUrl: `${mock.baseUrl}/` });
+    const human = await oneapi.addChannel({ key: 'tok-c1-ccccccccccc', baseUrl: mock.baseUrl, status: 2 });
+    const live = await oneapi.addChannel({ key: LIVE, baseUrl: mock.baseUrl });
+    const elsewhere = await oneapi.addChannel({ key: 'tok-x1-xxxxxxxxxxx', baseUrl: 'http://qwen-free-api:8000' });
+    dead('tok-a1-aaaaaaaaaaa', 'tok-a2-aaaaaaaaaaa', 'tok-b1-bbbbbbbbbbb', 'tok-c1-ccccccccccc', 'tok-x1-xxxxxxxxxxx');
+    const c = await start();
+
+    const first = await run(c);
+    expect(first).toMatchObject({ checked: 8, dead: 3, pruned: 0 });
+    expect((await oneapi.channel(allDead)).status).toBe(1);
+
+    const second = await run(c);
+    expect(second).toMatchObject({ checked: 8, dead: 3, pruned: 3, held: 0 });
+    expect(await oneapi.channel(allDead)).toMatchObject({ status: 3, key: 'tok-a1-aaaaaaaaaaa,tok-a2-aaaaaaaaaaa' });
+    expect(await oneapi.abilities(allDead)).toEqual([false, false, false, false]);
+    expect((await oneapi.channel(someDead)).status).toBe(1);
+    expect(await oneapi.abilities(someDead)).toEqual([true, true, true, true]);
+    expect(await oneapi.channel(human)).toMatchObject({ status: 2, test_time: 0 });
+    expect(await oneapi.abilities(human)).toEqual([false, false, false, false]);
+    expect((await oneapi.channel(elsewhere)).test_time).toBe(0);
+    for (const id of [allDead, someDead, live]) expect((await oneapi.channel(id)).test_time).toBeGreaterThan(1_700_000_000);
+    expect(mock.calls.map((x) => x.token)).not.toContain('tok-c1-ccccccccccc');
+    expect(mock.calls.map((x) => x.token)).not.toContain('tok-x1-xxxxxxxxxxx');
+
+    const tokens = await oneApiTokens(c);
+    expect(Object.keys(tokens)).toHaveLength(8);
+    expect(tokens['tok-b1-bbbbbbbbbbb']).toMatchObject({ state: 'invalid', source: 'oneapi', source_ref: String(someDead) });
+    expect(tokens['tok-b2-bbbbbbbbbbb']!.state).toBe('active');
+    expect(c.log.entries().some((e) => e.msg === 'One-API channel disabled' && e.channel === allDead)).toBe(true);
+    for (const t of ['tok-a1-aaaaaaaaaaa', 'tok-b1-bbbbbbbbbbb', 'tok-live-1-llllllllll']) expect(c.log.text).not.toContain(t);
+  });
+
+  it('delete: rewrites a multi-token key without its dead tokens, disables what cannot be rewritten, and re-enables on recovery (tschk on the same dialect)', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'new-api');
+    const allDead = await oneapi.addChannel({ key: 'tok-a1-aaaaaaaaaaa,tok-a2-aaaaaaaaaaa', baseUrl: mock.baseUrl });
+    const partly = await oneapi.addChannel({ key: 'tok-b1-bbbbbbbbbbb,tok-b2-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb', baseUrl: mock.baseUrl });
+    const multiKey = await oneapi.addChannel({ key: 'tok-m1-mmmmmmmmmmm\ntok-m2-mmmmmmmmmmm', baseUrl: mock.baseUrl });
+    await oneapi.addChannel({ key: LIVE, baseUrl: mock.baseUrl });
+    dead('tok-a1-aaaaaaaaaaa', 'tok-a2-aaaaaaaaaaa', 'tok-b2-bbbbbbbbbbb', 'tok-m1-mmmmmmmmmmm');
+    const c = await start({ flavor: 'new-api', tschk: dialect, env: { TSCHK_PRUNE: 'delete' } });
+
+    await run(c);
+    const s = await run(c);
+
+    expect(s).toMatchObject({ pruned: 4, held: 0 });
+    expect(await oneapi.channel(partly)).toMatchObject({ status: 1, key: 'tok-b1-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb' });
+    expect(await oneapi.abilities(partly)).toEqual([true, true, true, true]);
+    expect(await oneapi.channel(allDead)).toMatchObject({ status: 3, key: 'tok-a1-aaaaaaaaaaa,tok-a2-aaaaaaaaaaa' });
+    expect(await oneapi.abilities(allDead)).toEqual([false, false, false, false]);
+    expect(JSON.parse((await oneapi.channel(allDead)).other_info!)).toMatchObject({ source: 'admin', status_reason: 'tschk: all tokens dead', status_time: expect.any(Number) });
+    expect(await oneapi.channel(multiKey)).toMatchObject({ status: 3, key: 'tok-m1-mmmmmmmmmmm\ntok-m2-mmmmmmmmmmm' });
+    expect(JSON.parse((await oneapi.channel(multiKey)).other_info!).status_reason).toContain('multi-key');
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source, a.source_ref])).toEqual([['tok-b2-bbbbbbbbbbb', 'pruned', 'oneapi', String(partly)]]);
+    const tokens = await oneApiTokens(c);
+    expect(tokens['tok-b2-bbbbbbbbbbb']).toBeUndefined();
+    expect([tokens['tok-a1-aaaaaaaaaaa']!.state, tokens['tok-a2-aaaaaaaaaaa']!.state, tokens['tok-m1-mmmmmmmmmmm']!.state]).toEqual(['invalid', 'invalid', 'invalid']);
+
+    // a1 comes back: the channel tschk disabled is enabled again, and its dead a2 can now leave the key
+    mock.setBehaviour('tok-a1-aaaaaaaaaaa', 'live');
+    await run(c);
+    expect(await oneapi.channel(allDead)).toMatchObject({ status: 1, key: 'tok-a1-aaaaaaaaaaa' });
+    expect(await oneapi.abilities(allDead)).toEqual([true, true, true, true]);
+    expect(JSON.parse((await oneapi.channel(allDead)).other_info!).status_reason).toBe('tschk: tokens live again');
+    expect((await oneapi.channel(multiKey)).status).toBe(3);
+
+    // the admin removes the dead line of the multi-key channel: tschk enables the channel it disabled
+    await oneapi.setKey(multiKey, 'tok-m2-mmmmmmmmmmm\ntok-m3-mmmmmmmmmmm');
+    await run(c);
+    expect((await oneapi.channel(multiKey)).status).toBe(1);
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason])).toContainEqual(['tok-m1-mmmmmmmmmmm', 'source_removed']);
+
+    // restore puts a pruned token back into its channel's key
+    const r = await restoreArchived(c.daemon.context, fingerprint('tok-b2-bbbbbbbbbbb'));
+    expect(r.into).toBe(`One-API channel ${partly}`);
+    expect((await oneapi.channel(partly)).key).toBe('tok-b1-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb,tok-b2-bbbbbbbbbbb');
+    expect((await oneApiTokens(c))['tok-b2-bbbbbbbbbbb']).toMatchObject({ state: 'active', source: 'oneapi' });
+  });
+
+  it('never enables a channel it did not disable, nor one a human took over', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const oneApiOwn = await oneapi.addChannel({ key: 'tok-o1-ooooooooooo', baseUrl: mock.baseUrl, status: 3 });
+    const ours = await oneapi.addChannel({ key: 'tok-d1-ddddddddddd', baseUrl: mock.baseUrl });
+    await oneapi.addChannel({ key: LIVE, baseUrl: mock.baseUrl });
+    dead('tok-d1-ddddddddddd');
+    const c = await start({ tschk: dialect });
+    await run(c);
+    await run(c);
+    expect((await oneapi.channel(ours)).status).toBe(3);
+
+    await oneapi.setStatus(ours, 2); // a human looked and parked it
+    mock.setBehaviour('tok-d1-ddddddddddd', 'live');
+    await run(c);
+    expect((await oneapi.channel(ours)).status).toBe(2);
+    expect((await oneapi.channel(oneApiOwn)).status).toBe(3);
+    expect(await oneapi.abilities(oneApiOwn)).toEqual([false, false, false, false]);
+
+    await oneapi.setStatus(ours, 3); // One-API's own auto-disable, later: still not ours
+    await run(c);
+    expect((await oneapi.channel(ours)).status).toBe(3);
+  });
+
+  it('takes channels named by TSCHK_ONEAPI_CHANNELS, whatever their base URL', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const named = await oneapi.addChannel({ key: 'tok-n1-nnnnnnnnnnn', baseUrl: '' });
+    await oneapi.addChannel({ key: 'tok-u1-uuuuuuuuuuu', baseUrl: mock.baseUrl });
+    const c = await start({ env: { TSCHK_ONEAPI_CHANNELS: `deep:${named}` } });
+    expect(Object.keys(await oneApiTokens(c))).toEqual(['tok-n1-nnnnnnnnnnn']);
+  });
+
+  it('keeps running when the One-API database cannot be reached, without showing its password', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const bad = dialect === 'sqlite' ? `sqlite:${oneApiDb.url.slice('sqlite:'.length)}.missing` : oneApiDb.url.replace(/\/\/([^:@/]+)(?::[^@]*)?@([^:/]+):\d+/, '//$1:s3cr3t-pw@$2:1');
+    const c = await start({ env: { TSCHK_ONEAPI_DATABASE_URL: bad } });
+    const s = await run(c);
+    expect(s.status).toBe('done');
+    expect(c.log.text).toContain('One-API channels could not be synced');
+    expect(c.log.text).not.toContain('s3cr3t-pw');
+  });
+
+  if (dialect === 'mysql') {
+    it('reads the original’s ConnectionStrings__TS_Database', async () => {
+      oneapi = await createOneApi(oneApiDb.url, 'one-api');
+      await oneapi.addChannel({ key: 'tok-t1-ttttttttttt', baseUrl: mock.baseUrl });
+      const u = new URL(oneApiDb.url);
+      const ado = `server=${u.hostname};port=${u.port};database=${u.pathname.slice(1)};userid=${decodeURIComponent(u.username)};password=${decodeURIComponent(u.password)};`;
+      const c = await start({ env: { TSCHK_ONEAPI_DATABASE_URL: '', ConnectionStrings__TS_Database: ado } });
+      expect(Object.keys(await oneApiTokens(c))).toEqual(['tok-t1-ttttttttttt']);
+    });
+  }
+});
