@@ -94,7 +94,7 @@ export class RunScopeError extends Error {
 
 const PAGE_SIZE = 500;
 /** Changes listed by name in a summary; the counts stay exact beyond it. */
-export const MAX_LISTED = 100;
+const MAX_LISTED = 100;
 const LATENCY_SAMPLE = 1_000;
 
 export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
