@@ -152,7 +152,7 @@ describe('the deepseek-account checker against a mock platform', () => {
       ['13800000010', ugly.rateLimited(30), 'rate_limited'],
       ['13800000011', ugly.html200, 'login_blocked'],
       ['13800000012', ugly.empty200, 'login_blocked'],
-      ['13800000013', ugly.timeout, 'timeout'],
+      ['13800000013', 'timeout', 'timeout'],
     ] as const;
     for (const [account, login, reason] of cases) {
       mock.addAccount(account, { password: 'pw', estimation: '9', login });

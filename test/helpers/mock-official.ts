@@ -27,8 +27,6 @@ export const ugly = {
   http503: { status: 503, text: 'Service Unavailable', contentType: 'text/plain' },
   rateLimited: (retryAfterS = 1) => ({ status: 429, text: 'Too Many Requests', contentType: 'text/plain', headers: { 'Retry-After': String(retryAfterS) } }),
   empty200: { status: 200, text: '', contentType: 'text/html' },
-  reset: 'reset',
-  timeout: 'timeout',
 } as const satisfies Record<string, Reply | ((s?: number) => Reply)>;
 
 const ok = (json: unknown): Reply => ({ status: 200, json });
@@ -47,7 +45,6 @@ export const answers = {
     ok({ data: { label: 'sk-or-v1-abc…', limit: limitRemaining === null ? null : 10, limit_remaining: limitRemaining, usage: 1.5, is_free_tier: false } }),
   models: () => ok({ object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model' }] }),
   unauthorized: () => ({ status: 401, json: { error: { message: 'Authentication Fails (no such user)', type: 'authentication_error', code: 'invalid_api_key' } } }),
-  paymentRequired: () => ({ status: 402, json: { error: { message: 'Insufficient Balance', type: 'unknown_error' } } }),
 };
 
 export interface PlatformAccount {
