@@ -367,6 +367,7 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
           pool: values.pool ?? 'default',
           entries: parseTokenLines(text),
           source: 'cli',
+          wholeEntries: checkerFor(p.kind)?.wholeEntries,
           label: values.label,
           expect: (values.expect as 'live' | 'dead' | undefined) ?? null,
         });

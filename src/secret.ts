@@ -5,8 +5,20 @@ export function fingerprint(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 12);
 }
 
-/** `abcd…wxyz`; short secrets show less so that a mask never reveals most of a token. */
+/** An `account-password` line (DeepSeek platform accounts): a phone number or an e-mail, then `-`. */
+const ACCOUNT_LINE = /^(\+?\d{6,}|[^\s@-]+@[^\s-]+)-./;
+
+/**
+ * `abcd…wxyz`; short secrets show less so that a mask never reveals most of a token. An account
+ * line shows only its masked account: the end of the line is the password.
+ */
 export function mask(secret: string): string {
+  const account = ACCOUNT_LINE.exec(secret)?.[1];
+  if (account !== undefined) return `${maskPart(account)}-***`;
+  return maskPart(secret);
+}
+
+function maskPart(secret: string): string {
   if (secret.length <= 8) {
     const shown = Math.min(2, Math.floor(secret.length / 4));
     return '…' + (shown > 0 ? secret.slice(-shown) : '');

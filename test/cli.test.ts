@@ -123,6 +123,15 @@ describe('tschk usage errors', () => {
     expect(await tschk(['tokens', 'import', '--provider', 'glm', file + '.missing'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('ENOENT') });
   });
 
+  it('keeps an account line whole even when its password holds a comma', async () => {
+    const env = { TSCHK_DATABASE_URL: database.url };
+    await tschk(['providers', 'add', 'ds-users', '--kind', 'deepseek-account'], env);
+    const r = await tschk(['tokens', 'import', '--provider', 'ds-users', '-'], env, '13800138000-pa,ss\nme@example.com-x,y,z\n');
+    expect(r.stdout).toBe('imported 2 token(s) into ds-users/default; skipped 0 duplicate(s)\n');
+    expect((await tschk(['tokens', 'export', '--provider', 'ds-users'], env)).stdout).toBe('13800138000-pa,ss\nme@example.com-x,y,z\n');
+    expect((await tschk(['tokens', 'list'], env)).stdout).not.toMatch(/pa,ss|x,y,z/);
+  });
+
   it.each(['serve', 'check', 'migrate', 'providers', 'tokens', 'history', 'status'])('%s --help explains itself', async (cmd) => {
     const r = await tschk([cmd, '--help'], {});
     expect(r.code).toBe(0);

@@ -11,6 +11,12 @@ describe('secrets as shown', () => {
     expect(mask('abcdefgh')).toBe('…gh');
     expect(mask('abc')).toBe('…');
   });
+  it('never shows any of the password of an account line', () => {
+    expect(mask('13800138000-hunter2pass')).toBe('13…00-***');
+    expect(mask('someone@example.com-p4ss-with-dash')).toBe('some….com-***');
+    // a metaso uid-sid or a JWT is not an account line
+    expect(mask('6543ab21cd-0f9e8d7c6b5a')).toBe('6543…6b5a');
+  });
   it('fingerprints as 12 hex chars of SHA-256', () => {
     expect(fingerprint('token')).toBe('3c469e9d6c58');
     expect(fingerprint('token')).toMatch(/^[0-9a-f]{12}$/);

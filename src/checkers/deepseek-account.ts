@@ -168,6 +168,7 @@ export function createDeepseekAccountChecker(opts: AccountCheckerOptions = {}): 
   return {
     kind: 'deepseek-account',
     requiresUrl: false,
+    wholeEntries: true,
     async check(token, target, ctx): Promise<CheckResult> {
       const account = parseDeepseekAccount(token);
       if (!account) {

@@ -37,5 +37,7 @@ export interface Checker {
   kind: string;
   /** Whether `check_url` must be given (no default endpoint). */
   requiresUrl: boolean;
+  /** A stored entry is one credential even when it holds commas (an `account-password` line). */
+  wholeEntries?: boolean;
   check(token: string, target: CheckTarget, ctx: CheckContext): Promise<CheckResult>;
 }

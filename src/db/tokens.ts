@@ -14,6 +14,8 @@ export interface ImportRequest {
   sourceRef?: string | null;
   label?: string | null;
   expect?: 'live' | 'dead' | null;
+  /** Keep each entry whole instead of splitting `T1,T2` (see `Checker.wholeEntries`). */
+  wholeEntries?: boolean;
 }
 
 export interface ImportResult {
@@ -25,7 +27,7 @@ const INSERT_CHUNK = 200;
 
 /** Adds new tokens at the end of the pool; tokens already in the pool (or twice in the input) are skipped. */
 export async function importTokens(db: Db, req: ImportRequest, now = new Date()): Promise<ImportResult> {
-  const tokens = req.entries.flatMap(splitTokens);
+  const tokens = req.wholeEntries ? req.entries.map((e) => e.trim()).filter(Boolean) : req.entries.flatMap(splitTokens);
   return db.kysely.transaction().execute(async (trx) => {
     const existing = new Set(
       (

@@ -231,6 +231,7 @@ async function postTokens(req: HttpRequest, app: AppContext) {
     pool,
     entries: tokens as string[],
     source: 'api',
+    wholeEntries: checkerFor(provider.kind)?.wholeEntries,
     label: label ?? null,
     expect: expect ?? null,
   });
