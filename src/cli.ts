@@ -12,10 +12,11 @@ import { migrateToLatest } from './db/migrate.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from './db/providers.js';
 import { lastFinishedRun } from './db/runs.js';
 import type { TokenRow, TokenState } from './db/schema.js';
-import { findToken, findTokensByFingerprint, importTokens, listTokens, removeTokens } from './db/tokens.js';
+import { findToken, findTokensByFingerprint, importTokens, listTokens } from './db/tokens.js';
 import { listArchive } from './db/archive.js';
 import { restoreArchived, RestoreError } from './sources/restore.js';
 import { RunScopeError, type RunSummary } from './engine/run.js';
+import { removeFromSources } from './sources/remove.js';
 import { createLogger } from './logger.js';
 import { hasNotifyTargets, sendTestNotifications } from './notify/index.js';
 import { describeSecret, parseTokenLines } from './secret.js';
@@ -413,11 +414,13 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
             ? [await findToken(db, Number(values.id))].filter((t): t is TokenRow => t !== undefined)
             : await findTokensByFingerprint(db, values.fingerprint!);
         if (tokens.length === 0) throw new UsageError('no such token');
+        const log = logger(config, io, 'tokens');
         for (const t of tokens) {
-          const p = await findProviderById(db, t.provider_id);
-          await removeTokens(db, [t], p?.name ?? String(t.provider_id), 'user_removed');
+          const p = (await findProviderById(db, t.provider_id))!;
+          const kept = await removeFromSources({ db, config, logger: log }, p, [t], 'user_removed', log);
+          if (kept.length > 0) throw new Error(`token ${t.fingerprint} is still in its source (${t.source_ref ?? t.source}): it was edited meanwhile or is a line of a New-API multi-key channel; try again or remove it there`);
         }
-        return print(io, `removed ${tokens.length} token(s); they are kept in token_archive`);
+        return print(io, `removed ${tokens.length} token(s) from tschk and their source; they are kept in token_archive`);
       });
     }
     case 'export': {

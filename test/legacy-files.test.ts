@@ -12,6 +12,7 @@ import { restoreArchived } from '../src/sources/restore.js';
 import { rewriteTokenFile } from '../src/sources/token-file.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
+import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
@@ -64,6 +65,19 @@ describeEachDialect('legacy token files', (dialect) => {
     return (await poolTokens(c.db, p.id, name)).map((t) => ({ secret: t.secret, position: t.position, source: t.source, source_ref: t.source_ref }));
   };
   const run = (c: Ctx) => c.daemon.runNow({ trigger: 'cli', force: true });
+
+  it('removes a token the user deletes from its file too, so the next sync does not bring it back', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n${T.b},${T.c}\n`);
+    const c = await start();
+    const [, b] = await poolTokens(c.db, (await findProvider(c.db, 'deep'))!.id, 'default');
+    const cli = await tschk(['tokens', 'remove', '--fingerprint', b!.fingerprint], { TSCHK_DATABASE_URL: database.url, TSCHK_LEGACY_DATA_DIR: dir });
+
+    expect(cli).toMatchObject({ code: 0, stdout: expect.stringContaining('removed 1 token(s) from tschk and their source') });
+    expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.c}\n`);
+    await syncSources(c.daemon.context);
+    expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.c]);
+    expect((await listArchive(c.db, {})).map((a) => [a.fingerprint, a.reason])).toEqual([[b!.fingerprint, 'user_removed']]);
+  });
 
   it('reads the original layout into pools, lines in order, whatever the whitespace', async () => {
     write('LLM-Deep/token.json', `\uFEFF${T.a}  \r\n\r\n ${T.b},${T.c} \r\n`);

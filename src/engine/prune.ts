@@ -1,12 +1,11 @@
 import type { Provider } from '../db/providers.js';
 import { countPruneCandidates, flagTokens, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
 import type { TokenRow } from '../db/schema.js';
-import { removeTokens } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { mask } from '../secret.js';
-import { deleteFromTokenFiles } from '../sources/legacy-files.js';
 import { ONEAPI_POOL } from '../sources/oneapi/channels.js';
-import { deleteFromOneApi, settleChannels } from '../sources/oneapi/index.js';
+import { settleChannels } from '../sources/oneapi/index.js';
+import { removeFromSources } from '../sources/remove.js';
 import { decidePruning } from './policy.js';
 import type { EngineContext, ProviderRunSummary, RunRequest } from './run.js';
 
@@ -96,12 +95,8 @@ async function act(
   }
 }
 
-/** Each token leaves its source: own rows are archived and deleted, file lines and One-API keys edited. */
+/** Each token leaves its source; one that could not this time (its file or key changed meanwhile) is flagged. */
 async function deleteEverywhere(ctx: EngineContext, log: Logger, provider: Provider, tokens: TokenRow[], now: Date): Promise<void> {
-  const own = tokens.filter((t) => t.source !== 'file' && (t.source !== 'oneapi' || !ctx.config.oneApi));
-  await removeTokens(ctx.db, own, provider.name, 'pruned');
-  const kept = await deleteFromTokenFiles(ctx, provider, tokens.filter((t) => t.source === 'file'), now);
+  const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now);
   await flagTokens(ctx.db, kept.map((t) => t.id), now);
-  const oneapi = tokens.filter((t) => t.source === 'oneapi');
-  if (oneapi.length > 0 && ctx.config.oneApi) await deleteFromOneApi(ctx, provider, oneapi, log, now);
 }

@@ -5,15 +5,15 @@ import { listHistory } from '../db/history.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenRow, TokenState, TokenStatusRow, Verdict } from '../db/schema.js';
-import { archiveAndDeleteTokens, findToken, importTokens, listTokens, removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens, findToken, importTokens, listTokens } from '../db/tokens.js';
 import { redactDatabaseUrl } from '../db/url.js';
 import { RunScopeError } from '../engine/run.js';
+import { removeFromSources } from '../sources/remove.js';
 import { describeSecret, splitTokens } from '../secret.js';
 import { runView } from './health.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
 const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
-const VERDICTS: readonly Verdict[] = ['live', 'dead', 'exhausted', 'unknown'];
 const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
 const NAME_RULE = 'letters, digits, - and _, at most 64';
 
@@ -241,8 +241,11 @@ async function postTokens(req: HttpRequest, app: AppContext) {
 async function deleteToken(req: HttpRequest, app: AppContext) {
   const token = await findToken(app.db, pathId(req));
   if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${req.params.id}`);
-  const provider = await findProviderById(app.db, Number(token.provider_id));
-  await removeTokens(app.db, [token], provider?.name ?? String(token.provider_id), 'user_removed');
+  const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
+  const kept = await removeFromSources(app, provider, [token], 'user_removed', app.logger);
+  if (kept.length > 0) {
+    throw new HttpError(409, 'still_at_source', 'the token is still in its source (edited meanwhile, or a line of a New-API multi-key channel): try again or remove it there');
+  }
   return reply(200, { archived: { id: Number(token.id), ...describeSecret(token.secret) } });
 }
 

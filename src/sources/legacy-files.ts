@@ -86,11 +86,17 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
 }
 
 /**
- * Delete mode for file tokens: archive and delete the rows, and in the same transaction rewrite
+ * File tokens leave their file (delete mode, or a user's removal): archive and delete the rows, and in the same transaction rewrite
  * the file without them (their lines appended to `expire_token.json` beside it). Returns the
  * tokens that could not leave their file this time (the user kept editing it): flag those.
  */
-export async function deleteFromTokenFiles(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[], now = new Date()): Promise<TokenRow[]> {
+export async function deleteFromTokenFiles(
+  ctx: SourceContext,
+  provider: Provider,
+  tokens: readonly TokenRow[],
+  reason: string,
+  now = new Date(),
+): Promise<TokenRow[]> {
   const dir = ctx.config.legacyDataDir;
   const files = legacyTokenFiles(ctx.config);
   const byFile = new Map<string, TokenRow[]>();
@@ -103,13 +109,13 @@ export async function deleteFromTokenFiles(ctx: SourceContext, provider: Provide
     const file = files.find((f) => f.path === path && f.provider === provider.name);
     if (dir === undefined || !file) {
       // No file tschk still reads: the row is all there is.
-      await removeTokens(ctx.db, rows, provider.name, 'pruned');
+      await removeTokens(ctx.db, rows, provider.name, reason);
       continue;
     }
     const abs = join(dir, file.path);
     await withFileLock(abs, async () => {
       const done = await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, 'pruned', now);
+        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
         if ('conflict' in r) throw new FileConflict();
         await appendLines(join(dirname(abs), EXPIRED_FILE), r.removed, r.eol, r.mode);
@@ -119,7 +125,7 @@ export async function deleteFromTokenFiles(ctx: SourceContext, provider: Provide
         throw err;
       });
       if (!done) {
-        ctx.logger.warn({ provider: provider.name, file: file.path, tokens: rows.length }, 'token file kept changing while tschk rewrote it: its dead tokens are flagged now and removed on a later run');
+        ctx.logger.warn({ provider: provider.name, file: file.path, tokens: rows.length }, 'token file kept changing while tschk rewrote it: its tokens stay in it for now');
         kept.push(...rows);
         return;
       }

@@ -76,6 +76,7 @@ export async function deleteFromOneApi(
   ctx: SourceContext,
   provider: Provider,
   tokens: readonly TokenRow[],
+  reason: string,
   log: Logger,
   now = new Date(),
 ): Promise<{ deleted: TokenRow[]; flagged: TokenRow[] }> {
@@ -93,7 +94,7 @@ export async function deleteFromOneApi(
     const flagged = tokens.filter((t) => stillUsed.has(t.secret));
     try {
       await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, 'pruned', now);
+        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, reason, now);
         await flagTokens(ctx.db, flagged.map((t) => t.id), now, trx);
         await oneapi.kysely.transaction().execute(async (otrx) => {
           for (const r of rewrites) {
