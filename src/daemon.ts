@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
@@ -69,6 +70,8 @@ export class Daemon {
       new Agent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
+    // Every check in flight listens to it (httpCall); dozens at once is the normal case, not a leak.
+    setMaxListeners(0, abortController.signal);
     const metrics = new Metrics(db, config.lowBalance);
     const engine: EngineContext = {
       db,

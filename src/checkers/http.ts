@@ -18,8 +18,18 @@ export async function httpCall(
   ctx: CheckContext,
 ): Promise<HttpOutcome> {
   const started = performance.now();
-  const timeout = AbortSignal.timeout(ctx.timeoutMs);
-  const signal = ctx.signal ? AbortSignal.any([timeout, ctx.signal]) : timeout;
+  // A cleared timer and a removed listener rather than AbortSignal.timeout/any: those keep every
+  // check's timer alive for the whole timeout, and tie each check to the daemon's long-lived
+  // signal (AbortSignal.any leaks then: https://github.com/nodejs/node/issues/55351).
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, ctx.timeoutMs);
+  const stop = () => controller.abort();
+  if (ctx.signal?.aborted) stop();
+  ctx.signal?.addEventListener('abort', stop, { once: true });
   const latency = () => Math.round(performance.now() - started);
   try {
     const res = await request(url, {
@@ -27,14 +37,17 @@ export async function httpCall(
       headers: init.headers,
       body: init.body,
       dispatcher: ctx.dispatcher,
-      signal,
+      signal: controller.signal,
     });
     const body = await readLimited(res.body);
     return { ok: true, status: res.statusCode, headers: res.headers, body, latencyMs: latency() };
   } catch (err) {
-    if (timeout.aborted) return { ok: false, reason: 'timeout', detail: `no answer within ${ctx.timeoutMs} ms`, latencyMs: latency() };
+    if (timedOut) return { ok: false, reason: 'timeout', detail: `no answer within ${ctx.timeoutMs} ms`, latencyMs: latency() };
     if (ctx.signal?.aborted) return { ok: false, reason: 'aborted', detail: 'check aborted by shutdown', latencyMs: latency() };
     return { ok: false, ...networkReason(err), latencyMs: latency() };
+  } finally {
+    clearTimeout(timer);
+    ctx.signal?.removeEventListener('abort', stop);
   }
 }
 
