@@ -1,9 +1,11 @@
 import type { Migration } from 'kysely';
 import * as initial from './20261127000000_initial.js';
 import * as oneApiDisabledChannels from './20261128000000_oneapi_disabled_channels.js';
+import * as tokensDueIndex from './20261129000000_tokens_due_index.js';
 
 /** Every migration, by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '20261127000000_initial': initial,
   '20261128000000_oneapi_disabled_channels': oneApiDisabledChannels,
+  '20261129000000_tokens_due_index': tokensDueIndex,
 };
