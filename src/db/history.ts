@@ -1,5 +1,6 @@
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { Db } from './connect.js';
-import type { TokenState, TokenStatusRow, Verdict } from './schema.js';
+import type { Database, TokenState, TokenStatusRow, Verdict } from './schema.js';
 
 /** One check, as it is written: a history row and the token's new state. */
 export interface CheckRecord {
@@ -46,25 +47,67 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[]): Pro
         )
         .execute();
     }
-    for (const r of records) {
-      const counted = r.verdict === 'live' || r.verdict === 'exhausted';
-      await trx
-        .updateTable('tokens')
-        .set({
-          state: r.next.state,
-          consecutive_dead: r.next.consecutiveDead,
-          last_verdict: r.verdict,
-          last_reason: r.reason,
-          last_checked_at: t(r.checkedAt),
-          ...(r.verdict === 'live' ? { last_live_at: t(r.checkedAt) } : {}),
-          ...(r.next.invalidSince !== undefined ? { invalid_since: r.next.invalidSince && t(r.next.invalidSince) } : {}),
-          ...(counted || r.balance !== null ? { balance: r.balance, currency: r.currency } : {}),
-          updated_at: t(r.checkedAt),
-        })
-        .where('id', '=', r.tokenId)
-        .execute();
-    }
+    for (let i = 0; i < records.length; i += CHUNK) await updateTokenStates(trx, records.slice(i, i + CHUNK), t);
   });
+}
+
+type TokenStateColumn =
+  | 'state'
+  | 'consecutive_dead'
+  | 'last_verdict'
+  | 'last_reason'
+  | 'last_checked_at'
+  | 'last_live_at'
+  | 'invalid_since'
+  | 'balance'
+  | 'currency'
+  | 'updated_at';
+
+/**
+ * The new state of many tokens in one UPDATE: one statement per token was the largest cost of a
+ * run. A column only some tokens change is `CASE id WHEN … THEN … ELSE column END`; the ELSE
+ * also gives PostgreSQL the type of the parameters. A token twice in the batch keeps its last check.
+ */
+async function updateTokenStates(trx: Transaction<Database>, records: readonly CheckRecord[], t: Db['dialect']['time']): Promise<void> {
+  const latest = new Map(records.map((r) => [r.tokenId, r]));
+  const columns = new Map<TokenStateColumn, Array<[number, unknown]>>();
+  const put = (column: TokenStateColumn, id: number, value: unknown) => {
+    let values = columns.get(column);
+    if (!values) columns.set(column, (values = []));
+    values.push([id, value]);
+  };
+  for (const [id, r] of latest) {
+    const at = t(r.checkedAt);
+    put('state', id, r.next.state);
+    put('consecutive_dead', id, r.next.consecutiveDead);
+    put('last_verdict', id, r.verdict);
+    put('last_reason', id, r.reason);
+    put('last_checked_at', id, at);
+    put('updated_at', id, at);
+    if (r.verdict === 'live') put('last_live_at', id, at);
+    if (r.next.invalidSince !== undefined) put('invalid_since', id, r.next.invalidSince && t(r.next.invalidSince));
+    if (r.verdict === 'live' || r.verdict === 'exhausted' || r.balance !== null) {
+      put('balance', id, r.balance);
+      put('currency', id, r.currency);
+    }
+  }
+  const set: Partial<Record<TokenStateColumn, RawBuilder<any>>> = {};
+  for (const [column, values] of columns) {
+    const first = values[0]![1];
+    set[column] =
+      values.length === latest.size && values.every(([, v]) => sameValue(v, first))
+        ? sql`${first}`
+        : sql`CASE id ${sql.join(values.map(([id, v]) => sql`WHEN ${sql.lit(id)} THEN ${v}`), sql` `)} ELSE ${sql.ref(column)} END`;
+  }
+  await trx
+    .updateTable('tokens')
+    .set(set)
+    .where('id', 'in', [...latest.keys()])
+    .execute();
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a instanceof Date && b instanceof Date ? a.getTime() === b.getTime() : a === b;
 }
 
 export interface HistoryQuery {
