@@ -13,6 +13,17 @@ export interface RunCounts {
 
 export const zeroCounts = (): RunCounts => ({ checked: 0, live: 0, dead: 0, exhausted: 0, unknown: 0, pruned: 0, held: 0 });
 
+/** Just the counts of a summary that holds more. */
+export const countsOf = (s: RunCounts): RunCounts => ({
+  checked: s.checked,
+  live: s.live,
+  dead: s.dead,
+  exhausted: s.exhausted,
+  unknown: s.unknown,
+  pruned: s.pruned,
+  held: s.held,
+});
+
 export async function openRun(db: Db, trigger: RunTrigger, scope: string, now = new Date()): Promise<number> {
   return db.dialect.insertId(db.kysely, 'check_runs', {
     trigger,

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { CheckRecord } from '../db/history.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
-import { closeRun, openRun, zeroCounts, type RunCounts } from '../db/runs.js';
+import { closeRun, countsOf, openRun, zeroCounts, type RunCounts } from '../db/runs.js';
 import type { RunStatus, RunTrigger, TokenRow, Verdict } from '../db/schema.js';
 import { selectDueTokens } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
@@ -162,13 +162,7 @@ export async function runChecks(
     log.info(
       {
         provider: s.provider,
-        checked: s.checked,
-        live: s.live,
-        dead: s.dead,
-        exhausted: s.exhausted,
-        unknown: s.unknown,
-        pruned: s.pruned,
-        held: s.held,
+        ...countsOf(s),
         lowBalance: s.lowBalance.length,
         durationMs: s.durationMs,
       },

@@ -1,5 +1,5 @@
 import type { PruneMode } from '../config.js';
-import type { RunCounts } from '../db/runs.js';
+import { countsOf, type RunCounts } from '../db/runs.js';
 import type { RunTrigger } from '../db/schema.js';
 import type { ProviderRunSummary, RunSummary, TokenRef } from '../engine/run.js';
 
@@ -36,20 +36,11 @@ export interface Digest {
   test?: boolean;
 }
 
-const counts = (s: RunCounts): RunCounts => ({
-  checked: s.checked,
-  live: s.live,
-  dead: s.dead,
-  exhausted: s.exhausted,
-  unknown: s.unknown,
-  pruned: s.pruned,
-  held: s.held,
-});
 
 function news(p: ProviderRunSummary): ProviderNews {
   return {
     provider: p.provider,
-    counts: counts(p),
+    counts: countsOf(p),
     unreachable: p.unreachable,
     unreliable: p.unreliable,
     ...(p.error ? { error: p.error } : {}),
@@ -90,7 +81,7 @@ export function buildDigest(summary: RunSummary): Digest | null {
     startedAt: summary.startedAt,
     finishedAt: summary.finishedAt,
     durationMs: summary.durationMs,
-    counts: counts(summary),
+    counts: countsOf(summary),
     ...(summary.error ? { error: summary.error } : {}),
     providers,
   };
