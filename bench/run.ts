@@ -1,0 +1,193 @@
+// Throughput and memory benchmark: `npm run bench [-- --n N --latency MS --concurrency C]`.
+// Per case: this process seeds a SQLite database and prints one JSON line; a mock free-api
+// answers after a fixed latency; the measured tschk process does one forced run; a bare HTTP
+// client measures what the machine itself allows against the same mock.
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openDatabase } from '../src/db/connect.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { upsertProvider } from '../src/db/providers.js';
+import { importTokens } from '../src/db/tokens.js';
+import type { BareMeasurement } from './bare-client.js';
+import type { RunMeasurement } from './tschk-run.js';
+import type { UpstreamMessage } from './upstream.js';
+
+interface Case {
+  name: string;
+  n: number;
+  latencyMs: number;
+  concurrency: number;
+  targets: { minRatio?: number; maxRssMb: number };
+}
+
+const DEFAULTS = { n: 20_000, latencyMs: 20, concurrency: 64 };
+/** The issue's targets, for a 2-core machine. */
+const THROUGHPUT: Case = { name: 'throughput', ...DEFAULTS, targets: { minRatio: 0.9, maxRssMb: 200 } };
+const MEMORY: Case = { name: 'memory', ...DEFAULTS, n: 200_000, targets: { maxRssMb: 250 } };
+/** Enough requests for a steady rate; the yardstick need not repeat a long case. */
+const BARE_CLIENT_MAX_N = 20_000;
+
+const USAGE = `Usage: npm run bench [-- --n N] [--latency MS] [--concurrency C]
+  (or BENCH_N, BENCH_LATENCY_MS, BENCH_CONCURRENCY in the environment)
+Without any of them: the throughput case (N=20000, L=20 ms, C=64) and the memory case (N=200000).
+Exit: 0 every target met, 1 a target missed, 2 the bench could not run.`;
+
+function casesFromArgs(): Case[] {
+  const { values } = parseArgs({
+    options: {
+      n: { type: 'string' },
+      latency: { type: 'string' },
+      concurrency: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const raw = {
+    n: values.n ?? process.env.BENCH_N,
+    latency: values.latency ?? process.env.BENCH_LATENCY_MS,
+    concurrency: values.concurrency ?? process.env.BENCH_CONCURRENCY,
+  };
+  if (raw.n === undefined && raw.latency === undefined && raw.concurrency === undefined) return [THROUGHPUT, MEMORY];
+  const int = (name: string, v: string | undefined, def: number) => {
+    if (v === undefined) return def;
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`--${name}: expected a whole number ≥ 1, got '${v}'\n${USAGE}`);
+    return Number(v);
+  };
+  const n = int('n', raw.n, DEFAULTS.n);
+  return [
+    {
+      name: 'custom',
+      n,
+      latencyMs: int('latency', raw.latency, DEFAULTS.latencyMs),
+      concurrency: int('concurrency', raw.concurrency, DEFAULTS.concurrency),
+      targets: n > THROUGHPUT.n ? MEMORY.targets : THROUGHPUT.targets,
+    },
+  ];
+}
+
+function child(script: string, args: string[]): ChildProcess {
+  return fork(new URL(script, import.meta.url), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function nextMessage<T>(proc: ChildProcess, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`${what} exited (code ${code}) before answering`));
+    proc.once('exit', onExit);
+    proc.once('message', (m) => {
+      proc.off('exit', onExit);
+      resolve(m as T);
+    });
+  });
+}
+
+async function startUpstream(latencyMs: number) {
+  const proc = child('./upstream.js', [String(latencyMs)]);
+  const m = await nextMessage<UpstreamMessage>(proc, 'mock upstream');
+  if (!('ready' in m)) throw new Error('mock upstream did not report its port');
+  const calls = async () => {
+    proc.send('calls');
+    const answer = await nextMessage<UpstreamMessage>(proc, 'mock upstream');
+    if (!('calls' in answer)) throw new Error('mock upstream did not report its calls');
+    return answer.calls;
+  };
+  return { proc, checkUrl: `http://127.0.0.1:${m.ready.port}/token/check`, calls };
+}
+
+async function seed(databaseUrl: string, checkUrl: string, n: number): Promise<void> {
+  const db = openDatabase(databaseUrl);
+  try {
+    await migrateToLatest(db);
+    const provider = await upsertProvider(db, { name: 'bench', kind: 'free-api', checkUrl });
+    const entries = Array.from({ length: n }, (_, i) => `bench-token-${String(i).padStart(7, '0')}-${'x'.repeat(24)}`);
+    const { added } = await importTokens(db, { providerId: provider.id, pool: 'default', entries, source: 'cli' });
+    if (added !== n) throw new Error(`seeding imported ${added} tokens instead of ${n}`);
+  } finally {
+    await db.close();
+  }
+}
+
+async function runCase(c: Case) {
+  const dir = await mkdtemp(join(tmpdir(), 'tschk-bench-'));
+  const upstream = await startUpstream(c.latencyMs);
+  try {
+    const databaseUrl = `sqlite:${join(dir, 'tschk.db')}`;
+    process.stderr.write(`bench ${c.name}: importing ${c.n} tokens…\n`);
+    await seed(databaseUrl, upstream.checkUrl, c.n);
+
+    process.stderr.write(`bench ${c.name}: one forced run at concurrency ${c.concurrency}, upstream latency ${c.latencyMs} ms…\n`);
+    const env = {
+      TSCHK_DATABASE_URL: databaseUrl,
+      TSCHK_CONCURRENCY: String(c.concurrency),
+      TSCHK_PROVIDER_CONCURRENCY: String(c.concurrency),
+      TSCHK_PRUNE: 'off',
+      TSCHK_RUN_ON_START: 'false',
+      LOG_LEVEL: 'info',
+    };
+    const run = await nextMessage<RunMeasurement>(child('./tschk-run.js', [JSON.stringify(env)]), 'tschk run');
+    const calls = await upstream.calls();
+    // A run that silently checked fewer tokens, or retried, would flatter the figures.
+    if (run.status !== 'done' || run.checked !== c.n || run.live !== c.n || calls !== c.n) {
+      throw new Error(`bench ${c.name} invalid: run ${run.status}, checked ${run.checked}, live ${run.live}, upstream calls ${calls}, expected ${c.n}`);
+    }
+
+    const bareN = Math.min(c.n, BARE_CLIENT_MAX_N);
+    process.stderr.write(`bench ${c.name}: ${bareN} bare HTTP requests for comparison…\n`);
+    const bare = await nextMessage<BareMeasurement>(
+      child('./bare-client.js', [upstream.checkUrl, String(bareN), String(c.concurrency)]),
+      'bare client',
+    );
+    return report(c, run, (bareN * 1000) / bare.durationMs);
+  } finally {
+    upstream.proc.disconnect();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function report(c: Case, m: RunMeasurement, barePerS: number) {
+  const round = (v: number, digits: number) => Number(v.toFixed(digits));
+  const tokensPerS = (c.n * 1000) / m.durationMs;
+  const idealPerS = (c.concurrency * 1000) / c.latencyMs;
+  const ratio = tokensPerS / idealPerS;
+  const peakRssMb = Math.max(m.sampledPeakRssBytes / 2 ** 20, m.maxRssKb / 1024);
+  const targets: Record<string, { target: string; met: boolean }> = {};
+  if (c.targets.minRatio !== undefined) targets.ratio = { target: `>= ${c.targets.minRatio}`, met: ratio >= c.targets.minRatio };
+  targets.peakRssMb = { target: `<= ${c.targets.maxRssMb}`, met: peakRssMb <= c.targets.maxRssMb };
+  return {
+    case: c.name,
+    n: c.n,
+    latencyMs: c.latencyMs,
+    concurrency: c.concurrency,
+    tokensPerS: round(tokensPerS, 1),
+    idealPerS: round(idealPerS, 1),
+    ratio: round(ratio, 3),
+    cpuUsPerCheck: round(m.cpuUs / c.n, 1),
+    peakRssMb: round(peakRssMb, 1),
+    durationS: round(m.durationMs / 1000, 2),
+    bareClientPerS: round(barePerS, 1),
+    ratioToBareClient: round(tokensPerS / barePerS, 3),
+    cpus: availableParallelism(),
+    loadAvg1m: round(loadavg()[0]!, 2),
+    node: process.version,
+    targets,
+    met: Object.values(targets).every((t) => t.met),
+  };
+}
+
+let allMet = true;
+try {
+  for (const c of casesFromArgs()) {
+    const line = await runCase(c);
+    allMet &&= line.met;
+    console.log(JSON.stringify(line));
+  }
+} catch (err) {
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(2);
+}
+process.exitCode = allMet ? 0 : 1;
