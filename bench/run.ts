@@ -59,16 +59,14 @@ function casesFromArgs(): Case[] {
     if (!/^\d+$/.test(v) || Number(v) < 1) throw new Error(`--${name}: expected a whole number ≥ 1, got '${v}'\n${USAGE}`);
     return Number(v);
   };
-  const n = int('n', raw.n, DEFAULTS.n);
-  return [
-    {
-      name: 'custom',
-      n,
-      latencyMs: int('latency', raw.latency, DEFAULTS.latencyMs),
-      concurrency: int('concurrency', raw.concurrency, DEFAULTS.concurrency),
-      targets: n > THROUGHPUT.n ? MEMORY.targets : THROUGHPUT.targets,
-    },
-  ];
+  const params = {
+    n: int('n', raw.n, DEFAULTS.n),
+    latencyMs: int('latency', raw.latency, DEFAULTS.latencyMs),
+    concurrency: int('concurrency', raw.concurrency, DEFAULTS.concurrency),
+  };
+  const same = (c: Case) => c.n === params.n && c.latencyMs === params.latencyMs && c.concurrency === params.concurrency;
+  const named = [THROUGHPUT, MEMORY].find(same);
+  return [named ?? { name: 'custom', ...params, targets: params.n > THROUGHPUT.n ? MEMORY.targets : THROUGHPUT.targets }];
 }
 
 function child(script: string, args: string[]): ChildProcess {
