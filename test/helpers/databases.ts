@@ -35,19 +35,30 @@ export async function freshDatabaseUrl(dialect: Dialect): Promise<{ url: string;
     }
     case 'postgres': {
       const admin = serverUrl('TSCHK_TEST_PG_URL');
-      const exec = async (sql: string) => {
+      const exec = async (fn: (client: pg.Client) => Promise<unknown>) => {
         const client = new pg.Client({ connectionString: admin.href });
         await client.connect();
         try {
-          await client.query(sql);
+          await fn(client);
         } finally {
           await client.end();
         }
       };
-      await exec(`CREATE DATABASE ${name}`);
+      await exec((c) => c.query(`CREATE DATABASE ${name}`));
       const url = new URL(admin);
       url.pathname = `/${name}`;
-      return { url: url.href, drop: () => exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+      // FORCE kills sessions still open; a pool that is just closing would get that kill as an
+      // uncaught error in the test, so give closing sessions a moment to go first.
+      const drop = () =>
+        exec(async (c) => {
+          for (let i = 0; i < 100; i++) {
+            const { rows } = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+            if (rows[0].n === 0) break;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        });
+      return { url: url.href, drop };
     }
     case 'mysql': {
       const admin = serverUrl('TSCHK_TEST_MYSQL_URL');
