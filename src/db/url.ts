@@ -40,7 +40,12 @@ function validUrl(u: string): boolean {
   }
 }
 
-/** The URL without its password, for logs. */
+/**
+ * The URL without its password, for logs. The drivers end the credentials at the last `@` before
+ * the path and also read a password from the query string.
+ */
 export function redactDatabaseUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#:@]*:)[^/?#]*@/i, '$1***@')
+    .replace(/([?&](?:password|pwd|sslpassword)=)[^&#]*/gi, '$1***');
 }
