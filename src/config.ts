@@ -120,10 +120,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     try {
       u = new URL(raw);
     } catch {
-      throw new ConfigError(name, `expected an http(s) URL, got '${raw}'`);
+      throw new ConfigError(name, `expected an http(s) URL, got '${urlHint(raw)}'`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw new ConfigError(name, `expected an http(s) URL, got '${raw}'`);
+      throw new ConfigError(name, `expected an http(s) URL, got '${urlHint(raw)}'`);
     }
     return raw;
   };
@@ -224,6 +224,11 @@ export function loadConfig(env: Env): Readonly<Config> {
   } satisfies Config);
 }
 
+/** Scheme and host only: the path, query and credentials of a webhook or push URL hold its key. */
+function urlHint(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?(?:[^/?#@]*@)?([^/?#]*).*$/is, (_m, scheme: string | undefined, host: string) => `${scheme ?? ''}${host}/…`);
+}
+
 function validTimezone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
@@ -293,7 +298,7 @@ function parseUptimeKuma(
     .filter(Boolean)
     .map((entry) => {
       const m = /^([A-Za-z0-9_-]+)(?:\/([A-Za-z0-9_-]+))?\s*=\s*(\S+)$/.exec(entry);
-      if (!m) throw new ConfigError(name, `expected a push URL or provider[/pool]=URL;…, got '${entry}'`);
+      if (!m) throw new ConfigError(name, `expected a push URL or provider[/pool]=URL;…, got '${urlHint(entry)}'`);
       return { provider: m[1], pool: m[2], url: httpUrl(name, m[3]!) };
     });
 }

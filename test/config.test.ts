@@ -105,6 +105,22 @@ describe('loadConfig', () => {
   });
 });
 
+describe('a bad URL that can hold a key', () => {
+  it.each([
+    [{ TSCHK_WEBHOOK_URL: 'qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7fa1-4bc4-97a0' }, "TSCHK_WEBHOOK_URL: expected an http(s) URL, got 'qyapi.weixin.qq.com/…'", '693a91f6'],
+    [{ TSCHK_WEBHOOK_URL: 'https://a.example/hook, ftp://bot:Pw9sEcret@api.telegram.org/bot123456:ABCdefGhIJ/sendMessage' }, "got 'ftp://api.telegram.org/…'", 'ABCdefGhIJ'],
+    [{ TSCHK_UPTIME_KUMA_PUSH: 'kuma.example/api/push/Xk3pPushTok' }, "TSCHK_UPTIME_KUMA_PUSH: expected an http(s) URL, got 'kuma.example/…'", 'Xk3pPushTok'],
+    [{ TSCHK_UPTIME_KUMA_PUSH: 'deep=kuma.example/api/push/Xk3pPushTok' }, "got 'kuma.example/…'", 'Xk3pPushTok'],
+    [{ TSCHK_UPTIME_KUMA_PUSH: 'deep:https://kuma.example/api/push/Xk3pPushTok=1' }, 'expected a push URL or provider[/pool]=URL;…', 'Xk3pPushTok'],
+  ])('%o: the error names the variable and shows only the host', (env, message, key) => {
+    const err = errorOf(env) as Error;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toContain(message);
+    expect(err.message).not.toContain(key);
+    expect(err.message).not.toContain('Pw9sEcret');
+  });
+});
+
 describe('adoNetToMysqlUrl', () => {
   it.each([
     ['server=db;port=3306;database=one-api;userid=root;password=secret;', 'mysql://root:secret@db:3306/one-api'],
