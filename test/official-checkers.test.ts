@@ -139,6 +139,8 @@ describe('classifyOpenaiModels', () => {
     ['401', 401, json({ error: { message: 'Incorrect API key provided: sk-abc...', code: 'invalid_api_key' } }), 'dead', 'invalid_key'],
     ['403 deactivated', 403, json({ error: { message: 'Your account has been deactivated', code: 'account_deactivated' } }), 'dead', 'account_deactivated'],
     ['403 banned (zh)', 403, json({ error: { message: '该账号已被封禁' } }), 'dead', 'account_deactivated'],
+    ['403 WAF page banning our IP', 403, '<html><title>Access denied | api.example.com used Cloudflare to restrict access</title><p>The owner of this website has banned your IP address (203.0.113.7).</p></html>', 'unknown', 'http_403'],
+    ['403 JSON banning our IP', 403, json({ error: { message: 'Your IP address has been banned', code: 'ip_banned' } }), 'unknown', 'http_403'],
     ['403 region', 403, json({ error: { message: 'Country, region, or territory not supported', code: 'unsupported_country_region_territory' } }), 'unknown', 'http_403'],
     ['429 insufficient_quota (code)', 429, json({ error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } }), 'exhausted', 'no_balance'],
     ['429 insufficient_quota (type only)', 429, json({ error: { message: 'quota', type: 'insufficient_quota', code: null } }), 'exhausted', 'no_balance'],
