@@ -96,6 +96,7 @@ describeEachDialect('/api/v1', (dialect) => {
     { body: { name: 'p', kind: 'free-api', url: 'ftp://x' }, says: 'url must be an http(s) URL' },
     { body: { name: 'p', kind: 'free-api', url: 'http://x', concurrency: 0 }, says: 'concurrency must be a whole number' },
     { body: { name: 'p', kind: 'free-api', url: 'http://x', colour: 'red' }, says: "unknown field 'colour'" },
+    { body: { name: 'p', kind: 'free-api', url: `http://x/${'a'.repeat(1020)}` }, says: 'url must be at most 1024 characters' },
     { body: '[1,2]', says: 'the body must be a JSON object' },
     { body: '{"name":', says: 'the body is not valid JSON' },
   ])('refuses a provider body: $says', async ({ body, says }) => {
@@ -132,6 +133,7 @@ describeEachDialect('/api/v1', (dialect) => {
     { body: { provider: 'deep', tokens: [' ', ','] }, status: 400, says: 'tokens holds no token' },
     { body: { provider: 'deep', tokens: ['t'], expect: 'maybe' }, status: 400, says: 'expect must be live or dead' },
     { body: { provider: 'deep', pool: '../x', tokens: ['t'] }, status: 400, says: 'pool must be letters, digits' },
+    { body: { provider: 'deep', tokens: ['t'], label: 'L'.repeat(256) }, status: 400, says: 'label must be at most 255 characters' },
     { body: '', status: 400, says: 'expected a JSON body' },
   ])('refuses a tokens body: $says', async ({ body, status, says }) => {
     const a = await s.call('POST', '/api/v1/tokens', { body });

@@ -45,10 +45,12 @@ function bodyObject(req: HttpRequest, allowed: readonly string[], optional = fal
   return body as Record<string, unknown>;
 }
 
-function stringField(body: Record<string, unknown>, field: string, rule?: { pattern: RegExp; says: string }): string | undefined {
+/** `max` is the width of the column the value goes to: a longer one is the caller's mistake, not a 500. */
+function stringField(body: Record<string, unknown>, field: string, rule?: { pattern: RegExp; says: string }, max?: number): string | undefined {
   const v = body[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw badRequest(`${field} must be a string`);
+  if (max !== undefined && [...v].length > max) throw badRequest(`${field} must be at most ${max} characters; got ${[...v].length}`);
   if (rule && !rule.pattern.test(v)) throw badRequest(`${field} must be ${rule.says}; got '${v.slice(0, 80)}'`);
   return v;
 }
@@ -162,7 +164,7 @@ async function postProvider(req: HttpRequest, app: AppContext) {
   const kind = stringField(body, 'kind') ?? '';
   const checker = checkerFor(kind);
   if (!checker) throw badRequest(`kind must be one of ${providerKinds().join(', ')}; got '${kind}'`);
-  const url = stringField(body, 'url', { pattern: /^https?:\/\/\S+$/i, says: 'an http(s) URL' });
+  const url = stringField(body, 'url', { pattern: /^https?:\/\/\S+$/i, says: 'an http(s) URL' }, 1024);
   if (checker.requiresUrl && url === undefined) throw badRequest(`url is required for kind ${kind}`);
   const concurrency = body.concurrency ?? null;
   if (concurrency !== null && (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1)) {
@@ -220,7 +222,7 @@ async function postTokens(req: HttpRequest, app: AppContext) {
   const provider = await providerByName(app, providerName, 400);
   const pool = stringField(body, 'pool', poolRule) ?? 'default';
   const expect = stringField(body, 'expect', { pattern: /^(live|dead)$/, says: 'live or dead' }) as 'live' | 'dead' | undefined;
-  const label = stringField(body, 'label');
+  const label = stringField(body, 'label', undefined, 255);
   const tokens = body.tokens;
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
     throw badRequest('tokens must be an array of strings, one token each ("T1,T2" counts as two)');
