@@ -278,6 +278,7 @@ async function providersCommand(config: Readonly<Config>, rest: string[], io: Cl
       if (values.url !== undefined && !/^https?:\/\/[^\s]+$/i.test(values.url)) {
         throw new UsageError(`--url must be an http(s) URL; got '${values.url}'`);
       }
+      maxLength('--url', values.url, 1024);
       const concurrency = values.concurrency === undefined ? null : Number(values.concurrency);
       if (concurrency !== null && (!Number.isInteger(concurrency) || concurrency < 1)) {
         throw new UsageError(`--concurrency must be a whole number ≥ 1; got '${values.concurrency}'`);
@@ -316,6 +317,11 @@ async function readInput(io: CliIo, file: string | undefined): Promise<string> {
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+}
+
+/** `max` is the width of the column the value goes to. */
+function maxLength(option: string, value: string | undefined, max: number): void {
+  if (value !== undefined && [...value].length > max) throw new UsageError(`${option} must be at most ${max} characters; got ${[...value].length}`);
 }
 
 const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
@@ -360,6 +366,10 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
       if (values.expect !== undefined && values.expect !== 'live' && values.expect !== 'dead') {
         throw new UsageError(`--expect must be live or dead; got '${values.expect}'`);
       }
+      if (values.pool !== undefined && !/^[a-z0-9][a-z0-9_-]{0,63}$/i.test(values.pool)) {
+        throw new UsageError(`--pool must be letters, digits, - and _, at most 64; got '${values.pool.slice(0, 80)}'`);
+      }
+      maxLength('--label', values.label, 255);
       const text = await readInput(io, positionals[0]);
       return withDb(config, async (db) => {
         const p = await requireProvider(db, values.provider);

@@ -95,6 +95,10 @@ describe('tschk usage errors', () => {
     [['tokens', 'import'], 'tschk: tokens: --provider is required'],
     [['tokens', 'list', '--state', 'zombie'], "tschk: tokens: --state must be one of active, suspect, invalid, disabled; got 'zombie'"],
     [['history', '--limit', 'many'], "tschk: history: --limit must be a whole number"],
+    [['providers', 'add', 'x', '--kind', 'free-api', '--url', `http://x/${'a'.repeat(1020)}`], 'tschk: providers: --url must be at most 1024 characters'],
+    [['tokens', 'import', '--provider', 'x', '--pool', 'a b'], "tschk: tokens: --pool must be letters, digits, - and _, at most 64; got 'a b'"],
+    [['tokens', 'import', '--provider', 'x', '--pool', 'p'.repeat(65)], 'tschk: tokens: --pool must be letters, digits, - and _, at most 64'],
+    [['tokens', 'import', '--provider', 'x', '--label', 'L'.repeat(256)], 'tschk: tokens: --label must be at most 255 characters'],
   ])('%j → exit 2 and one line', async (args, message) => {
     const r = await tschk(args, { TSCHK_DATABASE_URL: database.url });
     expect(r.code).toBe(2);
