@@ -82,6 +82,31 @@ describeEachDialect('pruning', (dialect) => {
     expect((await listTokens(ctx.db, {})).map((t) => t.state)).toEqual(['invalid', 'invalid', 'invalid', 'invalid', 'invalid']);
   });
 
+  it('holds a run scoped to one pool when the provider’s other pools answered dead too', async () => {
+    const { ctx, p } = await start();
+    mock.setDefault('dead');
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: LIVE.slice(0, 2), source: 'cli' });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'free', entries: LIVE.slice(2), source: 'cli' });
+    await run(ctx);
+
+    // Two of two in this pool is below the breaker's minimum, but four of four in the provider is an outage.
+    const scoped = await ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'default', force: true });
+    expect(scoped).toMatchObject({ dead: 2, pruned: 0, held: 2 });
+    expect(scoped.providers[0]!.heldReason).toContain('4 of 4');
+    expect((await listTokens(ctx.db, {})).map((t) => t.state)).toEqual(['suspect', 'suspect', 'suspect', 'suspect']);
+  });
+
+  it('prunes in a run scoped to one pool when the provider’s other pools are live', async () => {
+    const { ctx, p } = await start();
+    mock.setBehaviour(LIVE[0]!, 'dead');
+    mock.setBehaviour(LIVE[1]!, 'dead');
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: LIVE.slice(0, 2), source: 'cli' });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'free', entries: [...LIVE.slice(2), DEAD], source: 'cli' });
+    await run(ctx);
+
+    expect(await ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'default', force: true })).toMatchObject({ dead: 2, pruned: 2, held: 0 });
+  });
+
   it('does not count unknown answers or flagged tokens towards the breaker’s ratio', async () => {
     const { ctx, p } = await start();
     const dead = ['tok-x-1-aaaaaaaaaaaa', 'tok-x-2-bbbbbbbbbbbb', 'tok-x-3-cccccccccccc'];

@@ -43,6 +43,35 @@ export async function countPruneCandidates(db: Db, q: CandidateQuery): Promise<n
   return Number(r?.n ?? 0);
 }
 
+/**
+ * The provider's tokens in rotation that this run did not check (another pool, not due yet), by
+ * their last answer: `judged` had a definite one, `dead` one of `verdicts`.
+ */
+export async function lastAnswersOutsideRun(
+  db: Db,
+  q: Pick<CandidateQuery, 'runId' | 'providerId' | 'verdicts'>,
+): Promise<{ judged: number; dead: number }> {
+  const rows = await db.kysely
+    .selectFrom('tokens')
+    .select(['last_verdict', (eb) => eb.fn.countAll().as('n')])
+    .where('provider_id', '=', q.providerId)
+    .where('expect', 'is', null)
+    .where('state', 'in', ['active', 'suspect'])
+    .where('last_verdict', 'in', ['live', 'dead', 'exhausted'])
+    .where('id', 'not in', (eb) =>
+      eb.selectFrom('token_status').select('token_id').where('run_id', '=', q.runId).where('provider_id', '=', q.providerId),
+    )
+    .groupBy('last_verdict')
+    .execute();
+  let judged = 0;
+  let dead = 0;
+  for (const r of rows) {
+    judged += Number(r.n);
+    if (q.verdicts.includes(r.last_verdict as Verdict)) dead += Number(r.n);
+  }
+  return { judged, dead };
+}
+
 /** Takes tokens out of rotation without deleting them. */
 export async function flagTokens(db: Db, ids: readonly number[], now = new Date(), trx?: Transaction<Database>): Promise<void> {
   if (ids.length === 0) return;

@@ -74,9 +74,12 @@ export interface PruneFacts {
   unreachable: boolean;
   /** A canary disagreed with its expectation in this run. */
   unreliable: boolean;
-  /** Tokens in rotation (not flagged yet, not canaries) that reached TSCHK_PRUNE_AFTER in this run. */
+  /**
+   * Tokens in rotation (not flagged yet, not canaries) that reached TSCHK_PRUNE_AFTER in this run,
+   * plus those this run did not check whose last answer was dead.
+   */
   confirmed: number;
-  /** Tokens in rotation that got a definite answer (live, dead, exhausted) in this run. */
+  /** Tokens in rotation that got a definite answer (live, dead, exhausted) in this run, or last time if not checked by it. */
   judged: number;
 }
 
@@ -101,7 +104,7 @@ export function decidePruning(f: PruneFacts): PruneDecision {
   } else if (f.confirmed >= BREAKER_MIN_CONFIRMED && f.confirmed > f.maxRatio * f.judged) {
     hold = {
       rule: 'breaker',
-      reason: `${f.confirmed} of ${f.judged} answered tokens confirmed dead in one run, more than TSCHK_PRUNE_MAX_RATIO=${f.maxRatio}: this looks like an outage`,
+      reason: `${f.confirmed} of ${f.judged} answering tokens are dead, more than TSCHK_PRUNE_MAX_RATIO=${f.maxRatio}: this looks like an outage`,
     };
   }
   if (hold && !f.forcePrune) return { action: 'hold', ...hold };

@@ -1,5 +1,5 @@
 import type { Provider } from '../db/providers.js';
-import { countPruneCandidates, flagTokens, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
+import { countPruneCandidates, flagTokens, lastAnswersOutsideRun, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
 import type { TokenRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { mask } from '../secret.js';
@@ -35,13 +35,18 @@ export async function pruneProvider(
   tally: RunTally,
 ): Promise<void> {
   const { prune } = ctx.config;
+  const verdicts: CandidateQuery['verdicts'] = prune.exhausted ? ['dead', 'exhausted'] : ['dead'];
+  // A run scoped to one pool (a legacy request) or with tokens not due yet sees a slice of the
+  // provider; the breaker judges the provider, so the rest counts with its last answer.
+  const outside = await lastAnswersOutsideRun(ctx.db, { runId: run.runId, providerId: provider.id, verdicts });
   const decision = decidePruning({
     mode: prune.mode,
     maxRatio: prune.maxRatio,
     forcePrune: run.req.forcePrune ?? false,
     unreachable: summary.unreachable,
     unreliable: summary.unreliable,
-    ...tally,
+    confirmed: tally.confirmed + outside.dead,
+    judged: tally.judged + outside.judged,
   });
   const query: CandidateQuery = {
     runId: run.runId,
@@ -49,7 +54,7 @@ export async function pruneProvider(
     pool: run.req.pool,
     after: prune.after,
     states: decision.action === 'delete' ? ['active', 'suspect', 'invalid'] : ['active', 'suspect'],
-    verdicts: prune.exhausted ? ['dead', 'exhausted'] : ['dead'],
+    verdicts,
   };
   if (decision.action === 'hold') {
     summary.held = decision.rule === 'canary' ? tally.distrusted : await countPruneCandidates(ctx.db, query);
