@@ -9,9 +9,10 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   });
   const result: MigrationResultSet = await migrator.migrateToLatest();
   if (result.error) {
-    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName;
     const cause = result.error instanceof Error ? result.error.message : String(result.error);
-    throw new Error(`migration ${failed} failed: ${cause}`);
+    // No migration ran: the database itself could not be reached or refused the login.
+    throw new Error(failed ? `migration ${failed} failed: ${cause}` : `cannot use the database (TSCHK_DATABASE_URL): ${cause}`);
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
