@@ -107,6 +107,23 @@ describeEachDialect('pruning', (dialect) => {
     expect(await ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'default', force: true })).toMatchObject({ dead: 2, pruned: 2, held: 0 });
   });
 
+  it('asks the provider’s canaries in a run scoped to another pool', async () => {
+    const { ctx, p } = await start();
+    const canary = 'tok-canary-live-zzzzzzzz';
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: [canary], source: 'cli', expect: 'live' });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: LIVE, source: 'cli' });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'free', entries: ['tok-free-1-hhhhhhhhhh', 'tok-free-2-iiiiiiiiii'], source: 'cli' });
+    await run(ctx);
+
+    // the upstream starts calling valid tokens dead (the deepseek-free-api release the contract warns of)
+    mock.setDefault('dead');
+    const free = () => ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'free', force: true });
+    await free();
+    const second = await free();
+    expect(second.providers[0]).toMatchObject({ unreliable: true, pruned: 0 });
+    expect((await listTokens(ctx.db, { pool: 'free' })).map((t) => t.state)).toEqual(['active', 'active']);
+  });
+
   it('does not count unknown answers or flagged tokens towards the breaker’s ratio', async () => {
     const { ctx, p } = await start();
     const dead = ['tok-x-1-aaaaaaaaaaaa', 'tok-x-2-bbbbbbbbbbbb', 'tok-x-3-cccccccccccc'];

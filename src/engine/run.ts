@@ -288,8 +288,9 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     await run.writer.add(record);
   };
 
+  // A canary tests the provider, not its pool: a run scoped to one pool asks them all.
   const due = (canaries: boolean) =>
-    dueTokens(ctx, { providerId: provider.id, pool: run.req.pool, checkedBefore, canaries });
+    dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, checkedBefore, canaries });
   // Canaries first: their answers decide whether this provider's dead verdicts can be trusted.
   await drain(due(true), workers, checkOne);
   await drain(due(false), workers, checkOne);
