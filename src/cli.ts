@@ -64,7 +64,7 @@ Checks every due token (or those of one provider/pool) once and prints a per-pro
   --provider P     only this provider
   --pool POOL      only this pool (default, free, …)
   --force          also tokens checked less than TSCHK_MIN_INTERVAL_S ago
-  --force-prune    prune even when a safety rule holds pruning (after a human looked)
+  --force-prune    check again and prune even when a safety rule holds pruning (after a human looked)
   --json           print the run summary as JSON
 Exit: 0 the run completed, 1 it failed or could not run, 2 bad usage.`,
   migrate: `Usage: tschk migrate

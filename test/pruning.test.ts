@@ -77,8 +77,9 @@ describeEachDialect('pruning', (dialect) => {
     expect((await listTokens(ctx.db, {})).map((t) => t.state)).toEqual(['suspect', 'suspect', 'suspect', 'suspect', 'suspect']);
     expect(ctx.log.entries().some((e) => e.level === 'warn' && String(e.msg).startsWith('pruning held'))).toBe(true);
 
-    const forced = await run(ctx, { forcePrune: true });
-    expect(forced).toMatchObject({ pruned: 5, held: 0 });
+    // as a human types it: no --force, the tokens were checked moments ago; --force-prune asks them again
+    const forced = await ctx.daemon.runNow({ trigger: 'cli', forcePrune: true });
+    expect(forced).toMatchObject({ checked: 5, pruned: 5, held: 0 });
     expect((await listTokens(ctx.db, {})).map((t) => t.state)).toEqual(['invalid', 'invalid', 'invalid', 'invalid', 'invalid']);
   });
 

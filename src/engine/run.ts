@@ -44,7 +44,7 @@ export interface RunRequest {
   pool?: string;
   /** Ignore TSCHK_MIN_INTERVAL_S. */
   force?: boolean;
-  /** Prune even when a safety rule would hold (a human looked). */
+  /** Prune even when a safety rule would hold (a human looked); checks every token again, like `force`. */
   forcePrune?: boolean;
 }
 
@@ -229,7 +229,9 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const gate = new ProviderGate();
   const latencies: number[] = [];
   const workers = Math.max(1, provider.concurrency ?? ctx.config.providerConcurrency);
-  const checkedBefore = run.req.force ? null : new Date(run.started.getTime() - ctx.config.minIntervalS * 1000);
+  // --force-prune follows a held run whose tokens were just checked: it asks them again.
+  const forced = run.req.force || run.req.forcePrune;
+  const checkedBefore = forced ? null : new Date(run.started.getTime() - ctx.config.minIntervalS * 1000);
 
   const statePolicy = { pruneAfter: ctx.config.prune.after, recover: ctx.config.prune.recover, pruneExhausted: ctx.config.prune.exhausted };
   const tally: RunTally = { confirmed: 0, judged: 0, distrusted: 0 };
