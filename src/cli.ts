@@ -115,10 +115,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const config = loadConfig(io.env);
     switch (command) {
       case 'serve':
+        args(rest, {});
         return await serve(config, io);
       case 'check':
         return await check(config, rest, io);
       case 'migrate':
+        args(rest, {});
         return await withDb(config, async (db) => {
           const applied = await migrateToLatest(db);
           return print(io, applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
@@ -418,6 +420,7 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
     case 'remove': {
       const { values } = args(more, { id: { type: 'string' }, fingerprint: { type: 'string' } });
       if ((values.id === undefined) === (values.fingerprint === undefined)) throw new UsageError('give --id N or --fingerprint FP');
+      if (values.id !== undefined && !/^\d{1,15}$/.test(values.id)) throw new UsageError(`--id must be a whole number; got '${values.id}'`);
       return withDb(config, async (db) => {
         const tokens: TokenRow[] =
           values.id !== undefined
