@@ -7,6 +7,7 @@ import { checkerFor, providerKinds } from './checkers/index.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { openDatabase, type Db } from './db/connect.js';
+import { redactDatabaseUrl } from './db/url.js';
 import { listHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from './db/providers.js';
@@ -258,7 +259,8 @@ async function providersCommand(config: Readonly<Config>, rest: string[], io: Cl
     case 'list': {
       const { values } = args(more, { json: { type: 'boolean' } });
       return withDb(config, async (db) => {
-        const providers = await listProviders(db);
+        // A URL's password (`https://user:pass@relay`) is not shown, as in the API.
+        const providers = (await listProviders(db)).map((p) => ({ ...p, checkUrl: p.checkUrl && redactDatabaseUrl(p.checkUrl) }));
         if (values.json) return print(io, JSON.stringify(providers, null, 2));
         if (providers.length === 0) return print(io, 'no providers; add one with tschk providers add NAME --kind free-api --url URL');
         return print(

@@ -141,6 +141,16 @@ describe('tschk usage errors', () => {
     expect((await tschk(['tokens', 'list'], env)).stdout).not.toMatch(/pa,ss|x,y,z/);
   });
 
+  it('lists a provider whose URL holds a password without it, as the API does', async () => {
+    const env = { TSCHK_DATABASE_URL: database.url };
+    await tschk(['providers', 'add', 'relay', '--kind', 'openai-compatible', '--url', 'https://relay:Pw9sEcret@relay.example'], env);
+    for (const args of [['providers', 'list'], ['providers', 'list', '--json']]) {
+      const r = await tschk(args, env);
+      expect(r.stdout).toContain('https://relay:***@relay.example');
+      expect(r.stdout).not.toContain('Pw9sEcret');
+    }
+  });
+
   it.each(['serve', 'check', 'migrate', 'providers', 'tokens', 'history', 'status'])('%s --help explains itself', async (cmd) => {
     const r = await tschk([cmd, '--help'], {});
     expect(r.code).toBe(0);
