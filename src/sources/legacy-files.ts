@@ -1,4 +1,4 @@
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LEGACY_SERVICES, type Config } from '../config.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
@@ -6,7 +6,7 @@ import type { TokenRow } from '../db/schema.js';
 import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
 import type { SourceContext } from './index.js';
 import { reconcilePool } from './reconcile.js';
-import { appendLines, parseTokenFile, rewriteTokenFile, withFileLock, type LineSplit } from './token-file.js';
+import { appendLines, parseTokenFile, readIfExists, rewriteTokenFile, withFileLock, type LineSplit } from './token-file.js';
 
 /** One file of the original's data folder (`TSCHK_LEGACY_DATA_DIR`) and the pool it fills. */
 export interface TokenFile {
@@ -72,7 +72,7 @@ export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: st
 async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): Promise<void> {
   const abs = join(dir, file.path);
   if (!(await exists(dirname(abs)))) return;
-  const text = await readText(abs);
+  const text = await readIfExists(abs);
   const provider =
     text !== undefined && file.creates
       ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
@@ -144,7 +144,7 @@ export async function appendToTokenFile(ctx: SourceContext, providerName: string
   const abs = join(dir, file.path);
   if (!(await exists(dirname(abs)))) return undefined;
   await withFileLock(abs, async () => {
-    const text = await readText(abs);
+    const text = await readIfExists(abs);
     const eol = text !== undefined && /\r\n/.test(text) ? '\r\n' : '\n';
     await appendLines(abs, [secret], eol, 0o600);
     await syncTokenFile(ctx, dir, file);
@@ -160,14 +160,5 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
   }
 }

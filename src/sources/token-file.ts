@@ -115,7 +115,8 @@ export async function appendLines(path: string, entries: readonly string[], eol:
   await appendFile(path, separator + entries.map((e) => e + eol).join(''), { mode });
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
+/** A file's text, or undefined when it does not exist. */
+export async function readIfExists(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
