@@ -13,10 +13,11 @@ import { migrateToLatest } from './db/migrate.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from './db/providers.js';
 import { lastFinishedRun } from './db/runs.js';
 import type { TokenRow, TokenState } from './db/schema.js';
-import { findToken, findTokensByFingerprint, importTokens, listTokens } from './db/tokens.js';
+import { findToken, findTokensByFingerprint, importTokens, listTokens, removeProviderAndTokens } from './db/tokens.js';
 import { listArchive } from './db/archive.js';
 import { restoreArchived, RestoreError } from './sources/restore.js';
 import { RunScopeError, type RunSummary } from './engine/run.js';
+import { syncDeclaredProviders } from './sources/declared.js';
 import { removeFromSources } from './sources/remove.js';
 import { createLogger } from './logger.js';
 import { hasNotifyTargets, sendTestNotifications } from './notify/index.js';
@@ -240,6 +241,8 @@ async function withDb(config: Readonly<Config>, fn: (db: Db) => Promise<number>)
   const db = openDatabase(config.database.url);
   try {
     await migrateToLatest(db);
+    // `tokens import --provider deep` works as soon as TokenStatuCheckUrls__Deep… is set, before any `serve`.
+    await syncDeclaredProviders(db, config);
     return await fn(db);
   } finally {
     await db.close();
@@ -296,13 +299,10 @@ async function providersCommand(config: Readonly<Config>, rest: string[], io: Cl
       const { positionals } = args(more, {}, 1);
       return withDb(config, async (db) => {
         const p = await requireProvider(db, positionals[0]);
-        const tokens = await listTokens(db, { providerId: p.id });
-        await db.kysely.transaction().execute(async (trx) => {
-          const { archiveAndDeleteTokens } = await import('./db/tokens.js');
-          await archiveAndDeleteTokens(trx, db, tokens, p.name, 'provider_removed');
-          await trx.deleteFrom('providers').where('id', '=', p.id).execute();
-        });
-        return print(io, `provider ${p.name} removed; ${tokens.length} token(s) archived`);
+        const declared = config.legacyProviders.find((d) => d.name === p.name);
+        if (declared) throw new UsageError(`provider '${p.name}' is declared by ${declared.variable}; unset it first, or it comes back at the next start`);
+        const archived = await removeProviderAndTokens(db, p);
+        return print(io, `provider ${p.name} removed; ${archived} token(s) archived`);
       });
     }
     default:

@@ -110,6 +110,13 @@ describe('tschk usage errors', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('will not remove a provider the environment declares: it would come back at the next start', async () => {
+    const env = { TSCHK_DATABASE_URL: database.url, TokenStatuCheckUrls__DeepTokenCheckUrl: 'http://127.0.0.1:1/token/check' };
+    expect((await tschk(['providers', 'list'], env)).stdout).toMatch(/^deep\s+free-api\s+http:\/\/127\.0\.0\.1:1\/token\/check/m);
+    const r = await tschk(['providers', 'remove', 'deep'], env);
+    expect(r).toMatchObject({ code: 2, stderr: "tschk: providers: provider 'deep' is declared by TokenStatuCheckUrls__DeepTokenCheckUrl; unset it first, or it comes back at the next start\n" });
+  });
+
   it('refuses a bad variable before doing anything', async () => {
     const r = await tschk(['check'], { TSCHK_DATABASE_URL: database.url, TSCHK_TIMEOUT_MS: 'forever' });
     expect(r).toMatchObject({ code: 2, stderr: "tschk: TSCHK_TIMEOUT_MS: expected a whole number from 100 to 600000, got 'forever'\n" });

@@ -194,6 +194,16 @@ export async function archiveAndDeleteTokens(
   }
 }
 
+/** Archives every token of the provider, then removes them and the provider, in one transaction. */
+export async function removeProviderAndTokens(db: Db, provider: { id: number; name: string }): Promise<number> {
+  return db.kysely.transaction().execute(async (trx) => {
+    const tokens = await trx.selectFrom('tokens').selectAll().where('provider_id', '=', provider.id).execute();
+    await archiveAndDeleteTokens(trx, db, tokens, provider.name, 'provider_removed');
+    await trx.deleteFrom('providers').where('id', '=', provider.id).execute();
+    return tokens.length;
+  });
+}
+
 /** Archives and removes tokens in their own transaction. */
 export async function removeTokens(db: Db, tokens: readonly TokenRow[], providerName: string, reason: string): Promise<void> {
   if (tokens.length === 0) return;

@@ -67,7 +67,7 @@ export async function pruneProvider(
     await act(ctx, run.log, provider, summary, decision.action, query);
   }
   if (ctx.config.oneApi && (run.req.pool === undefined || run.req.pool === ONEAPI_POOL)) {
-    await settleChannels(ctx, provider, run.runId, run.log);
+    if (summary.checked > 0) await settleChannels(ctx, provider, run.runId, run.log);
   }
 }
 

@@ -5,7 +5,7 @@ import { listHistory } from '../db/history.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenRow, TokenState, TokenStatusRow, Verdict } from '../db/schema.js';
-import { archiveAndDeleteTokens, findToken, importTokens, listTokens } from '../db/tokens.js';
+import { findToken, importTokens, listTokens, removeProviderAndTokens } from '../db/tokens.js';
 import { redactDatabaseUrl } from '../db/url.js';
 import { RunScopeError } from '../engine/run.js';
 import { removeFromSources } from '../sources/remove.js';
@@ -181,12 +181,8 @@ async function deleteProvider(req: HttpRequest, app: AppContext) {
   if (declared) {
     throw new HttpError(409, 'provider_declared', `provider '${p.name}' is declared by ${declared.variable}; unset it and restart to remove it`);
   }
-  const tokens = await listTokens(app.db, { providerId: p.id });
-  await app.db.kysely.transaction().execute(async (trx) => {
-    await archiveAndDeleteTokens(trx, app.db, tokens, p.name, 'provider_removed');
-    await trx.deleteFrom('providers').where('id', '=', p.id).execute();
-  });
-  return reply(200, { removed: p.name, archived_tokens: tokens.length });
+  const archived = await removeProviderAndTokens(app.db, p);
+  return reply(200, { removed: p.name, archived_tokens: archived });
 }
 
 async function getTokens(req: HttpRequest, app: AppContext) {
