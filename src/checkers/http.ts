@@ -18,51 +18,48 @@ export async function httpCall(
   ctx: CheckContext,
 ): Promise<HttpOutcome> {
   const started = performance.now();
-  // A cleared timer and a removed listener rather than AbortSignal.timeout/any: those keep every
-  // check's timer alive for the whole timeout, and tie each check to the daemon's long-lived
-  // signal (AbortSignal.any leaks then: https://github.com/nodejs/node/issues/55351).
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, ctx.timeoutMs);
-  const stop = () => controller.abort();
-  if (ctx.signal?.aborted) stop();
-  ctx.signal?.addEventListener('abort', stop, { once: true });
   const latency = () => Math.round(performance.now() - started);
   try {
+    // undici's own timers bound the wait for the headers and between body chunks (connecting is
+    // bounded by the Agent; their resolution is about a second), and undici removes its listener
+    // from the daemon's long-lived signal when the request ends: no timer, AbortController nor
+    // listener of ours per check.
     const res = await request(url, {
       method: init.method,
       headers: init.headers,
       body: init.body,
       dispatcher: ctx.dispatcher,
-      signal: controller.signal,
+      signal: ctx.signal,
+      headersTimeout: ctx.timeoutMs,
+      bodyTimeout: ctx.timeoutMs,
     });
     const body = await readLimited(res.body);
     return { ok: true, status: res.statusCode, headers: res.headers, body, latencyMs: latency() };
   } catch (err) {
-    if (timedOut) return { ok: false, reason: 'timeout', detail: `no answer within ${ctx.timeoutMs} ms`, latencyMs: latency() };
     if (ctx.signal?.aborted) return { ok: false, reason: 'aborted', detail: 'check aborted by shutdown', latencyMs: latency() };
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return { ok: false, reason: 'timeout', detail: `no answer within ${ctx.timeoutMs} ms`, latencyMs: latency() };
+    }
     return { ok: false, ...networkReason(err), latencyMs: latency() };
-  } finally {
-    clearTimeout(timer);
-    ctx.signal?.removeEventListener('abort', stop);
   }
 }
 
-async function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
+function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
+  // Plain events: a stream's async iterator costs several promises per check.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => resolve(Buffer.concat(chunks).toString('utf8'));
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
       body.destroy();
-      break;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+      done();
+    });
+    body.on('end', done);
+    body.on('error', reject);
+  });
 }
 
 const NETWORK_REASONS: Record<string, string> = {
