@@ -93,11 +93,14 @@ export interface DueQuery {
   limit: number;
 }
 
+/** What checking a token needs to know of it: reading whole rows was a cost of every check. */
+export type DueToken = Pick<TokenRow, 'id' | 'pool' | 'secret' | 'fingerprint' | 'expect' | 'state' | 'consecutive_dead'>;
+
 /** One page of tokens due for a check, in id order (keyset pagination: memory stays flat). */
-export async function selectDueTokens(db: Db, q: DueQuery): Promise<TokenRow[]> {
+export async function selectDueTokens(db: Db, q: DueQuery): Promise<DueToken[]> {
   let query = db.kysely
     .selectFrom('tokens')
-    .selectAll()
+    .select(['id', 'pool', 'secret', 'fingerprint', 'expect', 'state', 'consecutive_dead'])
     .where('provider_id', '=', q.providerId)
     .where('state', '!=', 'disabled')
     .where('id', '>', q.afterId)

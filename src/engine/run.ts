@@ -6,8 +6,8 @@ import type { Db } from '../db/connect.js';
 import type { CheckRecord } from '../db/history.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
 import { closeRun, countsOf, openRun, zeroCounts, type RunCounts } from '../db/runs.js';
-import type { RunStatus, RunTrigger, TokenRow, Verdict } from '../db/schema.js';
-import { selectDueTokens } from '../db/tokens.js';
+import type { RunStatus, RunTrigger, Verdict } from '../db/schema.js';
+import { selectDueTokens, type DueToken } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { describeSecret, mask } from '../secret.js';
 import { syncSources } from '../sources/index.js';
@@ -237,7 +237,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const tally: RunTally = { confirmed: 0, judged: 0, distrusted: 0 };
   let answered = 0;
 
-  const checkOne = async (token: TokenRow) => {
+  const checkOne = async (token: DueToken) => {
     const result = await checkWithRetries(ctx, checker, provider, token.secret, gate, run.globalLimit);
     if (result.reason === 'aborted') return; // not an answer from anyone: no history row
     let verdict = result.verdict;
@@ -322,7 +322,7 @@ function disagrees(expect: 'live' | 'dead', verdict: Verdict): boolean {
 async function* dueTokens(
   ctx: EngineContext,
   q: { providerId: number; pool?: string; checkedBefore: Date | null; canaries: boolean },
-): AsyncGenerator<TokenRow> {
+): AsyncGenerator<DueToken> {
   let afterId = 0;
   for (;;) {
     if (ctx.stopSignal?.aborted) return;
