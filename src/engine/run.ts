@@ -237,8 +237,8 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const tally: RunTally = { confirmed: 0, judged: 0, distrusted: 0 };
   let answered = 0;
 
-  const checkOne = async (token: DueToken) => {
-    const result = await checkWithRetries(ctx, checker, provider, token.secret, gate, run.globalLimit);
+  const check = (token: DueToken) => checkWithRetries(ctx, checker, provider, token.secret, gate, run.globalLimit);
+  const recordOne = async (token: DueToken, result: CheckResult) => {
     if (result.reason === 'aborted') return; // not an answer from anyone: no history row
     let verdict = result.verdict;
     let reason = result.reason;
@@ -294,8 +294,8 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const due = (canaries: boolean) =>
     dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, checkedBefore, canaries });
   // Canaries first: their answers decide whether this provider's dead verdicts can be trusted.
-  await drain(due(true), workers, checkOne);
-  await drain(due(false), workers, checkOne);
+  await drain(due(true), workers, check, recordOne);
+  await drain(due(false), workers, check, recordOne);
 
   // Dead answers distrusted because of a canary are answers: that provider is reachable.
   summary.unreachable = summary.checked > 0 && answered === 0;
@@ -336,12 +336,37 @@ async function* dueTokens(
   }
 }
 
-/** `workers` loops pull from one iterator (an async generator queues concurrent next() calls). */
-async function drain<T>(items: AsyncIterator<T>, workers: number, fn: (item: T) => Promise<void>): Promise<void> {
+/**
+ * `workers` loops pull from one iterator (an async generator queues concurrent next() calls).
+ * A loop records an answer only after it has sent its next request: see `afterRequestsSent`.
+ */
+async function drain<T, R>(
+  items: AsyncIterator<T>,
+  workers: number,
+  check: (item: T) => Promise<R>,
+  record: (item: T, result: R) => Promise<void>,
+): Promise<void> {
   const loop = async () => {
-    for (let next = await items.next(); !next.done; next = await items.next()) await fn(next.value);
+    let recorded: Promise<void> = Promise.resolve();
+    for (let next = await items.next(); !next.done; next = await items.next()) {
+      const item = next.value;
+      const result = await check(item);
+      await recorded;
+      recorded = afterRequestsSent().then(() => record(item, result));
+      recorded.catch(() => {}); // awaited above or below; not an unhandled rejection meanwhile
+    }
+    await recorded;
   };
   await Promise.all(Array.from({ length: workers }, loop));
+}
+
+/**
+ * Answers arrive in bursts, and undici writes a request on a reused connection only in the
+ * check phase (setImmediate) after the answers of the burst are handled. Recording an answer
+ * one turn of the event loop later keeps that work from delaying every request of the burst.
+ */
+function afterRequestsSent(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 async function checkWithRetries(
