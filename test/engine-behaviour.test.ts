@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listHistory } from '../src/db/history.js';
 import { upsertProvider } from '../src/db/providers.js';
@@ -81,6 +82,21 @@ describe('a run against an upstream in trouble', () => {
     expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(950);
     expect(s.providers[0]).toMatchObject({ unknown: 1, unreachable: true });
     expect((await listTokens(ctx.db, {}))[0]).toMatchObject({ last_reason: 'rate_limited', state: 'active', consecutive_dead: 0 });
+  });
+
+  it('fails the run, not silently, when its history cannot be written', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' });
+    // 40 checks of 100 ms on 2 workers take ~2 s: the writer's 1 s flush fails half-way
+    mock.setDefault({ kind: 'delay', ms: 100, then: 'live' });
+    await seed(ctx, 'deep', mock.checkUrl, Array.from({ length: 40 }, (_, i) => `tok-write-${String(i).padStart(4, '0')}-xxxx`));
+    await sql`DROP TABLE token_status`.execute(ctx.db.kysely);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s.status).toBe('failed');
+    expect(s.error).toMatch(/token_status/);
+    // the workers stopped at the failure instead of checking every token regardless
+    expect(mock.calls.length).toBeLessThan(40);
   });
 
   it('checks each token of a stored T1,T2 line on its own', async () => {
