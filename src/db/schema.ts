@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 /** Bound as a Date (PostgreSQL, MySQL) or ISO text (SQLite); read back through `dialect.readTime`. */
 export type Timestamp = ColumnType<Date | string, Date | string, Date | string>;
@@ -116,9 +116,6 @@ export interface Database {
 
 export type ProviderRow = Selectable<ProvidersTable>;
 export type TokenRow = Selectable<TokensTable>;
-export type NewToken = Insertable<TokensTable>;
-export type TokenUpdate = Updateable<TokensTable>;
 export type TokenStatusRow = Selectable<TokenStatusTable>;
-export type NewTokenStatus = Insertable<TokenStatusTable>;
 export type CheckRunRow = Selectable<CheckRunsTable>;
 export type ArchiveRow = Selectable<TokenArchiveTable>;

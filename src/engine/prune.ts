@@ -66,9 +66,8 @@ export async function pruneProvider(
     if (decision.overrode) run.log.warn({ rule: decision.overrode }, 'pruning although a safety rule would hold it: --force-prune');
     await act(ctx, run.log, provider, summary, decision.action, query);
   }
-  if (ctx.config.oneApi && (run.req.pool === undefined || run.req.pool === ONEAPI_POOL)) {
-    if (summary.checked > 0) await settleChannels(ctx, provider, run.runId, run.log);
-  }
+  const oneApiInScope = run.req.pool === undefined || run.req.pool === ONEAPI_POOL;
+  if (ctx.config.oneApi && oneApiInScope && summary.checked > 0) await settleChannels(ctx, provider, run.runId, run.log);
 }
 
 async function act(
