@@ -1,7 +1,7 @@
 import { listArchive, markRestored } from '../db/archive.js';
 import { findProvider } from '../db/providers.js';
-import { maxPosition } from '../db/tokens.js';
-import { describeSecret, fingerprint } from '../secret.js';
+import { findTokensByFingerprint, importTokens } from '../db/tokens.js';
+import { describeSecret } from '../secret.js';
 import type { SourceContext } from './index.js';
 import { appendToTokenFile } from './legacy-files.js';
 import { appendToChannel } from './oneapi/index.js';
@@ -38,16 +38,9 @@ export async function restoreArchived(ctx: SourceContext, fp: string, filter: { 
   const provider = await findProvider(ctx.db, row.provider_name);
   if (!provider) throw new RestoreError(`provider '${row.provider_name}' no longer exists; add it again with tschk providers add, then restore`);
 
-  const inPool = async () =>
-    (await ctx.db.kysely
-      .selectFrom('tokens')
-      .select('id')
-      .where('provider_id', '=', provider.id)
-      .where('pool', '=', row.pool)
-      .where('fingerprint', '=', fingerprint(row.secret))
-      .executeTakeFirst()) !== undefined;
-
-  const alreadyPresent = await inPool();
+  const alreadyPresent = (await findTokensByFingerprint(ctx.db, row.fingerprint)).some(
+    (t) => Number(t.provider_id) === provider.id && t.pool === row.pool,
+  );
   let into = 'tokens';
   if (!alreadyPresent) {
     if (row.source === 'file') {
@@ -56,28 +49,21 @@ export async function restoreArchived(ctx: SourceContext, fp: string, filter: { 
       const channel = await appendToChannel(ctx, provider, row.source_ref, row.secret);
       if (channel !== undefined) into = `One-API channel ${channel}`;
     }
-    if (!(await inPool())) {
-      into = 'tokens';
-      const t = ctx.db.dialect.time(now);
-      await ctx.db.kysely
-        .insertInto('tokens')
-        .values({
-          provider_id: provider.id,
-          pool: row.pool,
-          position: (await maxPosition(ctx.db.kysely, provider.id, row.pool)) + 1,
-          secret: row.secret,
-          fingerprint: row.fingerprint,
-          label: row.label,
-          source: row.source === 'api' ? 'api' : 'cli',
-          source_ref: null,
-          expect: row.expect === 'live' || row.expect === 'dead' ? row.expect : null,
-          state: 'active',
-          consecutive_dead: 0,
-          created_at: t,
-          updated_at: t,
-        })
-        .execute();
-    }
+    // Not picked up from its source (gone, or no longer read): it goes back into tschk's own table.
+    const imported = await importTokens(
+      ctx.db,
+      {
+        providerId: provider.id,
+        pool: row.pool,
+        entries: [row.secret],
+        wholeEntries: true,
+        source: row.source === 'api' ? 'api' : 'cli',
+        label: row.label,
+        expect: row.expect === 'live' || row.expect === 'dead' ? row.expect : null,
+      },
+      now,
+    );
+    if (imported.added > 0) into = 'tokens';
   }
   await markRestored(ctx.db, rows.map((r) => r.id), now);
   return { provider: provider.name, pool: row.pool, ...describeSecret(row.secret), into, alreadyPresent };
