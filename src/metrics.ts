@@ -104,7 +104,7 @@ export class Metrics implements EngineEvents {
       },
     });
     // A dead key's last balance is no longer spendable; an unknown answer keeps the last one read.
-    const balances = () =>
+    const readBalances = () =>
       db.kysely
         .selectFrom('tokens')
         .innerJoin('providers', 'providers.id', 'tokens.provider_id')
@@ -113,6 +113,9 @@ export class Metrics implements EngineEvents {
         .where('tokens.currency', 'is not', null)
         .where((eb) => eb.or([eb('tokens.last_verdict', 'is', null), eb('tokens.last_verdict', '!=', 'dead')]))
         .execute();
+    // A scrape starts every collect at once: the two balance gauges share one query.
+    let reading: ReturnType<typeof readBalances> | undefined;
+    const balances = () => (reading ??= readBalances().finally(() => (reading = undefined)));
     new Gauge({
       name: 'tschk_balance',
       help: 'Sum of the last balance read of each key not dead, by provider and currency (tokens: DeepSeek accounts).',
