@@ -1,4 +1,5 @@
-import { httpCall, httpStatusReason, parseJson, retryAfterSeconds } from './http.js';
+import { badResponse, objectOf, snippet, unexpectedStatus } from './balance.js';
+import { httpCall, parseJson, retryAfterSeconds } from './http.js';
 import type { Checker, CheckResult } from './types.js';
 
 /** Messages of a -2001 envelope that name an auth failure (free-api contract). */
@@ -8,12 +9,9 @@ export type Classification = Pick<CheckResult, 'verdict' | 'reason' | 'detail'>;
 
 /** Pure: what one free-api `/token/check` answer means. Every row of contracts/free-api.md. */
 export function classifyFreeApiAnswer(status: number, body: string): Classification {
-  if (status !== 200) return { verdict: 'unknown', reason: httpStatusReason(status), detail: snippet(body) };
-  const json = parseJson(body);
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    return { verdict: 'unknown', reason: 'bad_response', detail: snippet(body) };
-  }
-  const answer = json as { live?: unknown; code?: unknown; message?: unknown };
+  if (status !== 200) return unexpectedStatus(status, body);
+  const answer = objectOf(parseJson(body));
+  if (!answer) return badResponse(body);
   if (answer.live === true) return { verdict: 'live', reason: 'upstream_accepted', detail: null };
   // {"live": false} is also what a free-api says when it could not parse the upstream: a single
   // one is only a suspicion; confirmation over several runs is what prunes.
@@ -29,13 +27,8 @@ export function classifyFreeApiAnswer(status: number, body: string): Classificat
     case -2000:
       return { verdict: 'unknown', reason: 'bad_request', detail: snippet(message) };
     default:
-      return { verdict: 'unknown', reason: 'bad_response', detail: snippet(body) };
+      return badResponse(body);
   }
-}
-
-function snippet(text: string): string | null {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat === '' ? null : flat.slice(0, 200);
 }
 
 export const freeApiChecker: Checker = {
