@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseJson } from '../checkers/http.js';
 import type { AppContext } from '../daemon.js';
 import { metricsRoutes } from '../metrics.js';
 import { apiRoutes } from './api.js';
@@ -70,7 +71,7 @@ export async function startHttpServer(app: AppContext, routes: readonly Route[] 
         params,
         headers: req.headers,
         body,
-        json: () => parseJson(body),
+        json: () => jsonBody(body),
         signal: aborted.signal,
       };
       answer = await route.handler(request, app);
@@ -132,13 +133,11 @@ function tooLarge(): HttpError {
   return new HttpError(413, 'body_too_large', `request body over ${MAX_BODY_BYTES} bytes (1 MiB)`, { Connection: 'close' });
 }
 
-function parseJson(body: Buffer): unknown {
+function jsonBody(body: Buffer): unknown {
   if (body.length === 0) throw new HttpError(400, 'bad_json', 'expected a JSON body; none was sent');
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'bad_json', 'the body is not valid JSON');
-  }
+  const json = parseJson(body.toString('utf8'));
+  if (json === undefined) throw new HttpError(400, 'bad_json', 'the body is not valid JSON');
+  return json;
 }
 
 function errorReply(err: unknown, log: AppContext['logger']): Reply {
