@@ -1,4 +1,4 @@
-import { httpCall, httpStatusReason, retryAfterSeconds } from './http.js';
+import { httpCall, httpStatusReason, retryAfterSeconds, type HttpOutcome } from './http.js';
 import type { CheckContext, CheckResult } from './types.js';
 
 /** What one official API answer means, before the HTTP facts (status, latency) are added. */
@@ -43,14 +43,8 @@ export function unexpectedStatus(status: number, body: string): BalanceClassific
 
 export const badResponse = (body: string): BalanceClassification => ({ verdict: 'unknown', reason: 'bad_response', detail: snippet(body) });
 
-/** `GET url` with the key as a Bearer, read by `classify`; network failures are `unknown`. */
-export async function bearerCheck(
-  url: string,
-  key: string,
-  ctx: CheckContext,
-  classify: (status: number, body: string) => BalanceClassification,
-): Promise<CheckResult> {
-  const res = await httpCall(url, { method: 'GET', headers: { authorization: `Bearer ${key}`, accept: 'application/json' } }, ctx);
+/** A check's result from one exchange: a network failure is `unknown`, an answer is read by `classify`. */
+export function resultOf(res: HttpOutcome, classify: (status: number, body: string) => BalanceClassification): CheckResult {
   if (!res.ok) return { verdict: 'unknown', reason: res.reason, httpStatus: null, latencyMs: res.latencyMs, detail: res.detail };
   return {
     ...classify(res.status, res.body),
@@ -58,4 +52,14 @@ export async function bearerCheck(
     latencyMs: res.latencyMs,
     retryAfterS: res.status === 429 ? retryAfterSeconds(res.headers['retry-after']) : undefined,
   };
+}
+
+/** `GET url` with the key as a Bearer, read by `classify`. */
+export async function bearerCheck(
+  url: string,
+  key: string,
+  ctx: CheckContext,
+  classify: (status: number, body: string) => BalanceClassification,
+): Promise<CheckResult> {
+  return resultOf(await httpCall(url, { method: 'GET', headers: { authorization: `Bearer ${key}`, accept: 'application/json' } }, ctx), classify);
 }

@@ -1,5 +1,5 @@
-import { badResponse, objectOf, snippet, unexpectedStatus } from './balance.js';
-import { httpCall, parseJson, retryAfterSeconds } from './http.js';
+import { badResponse, objectOf, resultOf, snippet, unexpectedStatus } from './balance.js';
+import { httpCall, parseJson } from './http.js';
 import type { Checker, CheckResult } from './types.js';
 
 /** Messages of a -2001 envelope that name an auth failure (free-api contract). */
@@ -40,16 +40,10 @@ export const freeApiChecker: Checker = {
       { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) },
       ctx,
     );
-    if (!res.ok) return { verdict: 'unknown', reason: res.reason, httpStatus: null, latencyMs: res.latencyMs, detail: res.detail };
-    const c = classifyFreeApiAnswer(res.status, res.body);
-    if (c.reason === 'bad_request') {
+    const result = resultOf(res, classifyFreeApiAnswer);
+    if (result.reason === 'bad_request') {
       ctx.logger.error({ provider: target.providerName }, 'free-api rejected our request body (-2000): this is a tschk bug');
     }
-    return {
-      ...c,
-      httpStatus: res.status,
-      latencyMs: res.latencyMs,
-      retryAfterS: res.status === 429 ? retryAfterSeconds(res.headers['retry-after']) : undefined,
-    };
+    return result;
   },
 };
