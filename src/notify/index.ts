@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import { DEFAULT_TIMING, deliver, type Delivery, type DeliveryContext, type DeliveryTiming } from './deliver.js';
 import { buildDigest, type Digest } from './digest.js';
 import { judgeAnswer, webhookRequest, type WebhookSettings } from './formats.js';
-import { currentPoolCounts, kumaLabel, kumaPush, kumaRequest, type PoolCounts } from './uptime-kuma.js';
+import { currentPoolCounts, kumaLabel, kumaPush, kumaRequest, type KumaPush, type KumaTarget, type PoolCounts } from './uptime-kuma.js';
 
 export interface NotifyContext {
   db: Db;
@@ -36,14 +36,18 @@ export function hasNotifyTargets(config: Readonly<Config>): boolean {
   return config.notify.webhookUrls.length > 0 || config.notify.uptimeKuma.length > 0;
 }
 
-function sendDigest(ctx: Omit<NotifyContext, 'db'>, log: Logger, digest: Digest): Array<Promise<Delivery>> {
+const currentTime = (ctx: Omit<NotifyContext, 'db'>): Date => (ctx.now ? ctx.now() : new Date());
+
+function sendDigest(ctx: Omit<NotifyContext, 'db'>, log: Logger, digest: Digest, now: Date): Array<Promise<Delivery>> {
   const s = settings(ctx.config);
-  const now = (ctx.now ?? (() => new Date()))();
   const deliveryCtx = deliveryContext(ctx, log);
   return ctx.config.notify.webhookUrls.map((url) =>
     deliver(webhookRequest(url, digest, s, now), `webhook ${s.format}`, (st, b) => judgeAnswer(s.format, st, b), deliveryCtx),
   );
 }
+
+const sendKuma = (t: KumaTarget, push: Pick<KumaPush, 'up' | 'msg' | 'pingMs'>, ctx: DeliveryContext): Promise<Delivery> =>
+  deliver(kumaRequest(t.url, push), `uptime-kuma ${kumaLabel(t)}`, (st, b) => judgeAnswer('uptime-kuma', st, b), ctx);
 
 async function pushKuma(ctx: NotifyContext, log: Logger, summary: RunSummary): Promise<Delivery[]> {
   const targets = ctx.config.notify.uptimeKuma;
@@ -56,12 +60,7 @@ async function pushKuma(ctx: NotifyContext, log: Logger, summary: RunSummary): P
     return [];
   }
   const deliveryCtx = deliveryContext(ctx, log);
-  return Promise.all(
-    targets.map((t) => {
-      const push = kumaPush(t, summary, pools, ctx.config.notify.healthyRatio);
-      return deliver(kumaRequest(t.url, push), `uptime-kuma ${push.label}`, (st, b) => judgeAnswer('uptime-kuma', st, b), deliveryCtx);
-    }),
-  );
+  return Promise.all(targets.map((t) => sendKuma(t, kumaPush(t, summary, pools, ctx.config.notify.healthyRatio), deliveryCtx)));
 }
 
 /**
@@ -76,7 +75,7 @@ export function notificationObserver(ctx: NotifyContext): EngineEvents {
       if (!hasNotifyTargets(ctx.config)) return;
       const runLog = log.child({ runId: summary.runId });
       const digest = buildDigest(summary);
-      const webhooks = digest ? sendDigest(ctx, runLog, digest) : [];
+      const webhooks = digest ? sendDigest(ctx, runLog, digest, currentTime(ctx)) : [];
       if (!digest && ctx.config.notify.webhookUrls.length > 0) runLog.debug('nothing changed: no digest sent');
       await Promise.all([...webhooks, pushKuma(ctx, runLog, summary)]);
     },
@@ -87,6 +86,7 @@ export function notificationObserver(ctx: NotifyContext): EngineEvents {
 export function sampleDigest(now: Date): Digest {
   const at = now.toISOString();
   const token = (id: number, mask: string, fingerprint: string) => ({ id, pool: 'default', mask, fingerprint });
+  const counts = { checked: 4, live: 2, dead: 2, exhausted: 0, unknown: 0, pruned: 1, held: 0 };
   return {
     runId: 0,
     scope: 'all',
@@ -95,11 +95,11 @@ export function sampleDigest(now: Date): Digest {
     startedAt: at,
     finishedAt: at,
     durationMs: 0,
-    counts: { checked: 4, live: 2, dead: 2, exhausted: 0, unknown: 0, pruned: 1, held: 0 },
+    counts,
     providers: [
       {
         provider: 'example',
-        counts: { checked: 4, live: 2, dead: 2, exhausted: 0, unknown: 0, pruned: 1, held: 0 },
+        counts,
         unreachable: false,
         unreliable: false,
         becameSuspect: [token(1, 'abcd…wxyz', '000000000001')],
@@ -116,15 +116,8 @@ export function sampleDigest(now: Date): Digest {
 /** `tschk notify test`: a sample digest to every webhook and an `up` heartbeat to every Uptime-Kuma monitor. */
 export async function sendTestNotifications(ctx: Omit<NotifyContext, 'db'>): Promise<Delivery[]> {
   const log = ctx.logger.child({ area: 'notify' });
-  const now = (ctx.now ?? (() => new Date()))();
+  const now = currentTime(ctx);
   const deliveryCtx = deliveryContext(ctx, log);
-  const kuma = ctx.config.notify.uptimeKuma.map((t) =>
-    deliver(
-      kumaRequest(t.url, { up: true, msg: 'tschk notify test', pingMs: null }),
-      `uptime-kuma ${kumaLabel(t)}`,
-      (st, b) => judgeAnswer('uptime-kuma', st, b),
-      deliveryCtx,
-    ),
-  );
-  return Promise.all([...sendDigest({ ...ctx, now: () => now }, log, sampleDigest(now)), ...kuma]);
+  const kuma = ctx.config.notify.uptimeKuma.map((t) => sendKuma(t, { up: true, msg: 'tschk notify test', pingMs: null }, deliveryCtx));
+  return Promise.all([...sendDigest(ctx, log, sampleDigest(now), now), ...kuma]);
 }
