@@ -118,7 +118,7 @@ export async function deleteFromTokenFiles(
         await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
         if ('conflict' in r) throw new FileConflict();
-        await appendLines(join(dirname(abs), EXPIRED_FILE), r.removed, r.eol, r.mode);
+        await appendLines(join(dirname(abs), EXPIRED_FILE), r.removed, r.mode, r.eol);
         return true;
       }).catch((err) => {
         if (err instanceof FileConflict) return false;
@@ -144,9 +144,7 @@ export async function appendToTokenFile(ctx: SourceContext, providerName: string
   const abs = join(dir, file.path);
   if (!(await exists(dirname(abs)))) return undefined;
   await withFileLock(abs, async () => {
-    const text = await readIfExists(abs);
-    const eol = text !== undefined && /\r\n/.test(text) ? '\r\n' : '\n';
-    await appendLines(abs, [secret], eol, 0o600);
+    await appendLines(abs, [secret], 0o600);
     await syncTokenFile(ctx, dir, file);
   });
   return file.path;

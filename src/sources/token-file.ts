@@ -77,7 +77,7 @@ export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, 
     const before = await readIfExists(path);
     if (before === undefined) return { removed: [], eol: '\n', mode: 0o600 };
     const { text, removed } = removeFromTokenFile(before, dead, split);
-    const eol = /\r\n/.test(before) ? '\r\n' : '\n';
+    const eol = eolOf(before);
     const st = await stat(path);
     const mode = st.mode & 0o7777;
     if (removed.length === 0) return { removed, eol, mode };
@@ -107,12 +107,20 @@ export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, 
   return { conflict: true };
 }
 
-/** Appends entries, one per line, after a newline if the file lacks a final one; a new file gets `mode`. */
-export async function appendLines(path: string, entries: readonly string[], eol: string, mode: number): Promise<void> {
+/**
+ * Appends entries, one per line, after a newline if the file lacks a final one. Lines end with
+ * `eol`, by default the file's own; a new file gets `mode`.
+ */
+export async function appendLines(path: string, entries: readonly string[], mode: number, eol?: string): Promise<void> {
   if (entries.length === 0) return;
   const existing = await readIfExists(path);
+  eol ??= eolOf(existing ?? '');
   const separator = existing !== undefined && existing !== '' && !/[\r\n]$/.test(existing) ? eol : '';
   await appendFile(path, separator + entries.map((e) => e + eol).join(''), { mode });
+}
+
+function eolOf(text: string): string {
+  return /\r\n/.test(text) ? '\r\n' : '\n';
 }
 
 /** A file's text, or undefined when it does not exist. */
