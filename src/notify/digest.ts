@@ -53,7 +53,7 @@ function news(p: ProviderRunSummary): ProviderNews {
   };
 }
 
-export function hasNews(p: ProviderNews): boolean {
+function hasNews(p: ProviderNews): boolean {
   return (
     p.unreachable ||
     p.unreliable ||

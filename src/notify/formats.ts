@@ -56,7 +56,7 @@ const ref = (t: TokenRef) => ({ id: t.id, pool: t.pool, mask: t.mask, fingerprin
 const balanceRef = (t: LowBalanceRef) => ({ ...ref(t), balance: t.balance, currency: t.currency });
 
 /** The `json` format's document: stable field names, masks and fingerprints only. */
-export function jsonPayload(d: Digest, pruneMode: PruneMode) {
+function jsonPayload(d: Digest, pruneMode: PruneMode) {
   return {
     type: 'tschk.run',
     ...(d.test ? { test: true } : {}),

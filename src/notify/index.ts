@@ -83,7 +83,7 @@ export function notificationObserver(ctx: NotifyContext): EngineEvents {
 }
 
 /** A made-up run (a suspect, a pruned and a recovered token) for `tschk notify test`; its masks belong to no token. */
-export function sampleDigest(now: Date): Digest {
+function sampleDigest(now: Date): Digest {
   const at = now.toISOString();
   const token = (id: number, mask: string, fingerprint: string) => ({ id, pool: 'default', mask, fingerprint });
   const counts = { checked: 4, live: 2, dead: 2, exhausted: 0, unknown: 0, pruned: 1, held: 0 };
