@@ -30,7 +30,7 @@ export function deviceIdFor(account: string): string {
   return createHash('sha256').update(`tschk-device:${account}`, 'utf8').digest('hex').slice(0, 32);
 }
 
-export function loginBody(a: DeepseekAccount): string {
+function loginBody(a: DeepseekAccount): string {
   return JSON.stringify({
     email: a.by === 'email' ? a.account : '',
     mobile: a.by === 'mobile' ? a.account : '',
@@ -41,7 +41,7 @@ export function loginBody(a: DeepseekAccount): string {
   });
 }
 
-export const loginUrl = (base: string) => `${base.replace(/\/+$/, '')}/auth-api/v0/users/login`;
+const loginUrl = (base: string) => `${base.replace(/\/+$/, '')}/auth-api/v0/users/login`;
 export const summaryUrl = (base: string) => `${base.replace(/\/+$/, '')}/api/v0/users/get_user_summary`;
 
 export type LoginOutcome = { ok: true; session: string } | { ok: false; result: BalanceClassification };

@@ -81,7 +81,7 @@ const NETWORK_REASONS: Record<string, string> = {
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'tls_error',
 };
 
-export function networkReason(err: unknown): { reason: string; detail: string } {
+function networkReason(err: unknown): { reason: string; detail: string } {
   const codes: string[] = [];
   for (let e: any = err; e && codes.length < 5; e = e.cause) if (typeof e.code === 'string') codes.push(e.code);
   const code = codes.find((c) => NETWORK_REASONS[c]);

@@ -19,10 +19,10 @@ export interface TokenFile {
   creates?: { kind: string; checkUrl: string };
 }
 
-export const EXPIRED_FILE = 'expire_token.json';
+const EXPIRED_FILE = 'expire_token.json';
 
 /** The original's layout (contracts/legacy-rest.md, "Token files"). */
-export function legacyTokenFiles(config: Readonly<Config>): TokenFile[] {
+function legacyTokenFiles(config: Readonly<Config>): TokenFile[] {
   const files: TokenFile[] = LEGACY_SERVICES.flatMap(({ name, suffix }) => [
     { provider: name, pool: 'default', path: `LLM-${suffix}/token.json`, split: 'commas' as const },
     { provider: name, pool: 'free', path: `LLM-${suffix}/token2.json`, split: 'commas' as const },
@@ -47,7 +47,7 @@ export function legacyTokenFiles(config: Readonly<Config>): TokenFile[] {
 }
 
 /** `LLM-Deep/token.json:3` → `LLM-Deep/token.json`. */
-export function fileOfSourceRef(ref: string | null): string | undefined {
+function fileOfSourceRef(ref: string | null): string | undefined {
   const m = ref === null ? null : /^(.+):\d+$/.exec(ref);
   return m?.[1];
 }
