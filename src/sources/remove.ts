@@ -27,8 +27,9 @@ export async function removeFromSources(
     provider.name,
     reason,
   );
-  const kept = await deleteFromTokenFiles(ctx, provider, tokens.filter((t) => t.source === 'file'), reason, now);
+  const logged = { ...ctx, logger: log };
+  const kept = await deleteFromTokenFiles(logged, provider, tokens.filter((t) => t.source === 'file'), reason, now);
   const oneapi = tokens.filter(inOneApi);
-  if (oneapi.length > 0) kept.push(...(await deleteFromOneApi(ctx, provider, oneapi, reason, log, now)).flagged);
+  if (oneapi.length > 0) kept.push(...(await deleteFromOneApi(logged, provider, oneapi, reason, now)));
   return kept;
 }

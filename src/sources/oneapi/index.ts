@@ -71,16 +71,16 @@ export async function syncOneApi(ctx: SourceContext, scope: { provider?: string;
  * keeps its other tokens, in order); its row is archived and deleted when no key holds it any
  * more, else flagged — a multi-key channel or one with nothing left is disabled by `settleChannels`.
  * tschk's archive and the key rewrites commit together; a key edited meanwhile undoes both.
+ * Returns the tokens still in a key: those are flagged.
  */
 export async function deleteFromOneApi(
   ctx: SourceContext,
   provider: Provider,
   tokens: readonly TokenRow[],
   reason: string,
-  log: Logger,
   now = new Date(),
-): Promise<{ deleted: TokenRow[]; flagged: TokenRow[] }> {
-  const result = await withOneApi(ctx, async (oneapi) => {
+): Promise<TokenRow[]> {
+  const flaggedTokens = await withOneApi(ctx, async (oneapi) => {
     const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
     const dead = new Set(tokens.map((t) => t.secret));
     const rewrites: Array<{ channel: Channel; key: string }> = [];
@@ -104,17 +104,17 @@ export async function deleteFromOneApi(
       });
     } catch (err) {
       if (!(err instanceof KeyChanged)) throw err;
-      log.warn({ channel: err.channelId }, 'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run');
+      ctx.logger.warn({ channel: err.channelId }, 'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run');
       await flagTokens(ctx.db, tokens.map((t) => t.id), now);
-      return { deleted: [], flagged: [...tokens] };
+      return [...tokens];
     }
     for (const r of rewrites) {
       const removed = channelTokens(r.channel.key).length - channelTokens(r.key).length;
-      log.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
+      ctx.logger.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
     }
-    return { deleted, flagged };
+    return flagged;
   });
-  return result ?? { deleted: [], flagged: [] };
+  return flaggedTokens ?? [];
 }
 
 /**
