@@ -27,6 +27,11 @@ function maskPart(secret: string): string {
   return `${secret.slice(0, 4)}…${secret.slice(-4)}`;
 }
 
+/** Free text (an upstream's message, an error) with every occurrence of the secret masked, at most 500 chars. */
+export function scrubSecret(text: string, secret: string): string {
+  return (secret.length >= 4 ? text.split(secret).join(mask(secret)) : text).slice(0, 500);
+}
+
 /** How a token is shown anywhere outside the database. */
 export function describeSecret(secret: string): { mask: string; fingerprint: string } {
   return { mask: mask(secret), fingerprint: fingerprint(secret) };

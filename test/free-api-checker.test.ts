@@ -1,6 +1,7 @@
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyFreeApiAnswer, freeApiChecker } from '../src/checkers/free-api.js';
+import { checkSafely } from '../src/checkers/index.js';
 import { createLogger } from '../src/logger.js';
 import { CapturedLog } from './helpers/daemon.js';
 import { startMockFreeApi, type Behaviour, type MockFreeApi } from './helpers/mock-free-api.js';
@@ -103,5 +104,22 @@ describe('freeApiChecker over real HTTP', () => {
     await check('tok-badreq-abcdefgh', 'bad_request');
     expect(log.text).toContain('this is a tschk bug');
     expect(log.text).not.toContain('tok-badreq-abcdefgh');
+  });
+});
+
+describe('checkSafely', () => {
+  it('answers unknown when a checker throws, and logs the error without the token', async () => {
+    const log = new CapturedLog();
+    const secret = 'tok-throws-abcdefghij';
+    const buggy = { kind: 'buggy', requiresUrl: false, check: async (t: string) => { throw new Error(`cannot parse ${t}`); } };
+    const ctx = { dispatcher: new Agent(), timeoutMs: 100, logger: createLogger('debug', log.stream) };
+
+    const r = await checkSafely(buggy, secret, { providerName: 'p', kind: 'buggy', checkUrl: null }, ctx);
+
+    expect(r).toMatchObject({ verdict: 'unknown', reason: 'checker_error' });
+    expect(log.text).toContain('checker failed');
+    expect(log.text).toContain('tok-…ghij');
+    expect(log.text).not.toContain(secret);
+    await ctx.dispatcher.close();
   });
 });

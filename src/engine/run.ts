@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { checkerFor } from '../checkers/index.js';
+import { checkerFor, checkSafely } from '../checkers/index.js';
 import type { CheckContext, Checker, CheckResult } from '../checkers/types.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
@@ -9,7 +9,7 @@ import { closeRun, countsOf, openRun, zeroCounts, type RunCounts } from '../db/r
 import type { RunStatus, RunTrigger, Verdict } from '../db/schema.js';
 import { selectDueTokens, type DueToken } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
-import { describeSecret, mask } from '../secret.js';
+import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
@@ -284,7 +284,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
       latencyMs: result.latencyMs,
       balance: result.balance ?? null,
       currency: result.currency ?? null,
-      detail: scrub(result.detail ?? null, token.secret),
+      detail: result.detail ? scrubSecret(result.detail, token.secret) : null,
       next: { state: t.state, consecutiveDead: t.consecutiveDead, invalidSince: t.invalidSince },
     };
     await run.writer.add(record);
@@ -389,11 +389,7 @@ async function checkWithRetries(
     await globalLimit.acquire();
     let result: CheckResult;
     try {
-      result = await checker.check(secret, target, checkCtx);
-    } catch (err) {
-      // A checker throws only on a bug; the token must not pay for it.
-      ctx.logger.error({ provider: provider.name, err: scrub(String(err), secret) }, 'checker failed');
-      result = { verdict: 'unknown', reason: 'checker_error', httpStatus: null, latencyMs: 0, detail: null };
+      result = await checkSafely(checker, secret, target, checkCtx);
     } finally {
       globalLimit.release();
     }
@@ -406,11 +402,6 @@ async function checkWithRetries(
       await sleep(backoffDelay(attempt, ctx.config.retryBaseMs, ctx.random), ctx.abortSignal);
     }
   }
-}
-
-function scrub(text: string | null, secret: string): string | null {
-  if (text === null) return null;
-  return (secret.length >= 4 ? text.split(secret).join(mask(secret)) : text).slice(0, 500);
 }
 
 function median(values: number[]): number | null {

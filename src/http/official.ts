@@ -1,6 +1,6 @@
 import { summaryUrl } from '../checkers/deepseek-account.js';
 import { httpCall, parseJson } from '../checkers/http.js';
-import { checkerFor } from '../checkers/index.js';
+import { checkerFor, checkSafely } from '../checkers/index.js';
 import type { CheckContext, CheckResult } from '../checkers/types.js';
 import type { AppContext } from '../daemon.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
@@ -81,15 +81,8 @@ async function checkInOrder(req: HttpRequest, app: AppContext, kind: OfficialKin
   const worker = async () => {
     for (let i = next++; i < items.length; i = next++) {
       const { provider, token } = items[i]!;
-      let result: CheckResult;
-      try {
-        result = await checkerFor(provider.kind)!.check(token.secret, { providerName: provider.name, kind, checkUrl: provider.checkUrl }, ctx);
-      } catch (err) {
-        // A checker throws only on a bug; the answer shows `unknown` in that slot.
-        app.logger.error({ provider: provider.name, fingerprint: token.fingerprint, err: String(err).split(token.secret).join(mask(token.secret)) }, 'checker failed');
-        result = { verdict: 'unknown', reason: 'checker_error', httpStatus: null, latencyMs: 0 };
-      }
-      results[i] = { secret: token.secret, result };
+      const target = { providerName: provider.name, kind, checkUrl: provider.checkUrl };
+      results[i] = { secret: token.secret, result: await checkSafely(checkerFor(provider.kind)!, token.secret, target, ctx) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(app.config.providerConcurrency, items.length) }, worker));
