@@ -7,7 +7,6 @@ import { checkerFor, providerKinds } from './checkers/index.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { openDatabase, type Db } from './db/connect.js';
-import { redactDatabaseUrl } from './db/url.js';
 import { listHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from './db/providers.js';
@@ -21,7 +20,8 @@ import { syncDeclaredProviders } from './sources/declared.js';
 import { removeFromSources } from './sources/remove.js';
 import { createLogger } from './logger.js';
 import { hasNotifyTargets, sendTestNotifications } from './notify/index.js';
-import { describeSecret, parseTokenLines } from './secret.js';
+import { parseTokenLines } from './secret.js';
+import { historyView, providerView, runView, tokenView } from './views.js';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -262,13 +262,12 @@ async function providersCommand(config: Readonly<Config>, rest: string[], io: Cl
     case 'list': {
       const { values } = args(more, { json: { type: 'boolean' } });
       return withDb(config, async (db) => {
-        // A URL's password (`https://user:pass@relay`) is not shown, as in the API.
-        const providers = (await listProviders(db)).map((p) => ({ ...p, checkUrl: p.checkUrl && redactDatabaseUrl(p.checkUrl) }));
+        const providers = (await listProviders(db)).map((p) => providerView(p, config));
         if (values.json) return print(io, JSON.stringify(providers, null, 2));
         if (providers.length === 0) return print(io, 'no providers; add one with tschk providers add NAME --kind free-api --url URL');
         return print(
           io,
-          table(providers.map((p) => ({ name: p.name, kind: p.kind, url: p.checkUrl ?? '(default)', enabled: p.enabled ? 'yes' : 'no', concurrency: p.concurrency ?? '' }))),
+          table(providers.map((p) => ({ name: p.name, kind: p.kind, url: p.check_url ?? '(default)', enabled: p.enabled ? 'yes' : 'no', concurrency: p.concurrency ?? '' }))),
         );
       });
     }
@@ -336,28 +335,6 @@ function stateOption(raw: string | undefined): TokenState | undefined {
   return raw as TokenState;
 }
 
-export function tokenView(t: TokenRow, db: Db, providerName?: string) {
-  const time = (v: unknown) => db.dialect.readTime(v)?.toISOString() ?? null;
-  return {
-    id: t.id,
-    provider: providerName,
-    pool: t.pool,
-    position: t.position,
-    ...describeSecret(t.secret),
-    label: t.label,
-    source: t.source,
-    expect: t.expect,
-    state: t.state,
-    consecutiveDead: t.consecutive_dead,
-    lastVerdict: t.last_verdict,
-    lastReason: t.last_reason,
-    lastCheckedAt: time(t.last_checked_at),
-    lastLiveAt: time(t.last_live_at),
-    balance: t.balance,
-    currency: t.currency,
-  };
-}
-
 async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo): Promise<number> {
   const [verb, ...more] = rest;
   switch (verb) {
@@ -396,7 +373,7 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
         const p = values.provider ? await requireProvider(db, values.provider) : undefined;
         const names = new Map((await listProviders(db)).map((x) => [x.id, x.name]));
         const rows = (await listTokens(db, { providerId: p?.id, pool: values.pool, state })).map((t) =>
-          tokenView(t, db, names.get(t.provider_id)),
+          tokenView(t, db.dialect, names.get(t.provider_id)),
         );
         if (values.json) return print(io, JSON.stringify(rows, null, 2));
         if (rows.length === 0) return print(io, 'no tokens');
@@ -411,9 +388,9 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
               token: r.mask,
               fingerprint: r.fingerprint,
               state: r.state,
-              last: r.lastVerdict ?? '',
-              reason: r.lastReason ?? '',
-              checked: r.lastCheckedAt ?? 'never',
+              last: r.last_verdict ?? '',
+              reason: r.last_reason ?? '',
+              checked: r.last_checked_at ?? 'never',
             })),
           ),
         );
@@ -487,19 +464,22 @@ async function historyCommand(config: Readonly<Config>, rest: string[], io: CliI
     }
     const names = new Map((await listProviders(db)).map((x) => [x.id, x.name]));
     const rows = (await listHistory(db, { providerId: p?.id, tokenId, limit })).map((h) => ({
-      checkedAt: db.dialect.readTime(h.checked_at)?.toISOString(),
-      provider: names.get(h.provider_id) ?? h.provider_id,
-      tokenId: h.token_id,
-      fingerprint: h.fingerprint,
-      verdict: h.verdict,
-      reason: h.reason,
-      httpStatus: h.http_status,
-      latencyMs: h.latency_ms,
-      balance: h.balance,
-      currency: h.currency,
+      provider: names.get(h.provider_id) ?? null,
+      ...historyView(h, db.dialect),
     }));
     if (values.json) return print(io, JSON.stringify(rows, null, 2));
-    return print(io, rows.length ? table(rows.map((r) => ({ ...r, balance: r.balance ? `${r.balance} ${r.currency ?? ''}`.trim() : '', currency: undefined }))) : 'no history yet');
+    const line = (r: (typeof rows)[number]) => ({
+      checked_at: r.checked_at,
+      provider: r.provider,
+      token: r.token_id,
+      fingerprint: r.fingerprint,
+      verdict: r.verdict,
+      reason: r.reason,
+      http: r.http_status,
+      ms: r.latency_ms,
+      balance: r.balance ? `${r.balance} ${r.currency ?? ''}`.trim() : '',
+    });
+    return print(io, rows.length ? table(rows.map(line)) : 'no history yet');
   });
 }
 
@@ -521,23 +501,12 @@ async function statusCommand(config: Readonly<Config>, rest: string[], io: CliIo
       pools.set(key, row);
     }
     const last = await lastFinishedRun(db);
-    const lastRun = last && {
-      id: last.id,
-      status: last.status,
-      trigger: last.trigger,
-      scope: last.scope,
-      finishedAt: db.dialect.readTime(last.finished_at)?.toISOString(),
-      checked: last.checked,
-      live: last.live,
-      dead: last.dead,
-      exhausted: last.exhausted,
-      unknown: last.unknown,
-    };
-    if (values.json) return print(io, JSON.stringify({ pools: [...pools.values()], lastRun: lastRun ?? null }, null, 2));
+    const lastRun = last && runView(last, db.dialect);
+    if (values.json) return print(io, JSON.stringify({ pools: [...pools.values()], last_run: lastRun ?? null }, null, 2));
     const lines = [pools.size ? table([...pools.values()]) : 'no tokens'];
     lines.push(
       lastRun
-        ? `last run ${lastRun.id}: ${lastRun.status} at ${lastRun.finishedAt} (${lastRun.checked} checked: ${lastRun.live} live, ${lastRun.dead} dead, ${lastRun.exhausted} exhausted, ${lastRun.unknown} unknown)`
+        ? `last run ${lastRun.id}: ${lastRun.status} at ${lastRun.finished_at} (${lastRun.checked} checked: ${lastRun.live} live, ${lastRun.dead} dead, ${lastRun.exhausted} exhausted, ${lastRun.unknown} unknown)`
         : 'no run yet',
     );
     return print(io, lines.join('\n'));

@@ -4,13 +4,12 @@ import { num } from '../db/dialect.js';
 import { listHistory } from '../db/history.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
-import type { TokenRow, TokenState, TokenStatusRow, Verdict } from '../db/schema.js';
+import type { TokenState, Verdict } from '../db/schema.js';
 import { findToken, importTokens, listTokens, removeProviderAndTokens } from '../db/tokens.js';
-import { redactDatabaseUrl } from '../db/url.js';
 import { RunScopeError } from '../engine/run.js';
 import { removeFromSources } from '../sources/remove.js';
 import { describeSecret, splitTokens } from '../secret.js';
-import { runView } from './health.js';
+import { historyView, isoTime, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
 const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
@@ -63,56 +62,8 @@ async function providerByName(app: AppContext, name: string, status: 400 | 404):
   return p;
 }
 
-function providerView(p: Provider, app: AppContext) {
-  return {
-    name: p.name,
-    kind: p.kind,
-    check_url: p.checkUrl && redactDatabaseUrl(p.checkUrl),
-    enabled: p.enabled,
-    concurrency: p.concurrency,
-    declared_by: app.config.legacyProviders.find((d) => d.name === p.name)?.variable ?? null,
-  };
-}
 
-/** Mask and fingerprint, never the secret. */
-function tokenView(t: TokenRow, app: AppContext, providerName: string | undefined) {
-  const time = (v: unknown) => app.db.dialect.readTime(v)?.toISOString() ?? null;
-  return {
-    id: Number(t.id),
-    provider: providerName ?? null,
-    pool: t.pool,
-    position: Number(t.position),
-    ...describeSecret(t.secret),
-    label: t.label,
-    source: t.source,
-    expect: t.expect,
-    state: t.state,
-    consecutive_dead: Number(t.consecutive_dead),
-    last_verdict: t.last_verdict,
-    last_reason: t.last_reason,
-    last_checked_at: time(t.last_checked_at),
-    last_live_at: time(t.last_live_at),
-    invalid_since: time(t.invalid_since),
-    balance: t.balance,
-    currency: t.currency,
-    created_at: time(t.created_at),
-  };
-}
 
-function historyView(h: TokenStatusRow, app: AppContext) {
-  return {
-    id: Number(h.id),
-    run_id: h.run_id === null ? null : Number(h.run_id),
-    checked_at: app.db.dialect.readTime(h.checked_at)?.toISOString() ?? null,
-    verdict: h.verdict,
-    reason: h.reason,
-    http_status: h.http_status,
-    latency_ms: h.latency_ms,
-    balance: h.balance,
-    currency: h.currency,
-    detail: h.detail,
-  };
-}
 
 type PoolSummary = {
   pool: string;
@@ -145,7 +96,7 @@ async function poolSummaries(app: AppContext): Promise<Map<number, PoolSummary[]
     s.tokens += n;
     s.states[r.state] += n;
     s.verdicts[r.last_verdict ?? 'unchecked'] += n;
-    const last = app.db.dialect.readTime(r.last)?.toISOString() ?? null;
+    const last = isoTime(app.db.dialect, r.last);
     if (last !== null && (s.last_checked_at === null || last > s.last_checked_at)) s.last_checked_at = last;
   }
   return new Map([...byProvider].map(([id, pools]) => [id, [...pools.values()].sort((a, b) => a.pool.localeCompare(b.pool))]));
@@ -153,7 +104,7 @@ async function poolSummaries(app: AppContext): Promise<Map<number, PoolSummary[]
 
 async function getProviders(app: AppContext) {
   const summaries = await poolSummaries(app);
-  const providers = (await listProviders(app.db)).map((p) => ({ ...providerView(p, app), pools: summaries.get(p.id) ?? [] }));
+  const providers = (await listProviders(app.db)).map((p) => ({ ...providerView(p, app.config), pools: summaries.get(p.id) ?? [] }));
   return reply(200, { providers });
 }
 
@@ -172,7 +123,7 @@ async function postProvider(req: HttpRequest, app: AppContext) {
   }
   const existed = (await findProvider(app.db, name)) !== undefined;
   const p = await upsertProvider(app.db, { name, kind, checkUrl: url ?? null, concurrency });
-  return reply(existed ? 200 : 201, { provider: providerView(p, app) });
+  return reply(existed ? 200 : 201, { provider: providerView(p, app.config) });
 }
 
 async function deleteProvider(req: HttpRequest, app: AppContext) {
@@ -206,7 +157,7 @@ async function getTokens(req: HttpRequest, app: AppContext) {
   const page = rows.slice(0, limit);
   const names = new Map((await listProviders(app.db)).map((p) => [p.id, p.name]));
   return reply(200, {
-    tokens: page.map((t) => tokenView(t, app, names.get(Number(t.provider_id)))),
+    tokens: page.map((t) => tokenView(t, app.db.dialect, names.get(Number(t.provider_id)))),
     next_cursor: rows.length > limit ? String(page[page.length - 1]!.id) : null,
   });
 }
@@ -256,8 +207,8 @@ async function tokenHistory(req: HttpRequest, app: AppContext) {
   if (!token && history.length === 0) throw new HttpError(404, 'unknown_token', `no token or history with id ${id}`);
   const provider = token && (await findProviderById(app.db, Number(token.provider_id)));
   return reply(200, {
-    token: token ? tokenView(token, app, provider?.name) : null,
-    history: history.map((h) => historyView(h, app)),
+    token: token ? tokenView(token, app.db.dialect, provider?.name) : null,
+    history: history.map((h) => historyView(h, app.db.dialect)),
   });
 }
 
@@ -284,13 +235,13 @@ async function postRun(req: HttpRequest, app: AppContext) {
 
 async function getRuns(req: HttpRequest, app: AppContext) {
   const limit = queryInt(req, 'limit', 20, 1, 500);
-  return reply(200, { runs: (await listRuns(app.db, limit)).map((r) => runView(r, app)) });
+  return reply(200, { runs: (await listRuns(app.db, limit)).map((r) => runView(r, app.db.dialect)) });
 }
 
 async function getRun(req: HttpRequest, app: AppContext) {
   const run = await findRun(app.db, pathId(req));
   if (!run) throw new HttpError(404, 'unknown_run', `no run with id ${req.params.id}`);
-  return reply(200, { run: runView(run, app) });
+  return reply(200, { run: runView(run, app.db.dialect) });
 }
 
 const V1 = '/api/v1';
