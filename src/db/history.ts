@@ -19,7 +19,12 @@ export interface CheckRecord {
   next: { state: TokenState; consecutiveDead: number; invalidSince: Date | null | undefined };
 }
 
-const CHUNK = 250;
+/**
+ * Rows per statement. A batch is written a chunk at a time with a turn of the event loop between
+ * chunks: on SQLite every statement blocks the thread, and one 500-row batch in a single stretch
+ * held back the answers of all checks in flight for ~8 ms (about 5 % of a run's throughput).
+ */
+const CHUNK = 50;
 
 /** Writes a batch in one transaction: committed together or not at all. */
 export async function recordChecks(db: Db, records: readonly CheckRecord[]): Promise<void> {
@@ -27,10 +32,12 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[]): Pro
   const t = db.dialect.time;
   await db.kysely.transaction().execute(async (trx) => {
     for (let i = 0; i < records.length; i += CHUNK) {
+      const chunk = records.slice(i, i + CHUNK);
+      if (i > 0) await nextTurn();
       await trx
         .insertInto('token_status')
         .values(
-          records.slice(i, i + CHUNK).map((r) => ({
+          chunk.map((r) => ({
             run_id: r.runId,
             token_id: r.tokenId,
             provider_id: r.providerId,
@@ -46,9 +53,14 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[]): Pro
           })),
         )
         .execute();
+      await nextTurn();
+      await updateTokenStates(trx, chunk, t);
     }
-    for (let i = 0; i < records.length; i += CHUNK) await updateTokenStates(trx, records.slice(i, i + CHUNK), t);
   });
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 type TokenStateColumn =
