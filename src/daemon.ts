@@ -70,7 +70,8 @@ export class Daemon {
       new Agent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
-    // Every check in flight listens to it (httpCall); dozens at once is the normal case, not a leak.
+    // Every check waiting out a back-off or a Retry-After pause listens to it (sleep); dozens at
+    // once is the normal case, not a leak.
     setMaxListeners(0, abortController.signal);
     const metrics = new Metrics(db, config.lowBalance);
     const engine: EngineContext = {

@@ -1,4 +1,6 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpCall } from '../src/checkers/http.js';
@@ -22,12 +24,14 @@ describe('httpCall and the daemon-wide shutdown signal', () => {
   });
 
   // The daemon's signal lives as long as the process: a check that left a listener on it would leak.
-  it('leaves nothing attached to it once a check answered, failed or timed out', async () => {
+  it('adds one listener to it however many checks answered, failed or timed out', async () => {
     const shutdown = new AbortController();
     const outcomes = await Promise.all(['answers', 'hangs', 'resets', 'answers'].map((t) => post(t, shutdown.signal)));
 
     expect(outcomes.map((o) => (o.ok ? o.status : o.reason))).toEqual([200, 'timeout', 'connection_reset', 200]);
-    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
+    await Promise.all(Array.from({ length: 20 }, () => post('answers', shutdown.signal)));
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
   });
 
   it('abandons a check in flight when it fires, and starts none after', async () => {
@@ -40,5 +44,68 @@ describe('httpCall and the daemon-wide shutdown signal', () => {
     expect(await inFlight).toMatchObject({ ok: false, reason: 'aborted' });
     expect(await post('answers', shutdown.signal)).toMatchObject({ ok: false, reason: 'aborted' });
     expect(mock.calls).toHaveLength(callsBefore + 1);
+  });
+
+  it('refuses a check still queued for a connection when it fires: it is never sent', async () => {
+    const single = new Agent({ connections: 1 });
+    try {
+      const shutdown = new AbortController();
+      const callsBefore = mock.calls.length;
+      const call = (token: string) =>
+        httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher: single, timeoutMs: 5_000, signal: shutdown.signal, logger });
+      const first = call('hangs');
+      const queued = call('answers');
+      while (mock.calls.length === callsBefore) await new Promise((r) => setTimeout(r, 5));
+      shutdown.abort();
+
+      expect(await first).toMatchObject({ ok: false, reason: 'aborted' });
+      expect(await queued).toMatchObject({ ok: false, reason: 'aborted' });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(mock.calls.slice(callsBefore).map((c) => c.token)).toEqual(['hangs']);
+    } finally {
+      await single.destroy();
+    }
+  });
+});
+
+describe('httpCall answers', () => {
+  const dispatcher = new Agent({ connections: 2 });
+  const logger = createLogger('debug', new CapturedLog().stream);
+  afterAll(() => dispatcher.close());
+
+  it('reads at most 256 KiB of an answer and stops reading the rest', async () => {
+    const mib = Buffer.alloc(64 * 1024, 'x');
+    let written = 0;
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-answer': 'big' });
+      // 16 MiB, unless the client goes away first.
+      const more = () => {
+        while (written < 16 * 2 ** 20) {
+          written += mib.length;
+          if (!res.write(mib)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/big?x=1`;
+      const res = await httpCall(url, { method: 'GET' }, { dispatcher, timeoutMs: 5_000, logger });
+
+      expect(res.ok).toBe(true);
+      if (!res.ok) return;
+      expect(res.status).toBe(200);
+      expect(res.headers['x-answer']).toBe('big');
+      expect(res.body.length).toBeGreaterThan(0);
+      expect(res.body.length).toBeLessThanOrEqual(256 * 1024);
+      expect(res.body).toMatch(/^x+$/);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(written).toBeLessThan(16 * 2 ** 20);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
