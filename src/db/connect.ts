@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
-import { createPool as createMysqlPool } from 'mysql2';
-import pg from 'pg';
+import type Mysql2 from 'mysql2';
+import type Pg from 'pg';
 import { profiles, type DialectProfile } from './dialect.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
@@ -42,6 +43,10 @@ export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): 
   };
 }
 
+// The PostgreSQL and MySQL drivers are loaded only when such a database is opened: on SQLite,
+// the default, they would cost ~20 MB of memory for nothing.
+const require = createRequire(import.meta.url);
+
 function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean) {
   switch (target.dialect) {
     case 'sqlite': {
@@ -59,6 +64,7 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
       return new SqliteDialect({ database: sqlite });
     }
     case 'postgres': {
+      const pg = require('pg') as typeof Pg;
       const pool = new pg.Pool({
         connectionString: target.location,
         max: poolSize,
@@ -72,7 +78,8 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
       pool.on('error', () => {});
       return new PostgresDialect({ pool });
     }
-    case 'mysql':
+    case 'mysql': {
+      const { createPool: createMysqlPool } = require('mysql2') as typeof Mysql2;
       return new MysqlDialect({
         pool: createMysqlPool({
           uri: target.location,
@@ -83,5 +90,6 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
           dateStrings: false,
         }),
       });
+    }
   }
 }
