@@ -99,7 +99,30 @@ describeEachDialect('recording a batch of checks', (dialect) => {
       'tok-twice': { state: 'active', consecutiveDead: 0, verdict: 'live', reason: 'upstream_accepted', checkedAt: at(8).toISOString(), liveAt: at(8).toISOString(), invalidSince: t0, balance: null },
       'tok-untouched': { state: 'active', consecutiveDead: 1, verdict: null, reason: null, checkedAt: null, liveAt: t0, invalidSince: t0, balance: '9.50 CNY' },
     });
-    expect(await listHistory(db, { limit: 100 })).toHaveLength(8);
+    const history = await listHistory(db, { limit: 100 });
+    expect(history).toHaveLength(8);
+    const exhausted = history.find((h) => h.token_id === tok('tok-exhausted').id)!;
+    expect({
+      ...exhausted,
+      id: undefined,
+      checked_at: db.dialect.readTime(exhausted.checked_at)?.toISOString(),
+      latency_ms: Number(exhausted.latency_ms),
+      balance: Number(exhausted.balance).toFixed(2),
+    }).toEqual({
+      id: undefined,
+      run_id: null,
+      token_id: tok('tok-exhausted').id,
+      provider_id: providerId,
+      fingerprint: tok('tok-exhausted').fingerprint,
+      checked_at: at(5).toISOString(),
+      verdict: 'exhausted',
+      reason: 'no_balance',
+      http_status: 200,
+      latency_ms: 12,
+      balance: '0.00',
+      currency: 'USD',
+      detail: null,
+    });
   });
 
   it('writes a batch larger than one statement, where every token got the same answer', async () => {

@@ -10,12 +10,15 @@ export type DialectName = 'sqlite' | 'postgres' | 'mysql';
  * - SQLite is one connection: a transaction holds the whole database, so keep them short.
  * - Booleans (One-API's `abilities.enabled`): `true` on PostgreSQL, `1` on MySQL and SQLite
  *   (better-sqlite3 cannot bind a JS boolean).
+ * - Placeholders in hand-written SQL: `$1, $2, …` on PostgreSQL, `?` on the others.
  */
 export interface DialectProfile {
   name: DialectName;
   time(d: Date): Date | string;
   readTime(v: unknown): Date | null;
   bool(b: boolean): boolean | number;
+  /** The placeholder of the n-th bound value (from 1). */
+  placeholder(n: number): string;
   insertId<DB, T extends keyof DB & string>(
     db: Kysely<DB> | Transaction<DB>,
     table: T,
@@ -47,6 +50,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     time: (d) => d.toISOString(),
     readTime: readDate,
     bool: (b) => (b ? 1 : 0),
+    placeholder: () => '?',
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
@@ -57,6 +61,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     time: (d) => d,
     readTime: readDate,
     bool: (b) => b,
+    placeholder: (n) => `$${n}`,
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
       return num(r.id);
@@ -67,6 +72,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     time: (d) => d,
     readTime: readDate,
     bool: (b) => (b ? 1 : 0),
+    placeholder: () => '?',
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
