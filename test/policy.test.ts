@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, nextTokenState } from '../src/engine/policy.js';
+import { backoffDelay, judgeAnswer, nextTokenState } from '../src/engine/policy.js';
 import { retryAfterSeconds } from '../src/checkers/http.js';
 import type { TokenState, Verdict } from '../src/db/schema.js';
 
@@ -44,6 +44,63 @@ describe('nextTokenState', () => {
   it('clears invalid_since on recovery only', () => {
     expect(nextTokenState({ state: 'invalid', consecutiveDead: 2 }, 'live', policy).invalidSince).toBeNull();
     expect(nextTokenState({ state: 'suspect', consecutiveDead: 1 }, 'dead', policy).invalidSince).toBeUndefined();
+  });
+});
+
+describe('judgeAnswer', () => {
+  const trusted = { unreliable: false, forcePrune: false };
+  const unreliable = { unreliable: true, forcePrune: false };
+  const suspect = { expect: null, state: 'suspect' as const, consecutiveDead: 1 };
+  const dead = { verdict: 'dead' as const, reason: 'upstream_rejected' };
+  const live = { verdict: 'live' as const, reason: 'upstream_accepted' };
+
+  it('takes a trusted answer as it is and counts it for the breaker', () => {
+    expect(judgeAnswer(suspect, dead, trusted, policy)).toMatchObject({
+      verdict: 'dead',
+      reason: 'upstream_rejected',
+      transition: { state: 'suspect', consecutiveDead: 2, confirmedDead: true },
+      judged: true,
+      confirmed: true,
+      distrusted: false,
+    });
+  });
+
+  it('records a dead answer from a provider whose canary disagreed as unknown, and counts what it would have confirmed', () => {
+    expect(judgeAnswer(suspect, dead, unreliable, policy)).toMatchObject({
+      verdict: 'unknown',
+      reason: 'provider_unreliable',
+      transition: { state: 'suspect', consecutiveDead: 1, confirmedDead: false },
+      judged: false,
+      confirmed: false,
+      distrusted: true,
+    });
+    // A first dead answer would only have made the token suspect: nothing distrusted to count.
+    expect(judgeAnswer({ ...suspect, state: 'active', consecutiveDead: 0 }, dead, unreliable, policy)).toMatchObject({
+      verdict: 'unknown',
+      distrusted: false,
+    });
+  });
+
+  it('lets the verdicts stand under --force-prune, even from an unreliable provider', () => {
+    expect(judgeAnswer(suspect, dead, { unreliable: true, forcePrune: true }, policy)).toMatchObject({
+      verdict: 'dead',
+      confirmed: true,
+      distrusted: false,
+    });
+  });
+
+  it('never makes a canary a pruning candidate, nor counts it for the breaker', () => {
+    const canary = { expect: 'dead' as const, state: 'suspect' as const, consecutiveDead: 5 };
+    expect(judgeAnswer(canary, dead, trusted, policy)).toMatchObject({ verdict: 'dead', judged: false, confirmed: false });
+  });
+
+  it('does not count a flagged token for the breaker, and recovers it only from a trusted provider', () => {
+    const flagged = { expect: null, state: 'invalid' as const, consecutiveDead: 2 };
+    expect(judgeAnswer(flagged, live, trusted, policy)).toMatchObject({ judged: false, transition: { state: 'active', recovered: true } });
+    expect(judgeAnswer(flagged, live, unreliable, policy)).toMatchObject({
+      verdict: 'live',
+      transition: { state: 'invalid', recovered: false },
+    });
   });
 });
 

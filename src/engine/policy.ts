@@ -64,6 +64,51 @@ export function nextTokenState(
   }
 }
 
+/** One answer as the run records it, and what it counts for the pruning breaker. */
+export interface Judgement {
+  /** A distrusted dead answer is recorded as unknown, with reason `provider_unreliable`. */
+  verdict: Verdict;
+  reason: string;
+  transition: TokenTransition;
+  /** A token in rotation (not a canary, not flagged) got an answer: it counts towards the breaker's ratio. */
+  judged: boolean;
+  /** Confirmed dead: a pruning candidate. A canary tests the provider and is never one. */
+  confirmed: boolean;
+  /** Would have been confirmed dead, had a canary of its provider not disagreed this run. */
+  distrusted: boolean;
+}
+
+/**
+ * Pure: what one answer does to a token, given whether its provider is trusted this run (no
+ * canary disagreed) and whether a human forced pruning (`--force-prune`: the verdicts stand).
+ */
+export function judgeAnswer(
+  token: { expect: 'live' | 'dead' | null; state: TokenState; consecutiveDead: number },
+  answer: { verdict: Verdict; reason: string },
+  run: { unreliable: boolean; forcePrune: boolean },
+  policy: StatePolicy,
+): Judgement {
+  const prev = { state: token.state, consecutiveDead: token.consecutiveDead };
+  const inRotation = !token.expect && token.state !== 'invalid';
+  let { verdict, reason } = answer;
+  let distrusted = false;
+  if (run.unreliable && verdict === 'dead' && !run.forcePrune) {
+    distrusted = inRotation && nextTokenState(prev, 'dead', policy).confirmedDead;
+    verdict = 'unknown';
+    reason = 'provider_unreliable';
+  }
+  // Nor is a flagged token's live answer trusted from a provider whose canary disagreed.
+  const transition = nextTokenState(prev, verdict, { ...policy, recover: policy.recover && !run.unreliable });
+  return {
+    verdict,
+    reason,
+    transition,
+    judged: inRotation && verdict !== 'unknown',
+    confirmed: transition.confirmedDead && !token.expect,
+    distrusted,
+  };
+}
+
 export interface PruneFacts {
   mode: PruneMode;
   /** TSCHK_PRUNE_MAX_RATIO. */

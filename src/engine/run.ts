@@ -13,7 +13,7 @@ import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
-import { backoffDelay, MAX_RETRY_AFTER_S, nextTokenState } from './policy.js';
+import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
 import { pruneProvider, type RunTally } from './prune.js';
 import { BatchWriter } from './writer.js';
 
@@ -240,28 +240,23 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const check = (token: DueToken) => checkWithRetries(ctx, checker, provider, token.secret, gate, run.globalLimit);
   const recordOne = async (token: DueToken, result: CheckResult) => {
     if (result.reason === 'aborted') return; // not an answer from anyone: no history row
-    let verdict = result.verdict;
-    let reason = result.reason;
-    if (verdict !== 'unknown') answered++;
-    if (token.expect && disagrees(token.expect, verdict)) {
+    if (result.verdict !== 'unknown') answered++;
+    if (token.expect && disagrees(token.expect, result.verdict)) {
       if (!summary.unreliable) {
-        log.warn({ canary: describeSecret(token.secret), expected: token.expect, got: verdict }, 'canary disagrees: dead verdicts of this provider are not trusted this run');
+        log.warn({ canary: describeSecret(token.secret), expected: token.expect, got: result.verdict }, 'canary disagrees: dead verdicts of this provider are not trusted this run');
       }
       summary.unreliable = true;
     }
-    const prev = { state: token.state, consecutiveDead: token.consecutive_dead };
-    const inRotation = !token.expect && token.state !== 'invalid';
-    // --force-prune: a human looked, the verdicts stand; the canary's warning above still tells.
-    if (summary.unreliable && verdict === 'dead' && !run.req.forcePrune) {
-      if (inRotation && nextTokenState(prev, 'dead', statePolicy).confirmedDead) tally.distrusted++;
-      verdict = 'unknown';
-      reason = 'provider_unreliable';
-    }
-    // Nor is a flagged token's live answer trusted from a provider whose canary disagreed.
-    const t = nextTokenState(prev, verdict, { ...statePolicy, recover: statePolicy.recover && !summary.unreliable });
-    if (inRotation && verdict !== 'unknown') tally.judged++;
-    const confirmed = t.confirmedDead && !token.expect; // a canary tests the provider, it is never pruned
+    const { verdict, reason, transition: t, judged, confirmed, distrusted } = judgeAnswer(
+      { expect: token.expect, state: token.state, consecutiveDead: token.consecutive_dead },
+      result,
+      // --force-prune: a human looked, the verdicts stand; the canary's warning above still tells.
+      { unreliable: summary.unreliable, forcePrune: run.req.forcePrune ?? false },
+      statePolicy,
+    );
+    if (judged) tally.judged++;
     if (confirmed) tally.confirmed++;
+    if (distrusted) tally.distrusted++;
     summary.checked++;
     summary[verdict]++;
     const ref = () => ({ id: token.id, pool: token.pool, mask: mask(token.secret), fingerprint: token.fingerprint });
