@@ -38,7 +38,8 @@ export async function pruneProvider(
   const verdicts: CandidateQuery['verdicts'] = prune.exhausted ? ['dead', 'exhausted'] : ['dead'];
   // A run scoped to one pool (a legacy request) or with tokens not due yet sees a slice of the
   // provider; the breaker judges the provider, so the rest counts with its last answer.
-  const outside = await lastAnswersOutsideRun(ctx.db, { runId: run.runId, providerId: provider.id, verdicts });
+  const outside =
+    prune.mode === 'off' ? { dead: 0, judged: 0 } : await lastAnswersOutsideRun(ctx.db, { runId: run.runId, providerId: provider.id, verdicts });
   const decision = decidePruning({
     mode: prune.mode,
     maxRatio: prune.maxRatio,
