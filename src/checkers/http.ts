@@ -36,7 +36,7 @@ type Answer = { status: number; headers: Record<string, string | string[] | unde
 
 /**
  * The exchange on undici's dispatch API, the body gathered straight from its callbacks: the
- * `request()` API wraps every answer in a Node stream, which cost a third of the CPU of a check
+ * `request()` API wraps every answer in a Node stream, which cost about a fifth of the CPU of a check
  * and held back the answers of the checks in flight behind it (measured with `npm run bench`).
  * undici's own timers bound the wait for the headers and between body chunks (connecting is
  * bounded by the Agent; their resolution is about a second).

@@ -23,7 +23,7 @@ export interface CheckRecord {
 /**
  * Rows per statement. A batch is written a chunk at a time with a turn of the event loop between
  * chunks: on SQLite every statement blocks the thread, and one 500-row batch in a single stretch
- * held back the answers of all checks in flight for ~8 ms (about 5 % of a run's throughput).
+ * held back the answers of all checks in flight for ~8 ms (a few per cent of a run's throughput).
  */
 const CHUNK = 50;
 
@@ -59,7 +59,7 @@ class Params {
   }
 }
 
-/** A token id written into the SQL as a literal (PostgreSQL types `CASE id WHEN 7` from it). */
+/** A token id, written into the SQL as a literal like the query builder's `sql.lit` did: it must be an integer. */
 function idLiteral(id: number): string {
   if (!Number.isSafeInteger(id)) throw new Error(`not a token id: ${id}`);
   return String(id);
