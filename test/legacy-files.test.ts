@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, existsSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, existsSync, readdirSync, symlinkSync, lstatSync, readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -212,6 +213,32 @@ describeEachDialect('legacy token files', (dialect) => {
     expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.c, T.e]);
   });
 
+  it('with delete, flags the dead tokens of a file it cannot rewrite, leaves the file alone and says why', async (t) => {
+    write('LLM-Deep/token.json', `${T.a}\n${T.b}\n`);
+    // Root ignores permission bits: an immutable folder is what refuses tschk its temp file here.
+    if (!setImmutable(file('LLM-Deep'), true)) return t.skip();
+    try {
+      mock.setBehaviour(T.b, 'dead');
+      const c = await start({ TSCHK_PRUNE: 'delete' });
+      await run(c);
+      const s = await run(c);
+
+      expect(s.providers[0]).toMatchObject({ pruned: 1 });
+      expect(s.providers[0]!.error).toBeUndefined();
+      expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.b}\n`);
+      expect(readdirSync(join(dir, 'LLM-Deep'))).toEqual(['token.json']);
+      expect((await pool(c, 'deep', 'default')).map((x) => x.secret)).toEqual([T.a, T.b]);
+      const p = (await findProvider(c.db, 'deep'))!;
+      expect((await poolTokens(c.db, p.id, 'default')).map((x) => x.state)).toEqual(['active', 'invalid']);
+      expect(await listArchive(c.db, {})).toEqual([]);
+      expect(c.log.entries().find((l) => l.pruned === 1)).toMatchObject({ flaggedInstead: 1 });
+      expect(c.log.entries().some((l) => l.level === 'error' && /token file cannot be rewritten: its folder is read-only for tschk \(EPERM\)/.test(String(l.msg)))).toBe(true);
+      for (const x of Object.values(T)) expect(c.log.text).not.toContain(x);
+    } finally {
+      setImmutable(file('LLM-Deep'), false);
+    }
+  });
+
   it('with flag, marks dead file tokens invalid and never touches the file', async () => {
     write('LLM-Deep/token.json', `${T.a}\n${T.b}\n`);
     mock.setBehaviour(T.b, 'dead');
@@ -255,12 +282,47 @@ describe('rewriting a token file', () => {
     expect(readdirSync(dir)).toEqual(['token.json']);
   });
 
+  it('keeps a symbolic link a link and replaces the file it points to', async () => {
+    mkdirSync(join(dir, 'real'));
+    mkdirSync(join(dir, 'LLM-Deep'));
+    const real = join(dir, 'real', 'tokens.txt');
+    const link = join(dir, 'LLM-Deep', 'token.json');
+    writeFileSync(real, 'T1\nT2\nT3\n');
+    symlinkSync(real, link);
+
+    expect(await rewriteTokenFile(link, new Set(['T2']), 'commas')).toMatchObject({ removed: ['T2'] });
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe(real);
+    expect(readFileSync(real, 'utf8')).toBe('T1\nT3\n');
+    expect(readdirSync(join(dir, 'real'))).toEqual(['tokens.txt']);
+    expect(readdirSync(join(dir, 'LLM-Deep'))).toEqual(['token.json']);
+  });
+
+  it('leaves a file it cannot replace as it is and says why (a file bind-mounted on its own: EBUSY)', async () => {
+    const path = join(dir, 'token.json');
+    writeFileSync(path, 'T1\nT2\n');
+    const busy = Object.assign(new Error("EBUSY: resource busy or locked, rename -> 'token.json'"), { code: 'EBUSY' });
+    const r = await rewriteTokenFile(path, new Set(['T2']), 'commas', {
+      beforeRename: async () => {
+        throw busy;
+      },
+    });
+    expect(r).toEqual({ unwritable: 'EBUSY' });
+    expect(readFileSync(path, 'utf8')).toBe('T1\nT2\n');
+    expect(readdirSync(dir)).toEqual(['token.json']);
+  });
+
   it('removes nothing from a file that is gone', async () => {
     const path = join(dir, 'missing.json');
     expect(await rewriteTokenFile(path, new Set(['T1']), 'commas')).toMatchObject({ removed: [] });
     expect(existsSync(path)).toBe(false);
   });
 });
+
+/** `chattr ±i`; false when this machine cannot (not root, or a file system without the attribute). */
+function setImmutable(path: string, on: boolean): boolean {
+  return spawnSync('chattr', [on ? '+i' : '-i', path]).status === 0;
+}
 
 async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 5));

@@ -80,12 +80,13 @@ async function act(
   query: CandidateQuery,
 ): Promise<void> {
   const now = new Date();
+  let flaggedInstead = 0;
   for (let afterId = 0; ; ) {
     const page = await pruneCandidates(ctx.db, { ...query, afterId, limit: PAGE });
     if (page.length === 0) break;
     afterId = page[page.length - 1]!.id;
     if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now);
-    else await deleteEverywhere(ctx, log, provider, page, now);
+    else flaggedInstead += await deleteEverywhere(ctx, log, provider, page, now);
     summary.pruned += page.length;
     for (const t of page.slice(0, LISTED - summary.prunedTokens.length)) {
       summary.prunedTokens.push({ id: t.id, pool: t.pool, mask: mask(t.secret), fingerprint: t.fingerprint });
@@ -93,15 +94,19 @@ async function act(
     if (page.length < PAGE) break;
   }
   if (summary.pruned > 0) {
-    log.info(
-      { pruned: summary.pruned, fingerprints: summary.prunedTokens.map((t) => t.fingerprint) },
-      mode === 'flag' ? 'confirmed dead tokens flagged invalid' : 'confirmed dead tokens deleted, kept in token_archive',
-    );
+    const fingerprints = summary.prunedTokens.map((t) => t.fingerprint);
+    if (mode === 'flag') log.info({ pruned: summary.pruned, fingerprints }, 'confirmed dead tokens flagged invalid');
+    else if (flaggedInstead === 0) log.info({ pruned: summary.pruned, fingerprints }, 'confirmed dead tokens deleted, kept in token_archive');
+    else log.info({ pruned: summary.pruned, flaggedInstead, fingerprints }, 'confirmed dead tokens deleted (kept in token_archive), or flagged invalid where their source could not be changed');
   }
 }
 
-/** Each token leaves its source; one that could not this time (its file or key changed meanwhile) is flagged. */
-async function deleteEverywhere(ctx: EngineContext, log: Logger, provider: Provider, tokens: TokenRow[], now: Date): Promise<void> {
+/**
+ * Each token leaves its source; one that could not (its file or key changed meanwhile, or its
+ * file cannot be rewritten) is flagged instead. Returns how many were.
+ */
+async function deleteEverywhere(ctx: EngineContext, log: Logger, provider: Provider, tokens: TokenRow[], now: Date): Promise<number> {
   const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now);
   await flagTokens(ctx.db, kept.map((t) => t.id), now);
+  return kept.length;
 }

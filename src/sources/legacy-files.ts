@@ -118,14 +118,19 @@ export async function deleteFromTokenFiles(
         await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
         if ('conflict' in r) throw new FileConflict();
+        if ('unwritable' in r) throw new FileUnwritable(r.unwritable);
         await appendLines(join(dirname(abs), EXPIRED_FILE), r.removed, r.mode, r.eol);
         return true;
       }).catch((err) => {
-        if (err instanceof FileConflict) return false;
+        if (err instanceof FileConflict || err instanceof FileUnwritable) return err;
         throw err;
       });
-      if (!done) {
+      if (done instanceof FileConflict) {
         ctx.logger.warn({ provider: provider.name, file: file.path, tokens: rows.length }, 'token file kept changing while tschk rewrote it: its tokens stay in it for now');
+      } else if (done instanceof FileUnwritable) {
+        ctx.logger.error({ provider: provider.name, file: file.path, tokens: rows.length, code: done.code }, done.message);
+      }
+      if (done !== true) {
         kept.push(...rows);
         return;
       }
@@ -151,6 +156,16 @@ export async function appendToTokenFile(ctx: SourceContext, providerName: string
 }
 
 class FileConflict extends Error {}
+
+class FileUnwritable extends Error {
+  constructor(readonly code: string) {
+    super(
+      code === 'EBUSY' || code === 'EXDEV'
+        ? 'token file cannot be replaced: it looks mounted on its own; mount its folder instead (as the original did with ./data). Its dead tokens are flagged invalid instead'
+        : `token file cannot be rewritten: its folder is read-only for tschk (${code}). Its dead tokens are flagged invalid instead`,
+    );
+  }
+}
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { appendFile, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -62,7 +62,14 @@ export interface RewriteHooks {
   beforeRename?: () => Promise<void>;
 }
 
-export type RewriteResult = { removed: string[]; eol: string; mode: number } | { conflict: true };
+export type RewriteResult = { removed: string[]; eol: string; mode: number } | { conflict: true } | { unwritable: string };
+
+/**
+ * Errors that say the file cannot be replaced from here at all: a file bind-mounted on its own
+ * (`docker run -v ./token.json:…`) cannot be renamed over (EBUSY, or EXDEV), a read-only mount or
+ * folder refuses the temp file (EROFS, EACCES, EPERM).
+ */
+const UNWRITABLE = new Set(['EBUSY', 'EXDEV', 'EROFS', 'EACCES', 'EPERM']);
 
 const ATTEMPTS = 3;
 
@@ -70,7 +77,9 @@ const ATTEMPTS = 3;
  * Removes entries from a token file atomically: the new content goes to a temp file beside it
  * (same permissions and, when allowed, owner) that replaces it by rename. The file is read again
  * just before the rename; if the user changed it meanwhile, the work is redone on their version
- * (up to three times, then `conflict`: try again next run). A missing file removes nothing.
+ * (up to three times, then `conflict`: try again next run). A missing file removes nothing. A
+ * symbolic link stays one: the file it points to is replaced. A file that cannot be replaced from
+ * here is left as it is (`unwritable`, with the error code).
  */
 export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, split: LineSplit, hooks: RewriteHooks = {}): Promise<RewriteResult> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -78,10 +87,11 @@ export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, 
     if (before === undefined) return { removed: [], eol: '\n', mode: 0o600 };
     const { text, removed } = removeFromTokenFile(before, dead, split);
     const eol = eolOf(before);
-    const st = await stat(path);
+    const target = await realpath(path);
+    const st = await stat(target);
     const mode = st.mode & 0o7777;
     if (removed.length === 0) return { removed, eol, mode };
-    const temp = join(dirname(path), `.${basename(path)}.tschk-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const temp = join(dirname(target), `.${basename(target)}.tschk-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       const fh = await open(temp, 'wx', mode);
       try {
@@ -97,10 +107,12 @@ export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, 
         await rm(temp, { force: true });
         continue;
       }
-      await rename(temp, path);
+      await rename(temp, target);
       return { removed, eol, mode };
     } catch (err) {
       await rm(temp, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== undefined && UNWRITABLE.has(code)) return { unwritable: code };
       throw err;
     }
   }
