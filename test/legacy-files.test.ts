@@ -133,6 +133,28 @@ describeEachDialect('legacy token files', (dialect) => {
     expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a]);
   });
 
+  it('gives a file that reads empty for a moment (an editor saving it) a second before emptying its pool', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n${T.b}\n`);
+    const c = await start();
+    writeFileSync(file('LLM-Deep/token.json'), ''); // truncated, not yet written again
+    const syncing = syncSources(c.daemon.context);
+    await new Promise((r) => setTimeout(r, 200));
+    writeFileSync(file('LLM-Deep/token.json'), `${T.a}\n${T.b}\n${T.c}\n`);
+    await syncing;
+
+    expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.b, T.c]);
+    expect(await listArchive(c.db, {})).toEqual([]);
+
+    writeFileSync(file('LLM-Deep/token.json'), ''); // emptied for good
+    await syncSources(c.daemon.context);
+    expect(await pool(c, 'deep', 'default')).toEqual([]);
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason])).toEqual([
+      [T.a, 'source_removed'],
+      [T.b, 'source_removed'],
+      [T.c, 'source_removed'],
+    ]);
+  });
+
   it('puts imported tokens after the file’s and takes over an imported token that the file also lists', async () => {
     write('LLM-Deep/token.json', `${T.a}\n`);
     const c = await start();

@@ -1,9 +1,10 @@
 import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens, poolTokens, removeTokens } from '../db/tokens.js';
 import type { SourceContext } from './index.js';
 import { reconcilePool } from './reconcile.js';
 import { appendLines, parseTokenFile, readIfExists, rewriteTokenFile, withFileLock, type LineSplit } from './token-file.js';
@@ -69,6 +70,12 @@ export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: st
   }
 }
 
+/**
+ * How long a file that suddenly reads empty or missing is given before its pool is emptied: an
+ * editor or a script may have truncated or replaced it a moment before writing it again.
+ */
+const EMPTY_FILE_REREAD_MS = 1_000;
+
 async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): Promise<void> {
   const abs = join(dir, file.path);
   if (!(await exists(dirname(abs)))) return;
@@ -78,7 +85,13 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
       ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
       : await findProvider(ctx.db, file.provider);
   if (!provider) return;
-  const entries = parseTokenFile(text ?? '', file.split).map((e) => ({ secret: e.secret, sourceRef: `${file.path}:${e.line}` }));
+  const entriesOf = (t: string | undefined) =>
+    parseTokenFile(t ?? '', file.split).map((e) => ({ secret: e.secret, sourceRef: `${file.path}:${e.line}` }));
+  let entries = entriesOf(text);
+  if (entries.length === 0 && (await poolTokens(ctx.db, provider.id, file.pool)).some((t) => t.source === 'file')) {
+    await sleep(EMPTY_FILE_REREAD_MS);
+    entries = entriesOf(await readIfExists(abs));
+  }
   const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: file.pool, source: 'file' }, entries);
   if (r.added > 0 || r.removed > 0) {
     ctx.logger.info({ provider: provider.name, pool: file.pool, file: file.path, added: r.added, removed: r.removed }, 'token file synced');
