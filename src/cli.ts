@@ -410,7 +410,7 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
         for (const t of tokens) {
           const p = (await findProviderById(db, t.provider_id))!;
           const kept = await removeFromSources({ db, config, logger: log }, p, [t], 'user_removed', log);
-          if (kept.length > 0) throw new Error(`token ${t.fingerprint} is still in its source (${t.source_ref ?? t.source}): it was edited meanwhile or is a line of a New-API multi-key channel; try again or remove it there`);
+          if (kept.length > 0) throw new Error(`token ${t.fingerprint} is still in its source (${t.source_ref ?? t.source}): its file was edited meanwhile or cannot be rewritten (see the warnings above), or it is a line of a New-API multi-key channel; try again or remove it there`);
         }
         return print(io, `removed ${tokens.length} token(s) from tschk and their source; they are kept in token_archive`);
       });

@@ -254,7 +254,12 @@ describeEachDialect('legacy token files', (dialect) => {
       expect((await poolTokens(c.db, p.id, 'default')).map((x) => x.state)).toEqual(['active', 'invalid']);
       expect(await listArchive(c.db, {})).toEqual([]);
       expect(c.log.entries().find((l) => l.pruned === 1)).toMatchObject({ flaggedInstead: 1 });
-      expect(c.log.entries().some((l) => l.level === 'error' && /token file cannot be rewritten: its folder is read-only for tschk \(EPERM\)/.test(String(l.msg)))).toBe(true);
+      expect(c.log.entries().some((l) => l.level === 'error' && /token file cannot be rewritten: its folder is read-only for tschk \(EPERM\)\. Its tokens stay in it/.test(String(l.msg)))).toBe(true);
+      // Still there and still dead next run: flagged already, it is no news, and its date stays.
+      const flaggedSince = (await poolTokens(c.db, p.id, 'default'))[1]!.invalid_since;
+      const again = await run(c);
+      expect(again.providers[0]).toMatchObject({ pruned: 0, prunedTokens: [] });
+      expect((await poolTokens(c.db, p.id, 'default'))[1]!.invalid_since).toEqual(flaggedSince);
       for (const x of Object.values(T)) expect(c.log.text).not.toContain(x);
     } finally {
       setImmutable(file('LLM-Deep'), false);

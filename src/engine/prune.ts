@@ -85,10 +85,15 @@ async function act(
     const page = await pruneCandidates(ctx.db, { ...query, afterId, limit: PAGE });
     if (page.length === 0) break;
     afterId = page[page.length - 1]!.id;
+    let pruned = page;
     if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now);
-    else flaggedInstead += await deleteEverywhere(ctx, log, provider, page, now);
-    summary.pruned += page.length;
-    for (const t of page.slice(0, LISTED - summary.prunedTokens.length)) {
+    else {
+      const kept = await deleteEverywhere(ctx, log, provider, page, now);
+      flaggedInstead += kept.flagged;
+      pruned = page.filter((t) => !kept.alreadyFlagged.has(t.id));
+    }
+    summary.pruned += pruned.length;
+    for (const t of pruned.slice(0, LISTED - summary.prunedTokens.length)) {
       summary.prunedTokens.push({ id: t.id, pool: t.pool, mask: mask(t.secret), fingerprint: t.fingerprint });
     }
     if (page.length < PAGE) break;
@@ -103,10 +108,18 @@ async function act(
 
 /**
  * Each token leaves its source; one that could not (its file or key changed meanwhile, or its
- * file cannot be rewritten) is flagged instead. Returns how many were.
+ * file cannot be rewritten) is flagged instead. One already flagged by an earlier run stays as it
+ * was: it is no news, and its invalid_since keeps its date.
  */
-async function deleteEverywhere(ctx: EngineContext, log: Logger, provider: Provider, tokens: TokenRow[], now: Date): Promise<number> {
+async function deleteEverywhere(
+  ctx: EngineContext,
+  log: Logger,
+  provider: Provider,
+  tokens: TokenRow[],
+  now: Date,
+): Promise<{ flagged: number; alreadyFlagged: Set<number> }> {
   const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now);
-  await flagTokens(ctx.db, kept.map((t) => t.id), now);
-  return kept.length;
+  const flagged = kept.filter((t) => t.state !== 'invalid');
+  await flagTokens(ctx.db, flagged.map((t) => t.id), now);
+  return { flagged: flagged.length, alreadyFlagged: new Set(kept.filter((t) => t.state === 'invalid').map((t) => t.id)) };
 }

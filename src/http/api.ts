@@ -193,7 +193,7 @@ async function deleteToken(req: HttpRequest, app: AppContext) {
   const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
   const kept = await removeFromSources(app, provider, [token], 'user_removed', app.logger);
   if (kept.length > 0) {
-    throw new HttpError(409, 'still_at_source', 'the token is still in its source (edited meanwhile, or a line of a New-API multi-key channel): try again or remove it there');
+    throw new HttpError(409, 'still_at_source', 'the token is still in its source (its file was edited meanwhile or cannot be rewritten, see the log; or it is a line of a New-API multi-key channel): try again or remove it there');
   }
   return reply(200, { archived: { id: Number(token.id), ...describeSecret(token.secret) } });
 }

@@ -174,8 +174,8 @@ class FileUnwritable extends Error {
   constructor(readonly code: string) {
     super(
       code === 'EBUSY' || code === 'EXDEV'
-        ? 'token file cannot be replaced: it looks mounted on its own; mount its folder instead (as the original did with ./data). Its dead tokens are flagged invalid instead'
-        : `token file cannot be rewritten: its folder is read-only for tschk (${code}). Its dead tokens are flagged invalid instead`,
+        ? 'token file cannot be replaced: it looks mounted on its own; mount its folder instead (as the original did with ./data). Its tokens stay in it'
+        : `token file cannot be rewritten: its folder is read-only for tschk (${code}). Its tokens stay in it`,
     );
   }
 }
