@@ -50,10 +50,14 @@ function exchange(
     if (ctx.signal?.aborted) return reject(ctx.signal.reason);
     const { origin, pathname, search } = new URL(url);
     const handler = new Exchange(resolve, reject, ctx.signal);
-    ctx.dispatcher.dispatch(
-      { origin, path: pathname + search, method: init.method, headers: init.headers, body: init.body, headersTimeout: ctx.timeoutMs, bodyTimeout: ctx.timeoutMs },
-      handler,
-    );
+    try {
+      ctx.dispatcher.dispatch(
+        { origin, path: pathname + search, method: init.method, headers: init.headers, body: init.body, headersTimeout: ctx.timeoutMs, bodyTimeout: ctx.timeoutMs },
+        handler,
+      );
+    } catch (err) {
+      handler.fail(err); // undici's own dispatchers report through the handler; another might throw
+    }
   });
 }
 
@@ -105,7 +109,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.fail(err);
   }
 
-  private fail(err: unknown): void {
+  fail(err: unknown): void {
     if (this.settle()) this.reject(err);
   }
 
