@@ -119,7 +119,8 @@ async function deleteEverywhere(
   now: Date,
 ): Promise<{ flagged: number; alreadyFlagged: Set<number> }> {
   const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now);
-  const flagged = kept.filter((t) => t.state !== 'invalid');
-  await flagTokens(ctx.db, flagged.map((t) => t.id), now);
-  return { flagged: flagged.length, alreadyFlagged: new Set(kept.filter((t) => t.state === 'invalid').map((t) => t.id)) };
+  const alreadyFlagged = new Set(kept.filter((t) => t.state === 'invalid').map((t) => t.id));
+  const flagged = kept.filter((t) => !alreadyFlagged.has(t.id)).map((t) => t.id);
+  await flagTokens(ctx.db, flagged, now);
+  return { flagged: flagged.length, alreadyFlagged };
 }

@@ -101,7 +101,8 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
 /**
  * File tokens leave their file (delete mode, or a user's removal): archive and delete the rows, and in the same transaction rewrite
  * the file without them (their lines appended to `expire_token.json` beside it). Returns the
- * tokens that could not leave their file this time (the user kept editing it): flag those.
+ * tokens that could not leave their file: the user kept editing it, or it cannot be rewritten
+ * from here (mounted on its own, read-only).
  */
 export async function deleteFromTokenFiles(
   ctx: SourceContext,
