@@ -58,3 +58,24 @@ export function parseTokenLines(text: string): string[] {
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
 }
+
+/**
+ * The longest line tschk takes a token from, in characters. Real tokens are far shorter (a JWT
+ * is about 1 KB); a longer line is a pasted document or binary data, not a token.
+ */
+export const MAX_TOKEN_LENGTH = 4096;
+
+/** Why a line cannot hold tokens: such lines are skipped, never sent upstream. */
+export type LineProblem = 'too_long' | 'control_character' | 'not_utf8';
+
+// C0 controls (tab included: no token holds one, and a header value must not), DEL, C1 controls.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Pure: what is wrong with a trimmed line of a token file or an import, if anything. */
+export function tokenLineProblem(line: string): LineProblem | undefined {
+  if (line.length > MAX_TOKEN_LENGTH && [...line].length > MAX_TOKEN_LENGTH) return 'too_long';
+  if (CONTROL.test(line)) return 'control_character';
+  // What a decoder puts where the bytes were not UTF-8: a file in another encoding, or binary.
+  if (line.includes('\uFFFD')) return 'not_utf8';
+  return undefined;
+}
