@@ -1,3 +1,4 @@
+import { setImmediate as turn } from 'node:timers/promises';
 import type { Db } from '../db/connect.js';
 import type { TokenSource } from '../db/schema.js';
 import { archiveAndDeleteTokens } from '../db/tokens.js';
@@ -19,9 +20,30 @@ export interface PoolSource {
 export interface ReconcileResult {
   added: number;
   removed: number;
+  /** The listing turned out incomplete (see `ReconcileOptions.complete`): nothing was removed. */
+  incomplete?: boolean;
 }
 
-const CHUNK = 200;
+export interface ReconcileOptions {
+  now?: Date;
+  /**
+   * Asked once every entry is in: false means the listing may have missed some (the file changed
+   * while it was read), so no token is removed on its word; the next sync settles it.
+   */
+  complete?: () => boolean;
+  /** Stops between batches (shutdown); nothing is removed then either. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Entries per transaction: other work on the database (a SQLite file has one connection) gets its
+ * turn between them. Much smaller ones would cost time: every commit writes out again the index pages
+ * that random fingerprints touch.
+ */
+const BATCH = 5_000;
+/** 13 columns a row: well below every dialect's limit of bound values in one statement. */
+const INSERT_CHUNK = 500;
+const PAGE = 2_000;
 
 /**
  * Makes the tokens that `source` owns in one pool exactly `entries`, in their order: new ones are
@@ -29,67 +51,149 @@ const CHUNK = 200;
  * history stays). A token already in the pool from elsewhere (an import) is taken over. Tokens of
  * other sources keep their relative order after the source's.
  */
-export async function reconcilePool(db: Db, target: PoolSource, entries: readonly SourceEntry[], now = new Date()): Promise<ReconcileResult> {
+export function reconcilePool(db: Db, target: PoolSource, entries: readonly SourceEntry[], now = new Date()): Promise<ReconcileResult> {
+  return reconcilePoolInBatches(db, target, [entries], { now });
+}
+
+/**
+ * `reconcilePool` for a listing that arrives in pieces (the lines of a large file), in memory
+ * that does not grow with it beyond one fingerprint per token: each batch of entries is added
+ * or moved in its own transaction; only once all are in (and `complete` agrees) are the tokens
+ * the listing lacks archived, and the other sources' tokens moved after it.
+ */
+export async function reconcilePoolInBatches(
+  db: Db,
+  target: PoolSource,
+  listing: AsyncIterable<readonly SourceEntry[]> | Iterable<readonly SourceEntry[]>,
+  opts: ReconcileOptions = {},
+): Promise<ReconcileResult> {
+  const now = opts.now ?? new Date();
   const t = db.dialect.time(now);
-  return db.kysely.transaction().execute(async (trx) => {
-    const rows = await trx
+  const wanted = new Set<string>();
+  let added = 0;
+
+  const applyBatch = async (entries: readonly SourceEntry[]) => {
+    const batch: Array<{ fp: string; entry: SourceEntry; position: number }> = [];
+    for (const entry of entries) {
+      const fp = fingerprint(entry.secret);
+      if (wanted.has(fp)) continue;
+      wanted.add(fp);
+      batch.push({ fp, entry, position: wanted.size });
+    }
+    if (batch.length === 0) return;
+    await db.kysely.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('tokens')
+        .select(['id', 'fingerprint', 'position', 'source', 'source_ref'])
+        .where('provider_id', '=', target.providerId)
+        .where('pool', '=', target.pool)
+        .where(
+          'fingerprint',
+          'in',
+          batch.map((b) => b.fp),
+        )
+        .execute();
+      const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
+      const inserts = [];
+      for (const { fp, entry, position } of batch) {
+        const row = byFingerprint.get(fp);
+        if (!row) {
+          inserts.push({
+            provider_id: target.providerId,
+            pool: target.pool,
+            position,
+            secret: entry.secret,
+            fingerprint: fp,
+            label: null,
+            source: target.source,
+            source_ref: entry.sourceRef,
+            expect: null,
+            state: 'active' as const,
+            consecutive_dead: 0,
+            created_at: t,
+            updated_at: t,
+          });
+        } else if (row.position !== position || row.source !== target.source || row.source_ref !== entry.sourceRef) {
+          await trx
+            .updateTable('tokens')
+            .set({ position, source: target.source, source_ref: entry.sourceRef, updated_at: t })
+            .where('id', '=', row.id)
+            .execute();
+        }
+      }
+      for (let i = 0; i < inserts.length; i += INSERT_CHUNK) {
+        await trx.insertInto('tokens').values(inserts.slice(i, i + INSERT_CHUNK)).execute();
+      }
+      added += inserts.length;
+    });
+    await turn();
+  };
+
+  let pending: SourceEntry[] = [];
+  for await (const entries of listing) {
+    for (const e of entries) {
+      pending.push(e);
+      if (pending.length < BATCH) continue;
+      if (opts.signal?.aborted) return { added, removed: 0, incomplete: true };
+      await applyBatch(pending);
+      pending = [];
+    }
+  }
+  if (pending.length > 0 && !opts.signal?.aborted) await applyBatch(pending);
+  if (opts.signal?.aborted || opts.complete?.() === false) return { added, removed: 0, incomplete: true };
+
+  const removed = await removeUnlisted(db, target, wanted, now);
+  await moveOthersAfter(db, target, wanted.size);
+  return { added, removed };
+}
+
+/** Archives the source's tokens that the listing lacks, a batch per transaction. */
+async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<string>, now: Date): Promise<number> {
+  const gone: number[] = [];
+  // Paged along the unique (provider, pool, fingerprint) index: no sort, whatever the planner knows.
+  for (let after = ''; ; ) {
+    const page = await db.kysely
       .selectFrom('tokens')
-      .selectAll()
+      .select(['id', 'fingerprint', 'source'])
       .where('provider_id', '=', target.providerId)
       .where('pool', '=', target.pool)
-      .orderBy('position')
-      .orderBy('id')
+      .where('fingerprint', '>', after)
+      .orderBy('fingerprint')
+      .limit(PAGE)
       .execute();
-    const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
-    const wanted = new Map<string, SourceEntry>();
-    for (const e of entries) {
-      const fp = fingerprint(e.secret);
-      if (!wanted.has(fp)) wanted.set(fp, e);
-    }
+    for (const r of page) if (r.source === target.source && !wanted.has(r.fingerprint)) gone.push(Number(r.id));
+    if (page.length < PAGE) break;
+    after = page[page.length - 1]!.fingerprint;
+  }
+  let removed = 0;
+  for (let i = 0; i < gone.length; i += BATCH) {
+    const ids = gone.slice(i, i + BATCH);
+    removed += await db.kysely.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom('tokens').selectAll().where('id', 'in', ids).where('source', '=', target.source).execute();
+      await archiveAndDeleteTokens(trx, db, rows, target.providerName, 'source_removed', now);
+      return rows.length;
+    });
+    await turn();
+  }
+  return removed;
+}
 
-    let position = 0;
-    const inserts = [];
-    for (const [fp, e] of wanted) {
-      position++;
-      const row = byFingerprint.get(fp);
-      if (!row) {
-        inserts.push({
-          provider_id: target.providerId,
-          pool: target.pool,
-          position,
-          secret: e.secret,
-          fingerprint: fp,
-          label: null,
-          source: target.source,
-          source_ref: e.sourceRef,
-          expect: null,
-          state: 'active' as const,
-          consecutive_dead: 0,
-          created_at: t,
-          updated_at: t,
-        });
-      } else if (row.position !== position || row.source !== target.source || row.source_ref !== e.sourceRef) {
-        await trx
-          .updateTable('tokens')
-          .set({ position, source: target.source, source_ref: e.sourceRef, updated_at: t })
-          .where('id', '=', row.id)
-          .execute();
-      }
-    }
-    for (let i = 0; i < inserts.length; i += CHUNK) {
-      await trx.insertInto('tokens').values(inserts.slice(i, i + CHUNK)).execute();
-    }
-
-    const gone = rows.filter((r) => r.source === target.source && !wanted.has(r.fingerprint));
-    await archiveAndDeleteTokens(trx, db, gone, target.providerName, 'source_removed', now);
-
-    for (const row of rows) {
-      if (row.source === target.source || wanted.has(row.fingerprint)) continue;
-      position++;
-      if (row.position !== position) {
-        await trx.updateTable('tokens').set({ position }).where('id', '=', row.id).execute();
-      }
-    }
-    return { added: inserts.length, removed: gone.length };
-  });
+/** The pool's tokens of other sources (imports), in their order, after the source's `count`. */
+async function moveOthersAfter(db: Db, target: PoolSource, count: number): Promise<void> {
+  const others = await db.kysely
+    .selectFrom('tokens')
+    .select(['id', 'position'])
+    .where('provider_id', '=', target.providerId)
+    .where('pool', '=', target.pool)
+    .where('source', '!=', target.source)
+    .orderBy('position')
+    .orderBy('id')
+    .execute();
+  const moves = others.map((r, i) => ({ id: r.id, from: r.position, to: count + i + 1 })).filter((m) => m.from !== m.to);
+  for (let i = 0; i < moves.length; i += BATCH) {
+    await db.kysely.transaction().execute(async (trx) => {
+      for (const m of moves.slice(i, i + BATCH)) await trx.updateTable('tokens').set({ position: m.to }).where('id', '=', m.id).execute();
+    });
+    await turn();
+  }
 }
