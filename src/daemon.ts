@@ -14,6 +14,7 @@ import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
+import { syncDeclaredProviders } from './sources/declared.js';
 import { syncSources } from './sources/index.js';
 
 export interface DaemonOptions {
@@ -41,6 +42,7 @@ export class Daemon {
   private scheduler: Scheduler | undefined;
   private stopping: Promise<void> | undefined;
   private http: HttpServer | undefined;
+  private startupSync: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly context: AppContext,
@@ -60,7 +62,7 @@ export class Daemon {
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
       const stale = await abortStaleRuns(db);
       if (stale > 0) logger.warn({ runs: stale }, 'closed runs left open by a previous process as aborted');
-      await syncSources({ db, config, logger });
+      await syncDeclaredProviders(db, config);
     } catch (err) {
       await db.close();
       throw err;
@@ -85,7 +87,17 @@ export class Daemon {
     };
     const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine, metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');
-    return new Daemon(context, stopController, abortController, !opts.dispatcher);
+    const daemon = new Daemon(context, stopController, abortController, !opts.dispatcher);
+    // Token files and One-API can be large, slow or stuck: HTTP does not wait for them, stop() does.
+    daemon.startupSync = syncSources(engine).catch((err: unknown) =>
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'start-up sync of the sources failed'),
+    );
+    return daemon;
+  }
+
+  /** Settles when the start-up sync of the token sources is over (nothing else waits for it). */
+  get sourcesSynced(): Promise<void> {
+    return this.startupSync;
   }
 
   /** Starts the HTTP server, the schedule (and the start-up run when configured). */
@@ -142,6 +154,7 @@ export class Daemon {
       const httpClosed = this.http?.close(graceMs);
       this.stopController.abort();
       await this.scheduler?.stop();
+      await this.startupSync;
       if (runs.busy) {
         logger.info({ graceMs }, 'waiting for the run in flight');
         let timer: NodeJS.Timeout | undefined;

@@ -35,6 +35,11 @@ export class TokenFileUnreadable extends Error {
 /** Calls that timed out and have not answered since, by file: when each started. */
 const unanswered = new Map<string, number>();
 
+/** How many abandoned calls have still not answered. */
+export function unansweredReads(): number {
+  return unanswered.size;
+}
+
 function refuseWhileUnanswered(path: string): void {
   const since = unanswered.get(path);
   if (since !== undefined) {

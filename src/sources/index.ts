@@ -9,6 +9,8 @@ export interface SourceContext {
   db: Db;
   config: Readonly<Config>;
   logger: Logger;
+  /** Shutdown: a sync stops between files and batches, and waits on no file read. */
+  stopSignal?: AbortSignal;
 }
 
 /**

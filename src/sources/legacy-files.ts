@@ -1,13 +1,13 @@
-import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { archiveAndDeleteTokens, poolTokens, removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
+import { closeTokenFile, folderExists, LineReader, openTokenFile, TokenFileUnreadable, type OpenTokenFile } from './file-read.js';
 import type { SourceContext } from './index.js';
-import { reconcilePool } from './reconcile.js';
-import { appendLines, parseTokenFile, readIfExists, rewriteTokenFile, withFileLock, type LineSplit } from './token-file.js';
+import { reconcilePoolInBatches, type SourceEntry } from './reconcile.js';
+import { appendLines, judgeTokenFile, lineEntries, readIfExists, rewriteTokenFile, scanTokenFile, withFileLock, type FileScan, type LineSplit } from './token-file.js';
 
 /** One file of the original's data folder (`TSCHK_LEGACY_DATA_DIR`) and the pool it fills. */
 export interface TokenFile {
@@ -56,6 +56,8 @@ function fileOfSourceRef(ref: string | null): string | undefined {
 /**
  * Brings the token files in scope into `tokens`. A folder that does not exist changes nothing (an
  * unmounted volume must not empty a pool); a file missing from an existing folder is an empty pool.
+ * A file that cannot be read (not a regular file, a read that does not answer) or is not a token
+ * list changes nothing either: its pool keeps its last known list.
  */
 export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: string; pool?: string }): Promise<void> {
   const dir = ctx.config.legacyDataDir;
@@ -63,9 +65,16 @@ export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: st
   for (const file of legacyTokenFiles(ctx.config)) {
     if (scope.provider !== undefined && scope.provider !== file.provider) continue;
     if (scope.pool !== undefined && scope.pool !== file.pool) continue;
+    if (ctx.stopSignal?.aborted) return;
     await withFileLock(join(dir, file.path), () => syncTokenFile(ctx, dir, file)).catch((err: unknown) => {
+      if (ctx.stopSignal?.aborted) return;
+      const fields = { provider: file.provider, pool: file.pool, file: file.path };
+      if (err instanceof TokenFileUnreadable) {
+        ctx.logger.error({ ...fields, reason: err.reason }, `${err.message}; its tokens keep their last known list`);
+        return;
+      }
       const message = err instanceof Error ? err.message : String(err);
-      ctx.logger.error({ file: file.path, err: message }, 'token file could not be synced; its tokens keep their last known list');
+      ctx.logger.error({ ...fields, err: message }, 'token file could not be synced; its tokens keep their last known list');
     });
   }
 }
@@ -76,26 +85,98 @@ export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: st
  */
 const EMPTY_FILE_REREAD_MS = 1_000;
 
+/** A read of a token file that is to be used: what its first pass found, and what to tell about it. */
+interface Read {
+  file: OpenTokenFile | undefined;
+  scan: FileScan | undefined;
+  warning?: string;
+}
+
 async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): Promise<void> {
   const abs = join(dir, file.path);
-  if (!(await exists(dirname(abs)))) return;
-  const text = await readIfExists(abs);
-  const provider =
-    text !== undefined && file.creates
-      ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
-      : await findProvider(ctx.db, file.provider);
-  if (!provider) return;
-  const entriesOf = (t: string | undefined) =>
-    parseTokenFile(t ?? '', file.split).map((e) => ({ secret: e.secret, sourceRef: `${file.path}:${e.line}` }));
-  let entries = entriesOf(text);
-  if (entries.length === 0 && (await poolTokens(ctx.db, provider.id, file.pool)).some((t) => t.source === 'file')) {
-    await sleep(EMPTY_FILE_REREAD_MS);
-    entries = entriesOf(await readIfExists(abs));
+  const signal = ctx.stopSignal;
+  if (!(await folderExists(dirname(abs), abs, signal))) return;
+  const fields = { provider: file.provider, pool: file.pool, file: file.path };
+  let read: Read | undefined;
+  try {
+    read = await readTokenFile(ctx, abs, file);
+    if (!read) return;
+    const provider =
+      read.file && file.creates
+        ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
+        : await findProvider(ctx.db, file.provider);
+    if (!provider) return;
+    if ((read.scan?.tokens ?? 0) === 0 && (await hasFileTokens(ctx, provider.id, file.pool))) {
+      closeTokenFile(read.file);
+      read = undefined;
+      await sleep(EMPTY_FILE_REREAD_MS, undefined, { signal });
+      read = await readTokenFile(ctx, abs, file);
+      if (!read) return;
+    }
+    const scan = read.scan;
+    if (scan && read.warning) ctx.logger.warn({ ...fields, skipped: scan.bad, lines: scan.badLines, problems: scan.problems }, read.warning);
+    const second = read.file && new LineReader(read.file);
+    const r = await reconcilePoolInBatches(
+      ctx.db,
+      { providerId: provider.id, providerName: provider.name, pool: file.pool, source: 'file' },
+      second ? fileEntries(second, file) : [],
+      // The second pass must have read what the first judged: a file rewritten in place meanwhile keeps its tokens until the next sync.
+      { signal, complete: () => !second || (second.digest === scan?.digest && !second.binary) },
+    );
+    if (r.incomplete && !signal?.aborted) {
+      ctx.logger.warn({ ...fields }, 'token file changed while tschk read it: no token leaves its pool until the next sync');
+    }
+    if (r.added > 0 || r.removed > 0) {
+      ctx.logger.info({ ...fields, provider: provider.name, added: r.added, removed: r.removed }, 'token file synced');
+    }
+  } finally {
+    closeTokenFile(read?.file);
   }
-  const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: file.pool, source: 'file' }, entries);
-  if (r.added > 0 || r.removed > 0) {
-    ctx.logger.info({ provider: provider.name, pool: file.pool, file: file.path, added: r.added, removed: r.removed }, 'token file synced');
+}
+
+/**
+ * Opens and scans the file (undefined file: there is none). Undefined when it is not to be used:
+ * mostly lines that cannot be tokens, or binary; that is logged here.
+ */
+async function readTokenFile(ctx: SourceContext, abs: string, file: TokenFile): Promise<Read | undefined> {
+  const opened = await openTokenFile(abs, ctx.stopSignal);
+  if (!opened) return { file: undefined, scan: undefined };
+  try {
+    const scan = await scanTokenFile(new LineReader(opened), file.split);
+    const verdict = judgeTokenFile(scan);
+    if (!verdict.use) {
+      ctx.logger.error({ provider: file.provider, pool: file.pool, file: file.path, lines: scan.lines, bad: scan.bad, badLines: scan.badLines, binary: scan.binary }, verdict.error);
+      closeTokenFile(opened);
+      return undefined;
+    }
+    return { file: opened, scan, warning: verdict.warning };
+  } catch (err) {
+    closeTokenFile(opened);
+    throw err;
   }
+}
+
+/** The file's entries, a chunk of lines at a time, lines that cannot be tokens left out. */
+async function* fileEntries(reader: LineReader, file: TokenFile): AsyncGenerator<SourceEntry[]> {
+  for await (const lines of reader.lines()) {
+    const out: SourceEntry[] = [];
+    for (const line of lines) {
+      for (const secret of lineEntries(line.text, file.split, line.overlong).secrets) out.push({ secret, sourceRef: `${file.path}:${line.number}` });
+    }
+    yield out;
+  }
+}
+
+async function hasFileTokens(ctx: SourceContext, providerId: number, pool: string): Promise<boolean> {
+  const row = await ctx.db.kysely
+    .selectFrom('tokens')
+    .select('id')
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .where('source', '=', 'file')
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 /**
@@ -130,17 +211,22 @@ export async function deleteFromTokenFiles(
     await withFileLock(abs, async () => {
       const done = await ctx.db.kysely.transaction().execute(async (trx) => {
         await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
+        const expired = join(dirname(abs), EXPIRED_FILE);
+        // Refused before the token file changes (a FIFO in its place): the dead lines need somewhere to go.
+        await readIfExists(expired);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
         if ('conflict' in r) throw new FileConflict();
         if ('unwritable' in r) throw new FileUnwritable(r.unwritable);
-        await appendLines(join(dirname(abs), EXPIRED_FILE), r.removed, r.mode, r.eol);
+        await appendLines(expired, r.removed, r.mode, r.eol);
         return true;
       }).catch((err) => {
-        if (err instanceof FileConflict || err instanceof FileUnwritable) return err;
+        if (err instanceof FileConflict || err instanceof FileUnwritable || err instanceof TokenFileUnreadable) return err;
         throw err;
       });
       if (done instanceof FileConflict) {
         ctx.logger.warn({ provider: provider.name, file: file.path, tokens: rows.length }, 'token file kept changing while tschk rewrote it: its tokens stay in it for now');
+      } else if (done instanceof TokenFileUnreadable) {
+        ctx.logger.error({ provider: provider.name, file: file.path, tokens: rows.length, reason: done.reason }, `${done.message}; its tokens stay in it for now`);
       } else if (done instanceof FileUnwritable) {
         ctx.logger.error({ provider: provider.name, file: file.path, tokens: rows.length, code: done.code }, done.message);
       }
@@ -161,7 +247,7 @@ export async function appendToTokenFile(ctx: SourceContext, providerName: string
   const file = legacyTokenFiles(ctx.config).find((f) => f.path === path && f.provider === providerName);
   if (dir === undefined || !file) return undefined;
   const abs = join(dir, file.path);
-  if (!(await exists(dirname(abs)))) return undefined;
+  if (!(await folderExists(dirname(abs), abs))) return undefined;
   await withFileLock(abs, async () => {
     await appendLines(abs, [secret], 0o600);
     await syncTokenFile(ctx, dir, file);
@@ -178,14 +264,5 @@ class FileUnwritable extends Error {
         ? 'token file cannot be replaced: it looks mounted on its own; mount its folder instead (as the original did with ./data). Its tokens stay in it'
         : `token file cannot be rewritten: its folder is read-only for tschk (${code}). Its tokens stay in it`,
     );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -37,5 +37,7 @@ export async function testDaemon(databaseUrl: string, env: Record<string, string
   const log = new CapturedLog();
   const config = testConfig(databaseUrl, env);
   const daemon = await Daemon.create(config, { logger: createLogger(config.logLevel, log.stream) });
+  // Tests look at the pools at once; the daemon itself does not wait for the start-up sync.
+  await daemon.sourcesSynced;
   return { daemon, log, config, db: daemon.context.db };
 }
