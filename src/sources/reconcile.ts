@@ -149,6 +149,15 @@ export async function reconcilePoolInBatches(
 
 /** Archives the source's tokens that the listing lacks, a batch per transaction. */
 async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<string>, now: Date): Promise<number> {
+  // Every listed token has its row now: when the source has no more rows than that, none is unlisted.
+  const owned = await db.kysely
+    .selectFrom('tokens')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('provider_id', '=', target.providerId)
+    .where('pool', '=', target.pool)
+    .where('source', '=', target.source)
+    .executeTakeFirst();
+  if (Number(owned?.n ?? 0) <= wanted.size) return 0;
   const gone: number[] = [];
   // Paged along the unique (provider, pool, fingerprint) index: no sort, whatever the planner knows.
   for (let after = ''; ; ) {
