@@ -27,6 +27,10 @@ export interface Config {
   minIntervalS: number;
   historyDays: number;
   shutdownGraceMs: number;
+  /** How long a run lease lasts unless renewed; a holder that dies loses it after this. */
+  runLeaseMs: number;
+  /** When the daily history trim runs. */
+  trimCron: string;
   logLevel: string;
   http: { host: string; port: number; apiToken: string | undefined; metricsPublic: boolean };
   legacyProviders: LegacyProvider[];
@@ -137,6 +141,10 @@ export function loadConfig(env: Env): Readonly<Config> {
   if (!cron.validate(cronExpr)) {
     throw new ConfigError('TSCHK_CRON', `expected a cron expression such as '0 * * * *', got '${cronExpr}'`);
   }
+  const trimCron = get('TSCHK_TRIM_CRON') ?? '17 3 * * *';
+  if (!cron.validate(trimCron)) {
+    throw new ConfigError('TSCHK_TRIM_CRON', `expected a cron expression such as '17 3 * * *', got '${trimCron}'`);
+  }
   const timezone = get('TSCHK_TIMEZONE');
   if (timezone !== undefined && !validTimezone(timezone)) {
     throw new ConfigError('TSCHK_TIMEZONE', `expected an IANA time zone such as 'Asia/Shanghai', got '${timezone}'`);
@@ -173,6 +181,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     minIntervalS: int('TSCHK_MIN_INTERVAL_S', 600, 0, 30 * 86_400),
     historyDays: int('TSCHK_HISTORY_DAYS', 90, 1, 36_500),
     shutdownGraceMs: int('TSCHK_SHUTDOWN_GRACE_MS', 30_000, 0, 600_000),
+    runLeaseMs: int('TSCHK_RUN_LEASE_MS', 30_000, 200, 600_000),
+    trimCron,
     logLevel: oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     http: {
       host: get('TSCHK_HTTP_HOST') ?? '0.0.0.0',

@@ -105,6 +105,50 @@ export interface OneApiDisabledChannelsTable {
   disabled_at: Timestamp;
 }
 
+/** One row per job ('run', 'trim'): who holds it, until when, and for what. */
+export interface RunLeasesTable {
+  name: string;
+  holder: string | null;
+  host: string | null;
+  pid: number | null;
+  run_id: number | null;
+  trigger: RunTrigger | null;
+  provider: string | null;
+  pool: string | null;
+  forced: number;
+  force_prune: number;
+  acquired_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  last_tick: Timestamp | null;
+}
+
+/** A run's outcome for one provider, written when the run closes. */
+export interface CheckRunProvidersTable {
+  run_id: number;
+  provider_id: number;
+  provider_name: string;
+  checked: number;
+  live: number;
+  dead: number;
+  exhausted: number;
+  unknown: number;
+  pruned: number;
+  held: number;
+  unreachable: number;
+  unreliable: number;
+  held_reason: string | null;
+  error: string | null;
+}
+
+/** The `tschk serve` processes using this database, each seen within a few lease renewals. */
+export interface DaemonsTable {
+  holder: string;
+  host: string;
+  pid: number;
+  started_at: Timestamp;
+  seen_at: Timestamp;
+}
+
 export interface Database {
   providers: ProvidersTable;
   tokens: TokensTable;
@@ -112,6 +156,9 @@ export interface Database {
   check_runs: CheckRunsTable;
   token_archive: TokenArchiveTable;
   oneapi_disabled_channels: OneApiDisabledChannelsTable;
+  run_leases: RunLeasesTable;
+  check_run_providers: CheckRunProvidersTable;
+  daemons: DaemonsTable;
 }
 
 export type ProviderRow = Selectable<ProvidersTable>;

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { CheckRecord } from '../db/history.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
-import { closeRun, countsOf, openRun, zeroCounts, type RunCounts } from '../db/runs.js';
+import { closeRun, countsOf, openRun, zeroCounts, type ProviderOutcome, type RunCounts } from '../db/runs.js';
 import type { RunStatus, RunTrigger, Verdict } from '../db/schema.js';
 import { selectDueTokens, type DueToken } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
@@ -46,6 +46,15 @@ export interface RunRequest {
   force?: boolean;
   /** Prune even when a safety rule would hold (a human looked); checks every token again, like `force`. */
   forcePrune?: boolean;
+  /** The cron tick that asked for the run: of all processes on the database, one runs each tick. */
+  tick?: Date;
+}
+
+export interface RunOptions {
+  /** Learns the run's id as soon as its row exists (the HTTP API answers 202 with it). */
+  onRunOpened?: (runId: number) => void;
+  /** The run lease this run holds: its history is written only while the lease is held. */
+  lease?: { holderId: string; ttlMs: number };
 }
 
 export interface TokenRef {
@@ -102,38 +111,33 @@ export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
   return req.pool ? `${req.provider}/${req.pool}` : req.provider;
 }
 
-/**
- * One run: check every due token in scope, write history and state, close the run row.
- * `onRunOpened` learns the run's id as soon as its row exists (the HTTP API answers 202 with it).
- */
-export async function runChecks(
-  ctx: EngineContext,
-  req: RunRequest,
-  onRunOpened?: (runId: number) => void,
-): Promise<RunSummary> {
+/** One run: check every due token in scope, write history and state, close the run row. */
+export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOptions = {}): Promise<RunSummary> {
   await syncSources(ctx, req);
   const providers = await providersInScope(ctx.db, req);
   const started = new Date();
   const scope = runScope(req);
   const runId = await openRun(ctx.db, req.trigger, scope, started);
-  onRunOpened?.(runId);
+  opts.onRunOpened?.(runId);
   const log = ctx.logger.child({ runId });
   log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
 
-  const writer = new BatchWriter(ctx.db);
+  const writer = new BatchWriter(ctx.db, { lease: opts.lease });
   const globalLimit = new Semaphore(ctx.config.concurrency);
   let status: RunSummary['status'] = 'done';
   let error: string | undefined;
   const summaries: ProviderRunSummary[] = [];
+  const outcomes: ProviderOutcome[] = [];
   try {
     const results = await Promise.allSettled(
       providers.map((p) => checkProvider(ctx, { runId, started, req, writer, globalLimit, log }, p)),
     );
     await writer.close();
-    for (const r of results) {
+    results.forEach((r, i) => {
       if (r.status === 'rejected') throw r.reason;
       summaries.push(r.value);
-    }
+      outcomes.push(outcomeOf(providers[i]!.id, r.value));
+    });
     if (ctx.stopSignal?.aborted) status = 'aborted';
   } catch (err) {
     status = 'failed';
@@ -145,7 +149,7 @@ export async function runChecks(
   const totals = zeroCounts();
   for (const s of summaries) for (const k of Object.keys(totals) as Array<keyof RunCounts>) totals[k] += s[k];
   const finished = new Date();
-  await closeRun(ctx.db, runId, status, totals, error ?? null, finished);
+  await closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished);
   const summary: RunSummary = {
     runId,
     trigger: req.trigger,
@@ -182,6 +186,18 @@ export async function runChecks(
     }
   }
   return summary;
+}
+
+function outcomeOf(providerId: number, s: ProviderRunSummary): ProviderOutcome {
+  return {
+    providerId,
+    provider: s.provider,
+    ...countsOf(s),
+    unreachable: s.unreachable,
+    unreliable: s.unreliable,
+    heldReason: s.heldReason ?? null,
+    error: s.error ?? null,
+  };
 }
 
 async function providersInScope(db: Db, req: RunRequest): Promise<Provider[]> {
@@ -280,6 +296,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
       balance: result.balance ?? null,
       currency: result.currency ?? null,
       detail: result.detail ? scrubSecret(result.detail, token.secret) : null,
+      prev: { state: token.state, consecutiveDead: token.consecutive_dead },
       next: { state: t.state, consecutiveDead: t.consecutiveDead, invalidSince: t.invalidSince },
     };
     await run.writer.add(record);

@@ -1,5 +1,5 @@
 import type { Db } from '../db/connect.js';
-import { recordChecks, type CheckRecord } from '../db/history.js';
+import { recordChecks, type CheckRecord, type RecordOptions } from '../db/history.js';
 
 /**
  * Buffers check records and writes them in batched transactions, one at a time. A crash loses
@@ -14,6 +14,7 @@ export class BatchWriter {
 
   constructor(
     private readonly db: Db,
+    private readonly options: RecordOptions = {},
     private readonly batchSize = 500,
     flushEveryMs = 1_000,
   ) {
@@ -34,7 +35,7 @@ export class BatchWriter {
     this.writing = this.writing.then(async () => {
       if (this.failure || batch.length === 0) return;
       try {
-        await recordChecks(this.db, batch);
+        await recordChecks(this.db, batch, this.options);
       } catch (err) {
         this.failure = err;
       }

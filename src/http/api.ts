@@ -6,6 +6,7 @@ import { findProvider, findProviderById, listProviders, upsertProvider, type Pro
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
 import { findToken, importTokens, listTokens, removeProviderAndTokens } from '../db/tokens.js';
+import { RunBusyError } from '../engine/coordinator.js';
 import { RunScopeError } from '../engine/run.js';
 import { removeFromSources } from '../sources/remove.js';
 import { describeSecret, splitTokens } from '../secret.js';
@@ -221,13 +222,18 @@ async function postRun(req: HttpRequest, app: AppContext) {
     const p = await providerByName(app, providerName, 400);
     if (!p.enabled) throw new HttpError(409, 'provider_disabled', `provider '${p.name}' is disabled`);
   }
-  const started = app.runs.start({ trigger: 'api', provider: providerName, pool, force: body.force === true });
+  // Joins the run in flight (here or in another process) when it covers the request; refuses
+  // while one that does not is in flight, rather than queueing an answer behind it.
+  const started = app.runs.start({ trigger: 'api', provider: providerName, pool, force: body.force === true }, { whenBusy: 'refuse' });
   started.summary.catch(() => {}); // its outcome is in check_runs and the log
   let runId: number;
   try {
     runId = await started.runId;
   } catch (err) {
     if (err instanceof RunScopeError) throw new HttpError(409, 'run_refused', err.message);
+    if (err instanceof RunBusyError) {
+      throw new HttpError(409, 'run_in_flight', `${err.message} and does not cover this request; try again when it is done`);
+    }
     throw err;
   }
   return reply(202, { run_id: runId }, { Location: `/api/v1/runs/${runId}` });
