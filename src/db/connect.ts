@@ -115,7 +115,8 @@ function openSqlite(location: string, foreign: boolean): BetterSqlite3.Database 
     sqlite?.close();
     const code = (err as { code?: unknown }).code;
     const message = err instanceof Error ? err.message : String(err);
-    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') fail(`${path} is not an SQLite database (${message})`);
+    if (code === 'SQLITE_NOTADB') fail(`${path} is not an SQLite database (${message})`);
+    if (code === 'SQLITE_CORRUPT') fail(`${path} is a damaged SQLite database (${message})`);
     if (typeof code === 'string' && /^SQLITE_(CANTOPEN|READONLY|PERM|AUTH)/.test(code)) {
       fail(`cannot open the SQLite file ${path} as uid ${uid()} (${message})`);
     }
@@ -125,7 +126,6 @@ function openSqlite(location: string, foreign: boolean): BetterSqlite3.Database 
 
 function configureOwn(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
   return sqlite;
