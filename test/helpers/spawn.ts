@@ -47,3 +47,67 @@ export function spawnTschk(args: string[], env: Record<string, string>, opts: Sp
     });
   });
 }
+
+/** A long-lived `tschk` process (serve, check) whose JSON log lines the test reads as they come. */
+export interface TschkProcess {
+  pid: number;
+  /** Parsed JSON log lines on stdout, in order. */
+  logs: Array<Record<string, unknown>>;
+  stderr: () => string;
+  /** Resolves with the first log line (seen so far or to come) that matches. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export function startTschk(args: string[], env: Record<string, string>): TschkProcess {
+  const child = spawn(process.execPath, ['--import', loader, `${root}src/main.ts`, ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  let pending = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => {
+    pending += String(c);
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const text of lines.filter(Boolean)) {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        line = { msg: text, notJson: true };
+      }
+      logs.push(line);
+      for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
+    }
+  });
+  child.stderr.on('data', (c) => (stderr += String(c)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    pid: child.pid!,
+    logs,
+    stderr: () => stderr,
+    waitForLog(match, timeoutMs = 20_000) {
+      const seen = logs.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-500)}`)), timeoutMs);
+        waiters.push({
+          match,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+      });
+    },
+    exited,
+    kill: (signal = 'SIGTERM') => void child.kill(signal),
+  };
+}
