@@ -1,5 +1,5 @@
 // A loopback stand-in for a free-api's `POST /token/check`, following
-// /work/shared/contracts/free-api.md, plus the proxy and network failures a client meets in front of one.
+// docs/free-api.md, plus the proxy and network failures a client meets in front of one.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 export type Behaviour =
