@@ -7,7 +7,7 @@ import { RunScopeError, type RunSummary } from '../engine/run.js';
 import { syncSources } from '../sources/index.js';
 import { HttpError, reply, type HttpRequest, type Reply, type Route } from './router.js';
 
-/** The original's answer, field for field (contracts/legacy-rest.md); `unknown*` were added by tschk. */
+/** The original's answer, field for field (docs/legacy-rest.md); `unknown*` were added by tschk. */
 export interface LegacyPoolAnswer {
   ServiceName: string;
   tokenStatus: 'tokentrue' | 'tokenfalse';
