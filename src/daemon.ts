@@ -148,7 +148,7 @@ export class Daemon {
     try {
       const cutoff = new Date(Date.now() - config.historyDays * 86_400_000);
       const removed = await trimHistory(db, cutoff);
-      if (removed > 0) logger.info({ removed, olderThan: cutoff.toISOString() }, 'history trimmed');
+      logger.info({ removed, olderThan: cutoff.toISOString(), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
       return removed;
     } finally {
       await releaseLease(db, 'trim', holder.id);

@@ -29,7 +29,7 @@ export interface HeldRun {
 export interface StartOptions {
   /** A run held by another process that does not cover the request: wait for it (default), or refuse. */
   whenBusy?: 'wait' | 'refuse';
-  /** Told once when the request has to wait for another process's run. */
+  /** Told once when the request waits for another process's run (to join it, or for it to end). */
   onWait?: (held: HeldRun) => void;
 }
 
@@ -138,15 +138,16 @@ export class RunCoordinator {
       const lease = await readLease(db, 'run');
       if (lease?.holder && !lease.expired) {
         const held = heldRun(lease);
-        if (held.runId !== null && covers(held.scope, req)) {
-          opened(held.runId);
-          const summary = await this.waitForRun(held.runId);
+        const joins = held.runId !== null && covers(held.scope, req);
+        if (!joins && opts.whenBusy === 'refuse') throw new RunBusyError(held);
+        if (!told) opts.onWait?.(held);
+        told = true;
+        if (joins) {
+          opened(held.runId!);
+          const summary = await this.waitForRun(held.runId!);
           if (summary) return summary;
           continue; // its holder died before closing it: take over
         }
-        if (opts.whenBusy === 'refuse') throw new RunBusyError(held);
-        if (!told) opts.onWait?.(held);
-        told = true;
       }
       await sleep(pollMs, stopSignal);
     }
