@@ -8,7 +8,7 @@ import { trimHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
 import { forgetDaemon, heartbeat, readLease, releaseLease, tryAcquireLease, type Holder } from './db/lease.js';
-import { abortOrphanedRuns, runningRuns } from './db/runs.js';
+import { abortOrphanedRuns, runningRuns, trimRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
@@ -148,7 +148,8 @@ export class Daemon {
     try {
       const cutoff = new Date(Date.now() - config.historyDays * 86_400_000);
       const removed = await trimHistory(db, cutoff);
-      logger.info({ removed, olderThan: cutoff.toISOString(), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
+      const runs = await trimRuns(db, cutoff);
+      logger.info({ removed, runs, olderThan: cutoff.toISOString(), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
       return removed;
     } finally {
       await releaseLease(db, 'trim', holder.id);

@@ -157,6 +157,19 @@ export async function lastProviderOutcomes(db: Db) {
     .execute();
 }
 
+/** Deletes runs that finished before the cutoff, with their per-provider rows; returns how many runs went. */
+export async function trimRuns(db: Db, finishedBefore: Date): Promise<number> {
+  const cutoff = db.dialect.time(finishedBefore);
+  return db.kysely.transaction().execute(async (trx) => {
+    await trx
+      .deleteFrom('check_run_providers')
+      .where('run_id', 'in', (eb) => eb.selectFrom('check_runs').select('id').where('status', '!=', 'running').where('finished_at', '<', cutoff))
+      .execute();
+    const r = await trx.deleteFrom('check_runs').where('status', '!=', 'running').where('finished_at', '<', cutoff).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  });
+}
+
 export async function listRuns(db: Db, limit: number, beforeId?: number): Promise<CheckRunRow[]> {
   let q = db.kysely.selectFrom('check_runs').selectAll();
   if (beforeId !== undefined) q = q.where('id', '<', beforeId);

@@ -113,6 +113,18 @@ export async function selectDueTokens(db: Db, q: DueQuery): Promise<DueToken[]> 
   return query.orderBy('id').limit(q.limit).execute();
 }
 
+/**
+ * Whether a run of this pool would check anything: a token of the pool, or a canary of its
+ * provider (a pool-scoped run asks them all), not checked since `checkedBefore`.
+ */
+export async function hasDueTokens(db: Db, q: { providerId: number; pool: string; checkedBefore: Date }): Promise<boolean> {
+  const page = { checkedBefore: q.checkedBefore, afterId: 0, limit: 1, providerId: q.providerId };
+  const [token] = await selectDueTokens(db, { ...page, pool: q.pool, canaries: false });
+  if (token) return true;
+  const [canary] = await selectDueTokens(db, { ...page, canaries: true });
+  return canary !== undefined;
+}
+
 export interface TokenFilter {
   providerId?: number;
   pool?: string;
