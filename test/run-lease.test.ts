@@ -1,5 +1,6 @@
 // Two daemons (two coordinators, two lease holders) on one database behave like two processes: the
 // lease lives in the database, nothing of it in memory. Real processes are in replicas.test.ts.
+import { hostname } from 'node:os';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { recordChecks, type CheckRecord } from '../src/db/history.js';
 import { readLease, tryAcquireLease } from '../src/db/lease.js';
@@ -168,6 +169,25 @@ describeEachDialect('one run at a time across processes', (dialect) => {
     expect(await findRun(b.db, orphan)).toMatchObject({ status: 'aborted', error: 'the process running it stopped', checked: 1, dead: 1 });
   });
 
+  it('a run whose lease was taken writes nothing more and leaves the run row to its new holder', async () => {
+    const { a } = await twoProcesses();
+    mock.setDefault({ kind: 'delay', ms: 150, then: 'dead' });
+    const running = a.daemon.runNow({ trigger: 'cli', force: true });
+    const runId = await waitFor(async () => (await readLease(a.db, 'run'))?.runId, 5_000, 'A opens its run');
+    await waitFor(async () => Number((await findRun(a.db, runId))?.checked ?? 0) > 0, 10_000, 'A writes a batch');
+    // Another process found the lease expired, took it and closed the run as aborted.
+    await a.db.kysely.updateTable('run_leases').set({ holder: 'thief:1:x', host: 'thief', pid: 1 }).where('name', '=', 'run').execute();
+    await a.db.kysely.updateTable('check_runs').set({ status: 'aborted', error: 'taken over' }).where('id', '=', runId).execute();
+    const before = Number((await findRun(a.db, runId))!.checked);
+    const summary = await running;
+
+    expect(summary.status).toBe('failed');
+    expect(summary.error).toMatch(/run lease was lost/);
+    const rows = await a.db.kysely.selectFrom('token_status').select('id').where('run_id', '=', runId).execute();
+    expect(rows).toHaveLength(before);
+    expect(await findRun(a.db, runId)).toMatchObject({ status: 'aborted', error: 'taken over' });
+  });
+
   it('a check written by another run in between is neither overwritten nor lost', async () => {
     const { a } = await twoProcesses();
     const [token] = await listTokens(a.db, {});
@@ -203,3 +223,21 @@ function checkRecord(token: TokenRow, runId: number, verdict: 'dead' | 'live'): 
     next: verdict === 'dead' ? { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } : { state: 'active', consecutiveDead: 0, invalidSince: undefined },
   };
 }
+
+describeEachDialect('a second daemon on the same database', (dialect) => {
+  it(dialect === 'sqlite' ? 'warns that another daemon uses the SQLite file and stands by' : 'tells that it shares the database with another daemon', async () => {
+    const database = await freshDatabaseUrl(dialect);
+    const a = await servedDaemon(database.url, LEASE);
+    const b = await servedDaemon(database.url, LEASE);
+    try {
+      const line = b.log.entries().find((e) => String(e.msg).includes('another tschk daemon') || String(e.msg).includes('other tschk daemons'));
+      expect(line).toMatchObject({ level: dialect === 'sqlite' ? 'warn' : 'info', others: [`${hostname()} (pid ${process.pid})`] });
+      expect(a.log.entries().some((e) => String(e.msg).includes('tschk daemon'))).toBe(false);
+      expect((await b.call('GET', '/healthz')).status).toBe(200);
+    } finally {
+      await b.daemon.stop();
+      await a.daemon.stop();
+      await database.drop();
+    }
+  });
+});
