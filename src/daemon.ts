@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
+import { faultLogging } from './db/fault-logging.js';
 import { trimHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
@@ -54,7 +55,7 @@ export class Daemon {
   /** Opens and migrates the database, closes runs a crash left open, applies declared providers. */
   static async create(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger;
-    const db = openDatabase(config.database.url);
+    const db = openDatabase(config.database.url, faultLogging(logger));
     try {
       const applied = await migrateToLatest(db);
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');

@@ -147,6 +147,14 @@ export class Metrics implements EngineEvents {
         for (const [provider, n] of counts) this.set({ provider }, n);
       },
     });
+    new Gauge({
+      name: 'tschk_database_writable',
+      help: '1 while the last write to the database succeeded, 0 while it failed (disk full, read-only, unreachable).',
+      registers,
+      collect() {
+        this.set(db.writes.state.writable ? 1 : 0);
+      },
+    });
     collectDefaultMetrics({ register: this.registry });
   }
 
