@@ -10,7 +10,7 @@ export function faultLogging(logger: Logger): Pick<OpenOptions, 'onError' | 'onR
     onRetry: (err, n) =>
       log.warn(
         { code: n.code, attempt: n.attempt, retryInMs: n.delayMs, err: describeDbError(err) },
-        `${n.what}: database error that passes, trying the whole transaction again`,
+        `${n.what}: transient database error; running the whole transaction again`,
       ),
   };
 }

@@ -32,6 +32,22 @@ export function observedDialect(inner: Dialect, name: DialectName, writes: Write
   };
 }
 
+const fromDriver = new WeakSet<object>();
+
+/** Tags an error as the database's, so that it can later be told from, say, a socket error of an upstream. */
+function tagged(err: unknown): unknown {
+  if (typeof err === 'object' && err !== null) fromDriver.add(err);
+  return err;
+}
+
+/** Whether the error (or one it wraps as its cause) came out of a database driver. */
+export function isDatabaseError(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (fromDriver.has(e)) return true;
+  }
+  return false;
+}
+
 const WRITE_NODES = new Set(['InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode', 'MergeQueryNode']);
 const WRITE_SQL = /^\s*(insert|update|delete|replace|merge)\b/i;
 
@@ -54,14 +70,18 @@ class ObservedConnection implements DatabaseConnection {
     } catch (err) {
       // Inside a transaction any failed statement is a failed write: the transaction is lost.
       if (this.inTransaction || isWrite(q)) this.writes.failed(err);
-      throw err;
+      throw tagged(err);
     }
     if (!this.inTransaction && isWrite(q)) this.writes.succeeded();
     return result;
   }
 
-  streamQuery<R>(q: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    return this.inner.streamQuery<R>(q, chunkSize);
+  async *streamQuery<R>(q: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    try {
+      yield* this.inner.streamQuery<R>(q, chunkSize);
+    } catch (err) {
+      throw tagged(err);
+    }
   }
 }
 
@@ -79,7 +99,12 @@ class ObservedDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const raw = await this.inner.acquireConnection();
+    let raw: DatabaseConnection;
+    try {
+      raw = await this.inner.acquireConnection();
+    } catch (err) {
+      throw tagged(err);
+    }
     let c = this.connections.get(raw);
     if (!c) this.connections.set(raw, (c = new ObservedConnection(raw, this.writes)));
     return c;
@@ -91,7 +116,7 @@ class ObservedDriver implements Driver {
       await this.inner.beginTransaction(c.inner, settings);
     } catch (err) {
       this.writes.failed(err);
-      throw err;
+      throw tagged(err);
     }
     c.inTransaction = true;
   }
@@ -102,7 +127,7 @@ class ObservedDriver implements Driver {
       await this.inner.commitTransaction(c.inner);
     } catch (err) {
       this.writes.failed(err);
-      throw err;
+      throw tagged(err);
     }
     c.inTransaction = false;
     this.writes.succeeded();
@@ -113,7 +138,7 @@ class ObservedDriver implements Driver {
     try {
       await this.inner.rollbackTransaction(c.inner);
     } catch (err) {
-      if (!this.transactionIsGone(err)) throw err;
+      if (!this.transactionIsGone(err)) throw tagged(err);
     } finally {
       c.inTransaction = false;
     }

@@ -1,5 +1,6 @@
 import type { DialectName } from '../db/dialect.js';
 import { dbFault, describeDbError } from '../db/errors.js';
+import { isDatabaseError } from '../db/observed-dialect.js';
 import type { Logger } from '../logger.js';
 import { errorBody, type Reply } from './router.js';
 
@@ -8,7 +9,8 @@ import { errorBody, type Reply } from './router.js';
  * caller's: 503 with what went wrong (the driver's message names no value for these errors).
  */
 export function databaseFaultReply(dialect: DialectName, err: unknown, log: Logger): Reply | undefined {
-  const fault = dbFault(dialect, err);
+  // A socket error of an upstream, or ENOSPC from a token file, is not the database's.
+  const fault = isDatabaseError(err) ? dbFault(dialect, err) : undefined;
   if (fault === undefined) return undefined;
   const why = describeDbError(err);
   log.warn({ fault, err: why }, 'request failed: the database could not serve it');
