@@ -149,7 +149,7 @@ export class Metrics implements EngineEvents {
     });
     new Gauge({
       name: 'tschk_database_writable',
-      help: '1 while the last write to the database succeeded, 0 while it failed (disk full, read-only, unreachable).',
+      help: '0 while the last write to the database failed for a reason that lasts (disk full, read-only), 1 otherwise.',
       registers,
       collect() {
         this.set(db.writes.state.writable ? 1 : 0);

@@ -149,12 +149,13 @@ describe('withRetry', () => {
 });
 
 describe('WriteHealth', () => {
-  it('turns unwritable on a failure of the database, keeps when it began, and clears on the next success', async () => {
+  it('turns unwritable on a lasting failure of the database (not a constraint, not a passing lock), keeps when it began, and clears on the next success', async () => {
     let now = new Date('2025-01-01T00:00:00Z');
     const w = new WriteHealth('sqlite', { now: () => now });
     expect(w.state.writable).toBe(true);
 
     expect(w.failed(err('UNIQUE constraint failed: tokens.fingerprint', { code: 'SQLITE_CONSTRAINT_UNIQUE' }))).toBe(false);
+    expect(w.failed(err('database is locked', { code: 'SQLITE_BUSY' }))).toBe(false);
     expect(w.state.writable).toBe(true);
 
     expect(w.failed(err('database or disk is full', { code: 'SQLITE_FULL' }))).toBe(true);

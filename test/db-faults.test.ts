@@ -1,5 +1,5 @@
 // Real faults on real databases: a session killed by the server while a transaction waits between
-// two statements, and a batch of check results that meets a lock.
+// two statements, a batch of check results that meets a lock, a database that refuses writes.
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import mysql from 'mysql2/promise';
@@ -11,9 +11,13 @@ import type { CheckRecord } from '../src/db/history.js';
 import { listHistory } from '../src/db/history.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { upsertProvider } from '../src/db/providers.js';
+import { closeRun, findRun, openRun, zeroCounts } from '../src/db/runs.js';
 import { importTokens, listTokens } from '../src/db/tokens.js';
 import type { RetryNotice } from '../src/db/write-health.js';
+import { closeRunWhenPossible } from '../src/engine/close-run.js';
 import { BatchWriter } from '../src/engine/writer.js';
+import { createLogger } from '../src/logger.js';
+import { CapturedLog } from './helpers/daemon.js';
 import { describeEachDialect, freshDatabaseUrl, type Dialect } from './helpers/databases.js';
 
 async function until(what: string, probe: () => boolean, timeoutMs = 5_000): Promise<void> {
@@ -187,5 +191,71 @@ describeEachDialect('database faults', (dialect) => {
     }
     expect(retries).toHaveLength(2);
     expect(await listHistory(db, { limit: 10 })).toHaveLength(0);
+  });
+});
+
+describeEachDialect('a run row that cannot be closed', (dialect) => {
+  let database: { url: string; drop: () => Promise<void> };
+  let db: Db;
+  const log = new CapturedLog();
+  /** The database refuses every write of this session, as a read-only database or a standby does. */
+  const readOnly = (on: boolean) =>
+    sql`${sql.raw(
+      { sqlite: `pragma query_only = ${on ? 1 : 0}`, postgres: `set default_transaction_read_only = ${on ? 'on' : 'off'}`, mysql: `set session transaction ${on ? 'read only' : 'read write'}` }[dialect],
+    )}`.execute(db.kysely);
+  // No timer fires in these tests: only a write that succeeds (or the stop) wakes the closer.
+  const timing = { baseMs: 1, maxMs: 1, sleep: (_ms: number, signal?: AbortSignal) => new Promise<void>((r) => signal?.addEventListener('abort', () => r())) };
+  const statusOf = async (id: number) => (await findRun(db, id))?.status;
+
+  beforeEach(async () => {
+    database = await freshDatabaseUrl(dialect);
+    db = openDatabase(database.url, { poolSize: 1 });
+    await migrateToLatest(db);
+    log.lines.length = 0;
+  });
+  afterEach(async () => {
+    await readOnly(false);
+    await db.close();
+    await database.drop();
+  });
+
+  it('is closed in the background as soon as the database takes a write again', async () => {
+    const logger = createLogger('debug', log.stream);
+    const runId = await openRun(db, 'cli', 'all');
+    await readOnly(true);
+    const close = () => closeRun(db, runId, 'failed', zeroCounts(), 'check results not written: boom');
+    expect(await closeRunWhenPossible({ db, logger }, runId, close, timing)).toBe(false);
+    expect(await statusOf(runId)).toBe('running');
+    expect(db.writes.state).toMatchObject({ writable: false, fault: 'storage' });
+    expect(log.text).toContain('the run row cannot be closed now');
+
+    await readOnly(false);
+    await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl: null });
+    await until('the row closed', () => log.text.includes('run row closed now'));
+    expect(await findRun(db, runId)).toMatchObject({ status: 'failed', error: 'check results not written: boom' });
+    expect(db.writes.state.writable).toBe(true);
+  });
+
+  it('stops trying when the daemon stops; the row stays for the next start to close', async () => {
+    const logger = createLogger('debug', log.stream);
+    const stop = new AbortController();
+    const runId = await openRun(db, 'cli', 'all');
+    await readOnly(true);
+    const close = () => closeRun(db, runId, 'failed', zeroCounts(), 'boom');
+    expect(await closeRunWhenPossible({ db, logger, stopSignal: stop.signal }, runId, close, timing)).toBe(false);
+    stop.abort();
+    await until('the closer to give up', () => log.text.includes('stopping with the run row still open'));
+
+    await readOnly(false);
+    await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl: null });
+    await new Promise((r) => setImmediate(r));
+    expect(await statusOf(runId)).toBe('running');
+  });
+
+  it('a close that fails for another reason than the database is thrown, as before', async () => {
+    const logger = createLogger('debug', log.stream);
+    await expect(closeRunWhenPossible({ db, logger }, 1, async () => {
+      throw new TypeError('a bug');
+    })).rejects.toThrow('a bug');
   });
 });

@@ -1,5 +1,5 @@
 import type { DialectName } from './dialect.js';
-import { dbErrorCode, dbFault, describeDbError, type DbFault } from './errors.js';
+import { dbErrorCode, dbFault, describeDbError } from './errors.js';
 
 export interface WriteHealthState {
   /** False when the last write the database was asked for failed for a reason of its own. */
@@ -7,7 +7,7 @@ export interface WriteHealthState {
   /** Why, while not writable: the driver's message and code (never SQL or its values). */
   reason?: string;
   code?: string;
-  fault?: DbFault;
+  fault?: 'storage_full' | 'storage';
   /** The first failure since the last success. */
   failingSince?: Date;
   lastSuccessAt?: Date;
@@ -23,8 +23,10 @@ export interface RetryNotice {
 
 /**
  * The outcome of the last write to one database, told by its driver (every commit and every
- * write outside a transaction) and read by /healthz. Only failures of the database itself count:
- * a constraint error is the statement's fault, the database still writes.
+ * write outside a transaction) and read by /healthz. Only the database's own lasting failures
+ * count (a full disk, a read-only or broken database), while reads may still work. A constraint
+ * error is the statement's fault; a lost connection passes, and while it lasts reads fail too,
+ * which /healthz reports by itself.
  */
 export class WriteHealth {
   private current: WriteHealthState = { writable: true };
@@ -52,10 +54,10 @@ export class WriteHealth {
     }
   }
 
-  /** Records the failure when it is the database's; returns whether it was. */
+  /** Records the failure when it is a lasting one of the database; returns whether it was. */
   failed(err: unknown): boolean {
     const fault = dbFault(this.dialect, err);
-    if (!fault) return false;
+    if (fault !== 'storage_full' && fault !== 'storage') return false;
     this.current = {
       writable: false,
       reason: describeDbError(err),

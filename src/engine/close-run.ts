@@ -67,6 +67,10 @@ async function keepClosing(ctx: CloseRunContext, runId: number, close: () => Pro
       logger.info({ runId, tries: attempt + 1 }, 'run row closed now that the database takes writes again');
       return;
     } catch (err) {
+      if (stopSignal?.aborted) {
+        logger.warn({ runId }, 'stopping with the run row still open: the next start closes it');
+        return;
+      }
       if (!dbFault(db.dialect.name, err)) {
         logger.error({ runId, err: err instanceof Error ? err.message : String(err) }, 'the run row cannot be closed');
         return;
