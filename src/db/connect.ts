@@ -83,6 +83,11 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
       const pool = new pg.Pool({
         connectionString: target.location,
         max: poolSize,
+        // Without these a server that vanishes without a word (a failover to another address)
+        // leaves a connect, or a query on a dead socket, waiting forever.
+        connectionTimeoutMillis: 10_000,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
         // bigint (count(*), bigserial) as a number; our ids stay far below 2^53.
         types: {
           getTypeParser: ((oid: number, format?: string) =>
@@ -106,8 +111,8 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
         bigNumberStrings: false,
         dateStrings: false,
       });
-      // mysql2 listens once per connection (to drop it from the pool); a second error on it, such
-      // as "Can't write in closed state", would have no listener and end the process.
+      // mysql2 listens once per connection (to drop it from the pool); a later error on it, such
+      // as "Can't write in closed state", could find no listener and end the process.
       pool.on('connection', (conn) => conn.on('error', onError));
       return new MysqlDialect({ pool });
     }
