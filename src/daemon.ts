@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
+import { faultLogging } from './db/fault-logging.js';
 import { trimHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
@@ -58,7 +59,7 @@ export class Daemon {
   /** Opens and migrates the database, closes runs a crash left open, applies declared providers. */
   static async create(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger;
-    const db = openDatabase(config.database.url);
+    const db = openDatabase(config.database.url, faultLogging(logger));
     const holder: Holder = { id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, host: hostname(), pid: process.pid };
     try {
       const applied = await migrateToLatest(db);

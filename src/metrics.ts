@@ -175,6 +175,14 @@ export class Metrics implements EngineEvents {
         for (const [provider, n] of counts) this.set({ provider }, n);
       },
     });
+    new Gauge({
+      name: 'tschk_database_writable',
+      help: '0 while the last write to the database failed for a reason that lasts (disk full, read-only), 1 otherwise.',
+      registers,
+      collect() {
+        this.set(db.writes.state.writable ? 1 : 0);
+      },
+    });
     collectDefaultMetrics({ register: this.registry });
   }
 

@@ -7,12 +7,16 @@ import type Mysql2 from 'mysql2';
 import type Pg from 'pg';
 import { ConfigError } from '../config.js';
 import { profiles, type DialectProfile } from './dialect.js';
+import { observedDialect } from './observed-dialect.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
+import { WriteHealth, type RetryNotice } from './write-health.js';
 
 export interface Db {
   kysely: Kysely<Database>;
   dialect: DialectProfile;
+  /** How the last write went; writers report their retries to it. */
+  writes: WriteHealth;
   close(): Promise<void>;
 }
 
@@ -21,6 +25,13 @@ export interface OpenOptions {
   poolSize?: number;
   /** Someone else's database (One-API): the SQLite file must exist and none of its settings is changed. */
   foreign?: boolean;
+  /**
+   * A pooled connection failed (server restart, failover, network): the pool drops it and the next
+   * query opens another. Without a listener such an error would end the process.
+   */
+  onError?: (err: unknown) => void;
+  /** A writer runs a whole transaction again after a transient error. */
+  onRetry?: (err: unknown, notice: RetryNotice) => void;
 }
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Db {
@@ -33,13 +44,17 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Db {
 export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): {
   kysely: Kysely<DB>;
   dialect: DialectProfile;
+  writes: WriteHealth;
   close(): Promise<void>;
 } {
-  const kysely = new Kysely<DB>({ dialect: createDialect(target, opts.poolSize ?? 10, opts.foreign ?? false) });
+  const writes = new WriteHealth(target.dialect, { onRetry: opts.onRetry });
+  const dialect = createDialect(target, opts.poolSize ?? 10, opts.foreign ?? false, opts.onError ?? (() => {}));
+  const kysely = new Kysely<DB>({ dialect: observedDialect(dialect, target.dialect, writes) });
   let closed: Promise<void> | undefined;
   return {
     kysely,
     dialect: profiles[target.dialect],
+    writes,
     close: () => (closed ??= kysely.destroy()),
   };
 }
@@ -48,7 +63,7 @@ export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): 
 // the default, they would cost ~7 MB of resident memory for nothing.
 const require = createRequire(import.meta.url);
 
-function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean) {
+function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean, onError: (err: unknown) => void) {
   switch (target.dialect) {
     case 'sqlite':
       return new SqliteDialect({ database: openSqlite(target.location, foreign) });
@@ -57,28 +72,38 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
       const pool = new pg.Pool({
         connectionString: target.location,
         max: poolSize,
+        // Without these a server that vanishes without a word (a failover to another address)
+        // leaves a connect, or a query on a dead socket, waiting forever.
+        connectionTimeoutMillis: 10_000,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
         // bigint (count(*), bigserial) as a number; our ids stay far below 2^53.
         types: {
           getTypeParser: ((oid: number, format?: string) =>
             oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
         },
       });
-      // An idle client's error (server restart) must not crash the daemon; the next query reconnects.
-      pool.on('error', () => {});
+      // pg's pool listens for errors only on idle clients: a client lent out (a transaction waiting
+      // between two statements) that loses its server emits 'error' with no listener, which ends
+      // the process. Every client gets its own listener for its whole life.
+      pool.on('connect', (client) => client.on('error', onError));
+      pool.on('error', () => {}); // an idle client's error, already told by its own listener
       return new PostgresDialect({ pool });
     }
     case 'mysql': {
       const { createPool: createMysqlPool } = require('mysql2') as typeof Mysql2;
-      return new MysqlDialect({
-        pool: createMysqlPool({
-          uri: target.location,
-          connectionLimit: poolSize,
-          timezone: 'Z',
-          supportBigNumbers: true,
-          bigNumberStrings: false,
-          dateStrings: false,
-        }),
+      const pool = createMysqlPool({
+        uri: target.location,
+        connectionLimit: poolSize,
+        timezone: 'Z',
+        supportBigNumbers: true,
+        bigNumberStrings: false,
+        dateStrings: false,
       });
+      // mysql2 listens once per connection (to drop it from the pool); a later error on it, such
+      // as "Can't write in closed state", could find no listener and end the process.
+      pool.on('connection', (conn) => conn.on('error', onError));
+      return new MysqlDialect({ pool });
     }
   }
 }

@@ -11,6 +11,7 @@ import { selectDueTokens, type DueToken } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
+import { closeRunWhenPossible } from './close-run.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
@@ -149,7 +150,7 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   const totals = zeroCounts();
   for (const s of summaries) for (const k of Object.keys(totals) as Array<keyof RunCounts>) totals[k] += s[k];
   const finished = new Date();
-  await closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished);
+  await closeRunWhenPossible(ctx, runId, () => closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished));
   const summary: RunSummary = {
     runId,
     trigger: req.trigger,

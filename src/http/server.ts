@@ -4,6 +4,7 @@ import { parseJson } from '../checkers/http.js';
 import type { AppContext } from '../daemon.js';
 import { metricsRoutes } from '../metrics.js';
 import { apiRoutes } from './api.js';
+import { databaseFaultReply } from './database-faults.js';
 import { refuseRepeatedCredentials, requireApiToken } from './auth.js';
 import { healthRoutes } from './health.js';
 import { legacyRoutes } from './legacy.js';
@@ -118,7 +119,7 @@ export async function startHttpServer(
       };
       answer = await route.handler(request, app);
     } catch (err) {
-      answer = errorReply(err, log);
+      answer = databaseFaultReply(app.db.dialect.name, err, log) ?? errorReply(err, log);
     }
     send(req, res, answer, closing);
     log.debug({ route: routeName, status: answer.status, ms: Math.round(performance.now() - began) }, 'request');
