@@ -41,7 +41,8 @@ export interface LeaseState {
 type Executor = Kysely<Database> | Transaction<Database>;
 
 /**
- * Takes the lease if nobody holds it or its holder stopped renewing it. One conditional UPDATE:
+ * Takes the lease if nobody holds it, its holder stopped renewing it, or it is this holder's
+ * own left over from a release that failed. One conditional UPDATE:
  * the database serialises two processes racing for the row (a row lock on PostgreSQL and MySQL,
  * the one writer on SQLite), and the loser's WHERE no longer matches.
  */
@@ -64,7 +65,9 @@ export async function tryAcquireLease(db: Db, name: LeaseName, holder: Holder, t
       ...(claim.tick ? { last_tick: time(claim.tick) } : {}),
     })
     .where('name', '=', name)
-    .where((eb) => eb.or([eb('holder', 'is', null), eb('expires_at', '<', clock())]));
+    // Its own holder id too: a release that failed (the database was away) must not lock this
+    // process out until the lease expires. Its coordinator already keeps its own runs apart.
+    .where((eb) => eb.or([eb('holder', 'is', null), eb('expires_at', '<', clock()), eb('holder', '=', holder.id)]));
   if (claim.tick) {
     const tick = time(claim.tick);
     q = q.where((eb) => eb.or([eb('last_tick', 'is', null), eb('last_tick', '<', tick)]));
