@@ -189,6 +189,24 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   return summary;
 }
 
+/** A provider's summary before any check: zero counts, empty lists. */
+export function emptyProviderSummary(provider: string, kind: string): ProviderRunSummary {
+  return {
+    provider,
+    kind,
+    ...zeroCounts(),
+    durationMs: 0,
+    unreachable: false,
+    unreliable: false,
+    medianLatencyMs: null,
+    becameSuspect: [],
+    confirmedDead: [],
+    recovered: [],
+    prunedTokens: [],
+    lowBalance: [],
+  };
+}
+
 function outcomeOf(providerId: number, s: ProviderRunSummary): ProviderOutcome {
   return {
     providerId,
@@ -222,20 +240,7 @@ interface RunState {
 
 async function checkProvider(ctx: EngineContext, run: RunState, provider: Provider): Promise<ProviderRunSummary> {
   const began = performance.now();
-  const summary: ProviderRunSummary = {
-    provider: provider.name,
-    kind: provider.kind,
-    ...zeroCounts(),
-    durationMs: 0,
-    unreachable: false,
-    unreliable: false,
-    medianLatencyMs: null,
-    becameSuspect: [],
-    confirmedDead: [],
-    recovered: [],
-    prunedTokens: [],
-    lowBalance: [],
-  };
+  const summary = emptyProviderSummary(provider.name, provider.kind);
   const log = run.log.child({ provider: provider.name });
   const checker = checkerFor(provider.kind);
   if (!checker || (checker.requiresUrl && !provider.checkUrl)) {

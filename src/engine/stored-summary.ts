@@ -1,7 +1,7 @@
 import type { Db } from '../db/connect.js';
 import { findRunProviders } from '../db/runs.js';
 import type { CheckRunRow } from '../db/schema.js';
-import type { ProviderRunSummary, RunSummary } from './run.js';
+import { emptyProviderSummary, type ProviderRunSummary, type RunSummary } from './run.js';
 
 /**
  * A closed run's summary as the database keeps it, for a request that another process's run
@@ -12,8 +12,7 @@ export async function summaryFromDb(db: Db, run: CheckRunRow): Promise<RunSummar
   const started = db.dialect.readTime(run.started_at) ?? new Date(0);
   const finished = db.dialect.readTime(run.finished_at) ?? started;
   const providers: ProviderRunSummary[] = (await findRunProviders(db, Number(run.id))).map((p) => ({
-    provider: p.provider_name,
-    kind: '',
+    ...emptyProviderSummary(p.provider_name, ''),
     checked: Number(p.checked),
     live: Number(p.live),
     dead: Number(p.dead),
@@ -21,15 +20,8 @@ export async function summaryFromDb(db: Db, run: CheckRunRow): Promise<RunSummar
     unknown: Number(p.unknown),
     pruned: Number(p.pruned),
     held: Number(p.held),
-    durationMs: 0,
     unreachable: Number(p.unreachable) === 1,
     unreliable: Number(p.unreliable) === 1,
-    medianLatencyMs: null,
-    becameSuspect: [],
-    confirmedDead: [],
-    recovered: [],
-    prunedTokens: [],
-    lowBalance: [],
     ...(p.held_reason ? { heldReason: p.held_reason } : {}),
     ...(p.error ? { error: p.error } : {}),
   }));
