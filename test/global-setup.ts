@@ -9,6 +9,7 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import type { TestProject } from 'vitest/node';
+import { buildConsole } from '../web/build.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -201,6 +202,8 @@ function requestedServers(): Server[] {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
+  // The console's browser files, fresh for every run: its pages and tests load them from dist/web.
+  buildConsole();
   const wanted = requestedServers();
   const requireAll = process.env.TSCHK_TEST_REQUIRE_DIALECTS === 'all';
   const running: Running[] = [];
