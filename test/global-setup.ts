@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import type { TestProject } from 'vitest/node';
 import { buildConsole } from '../web/build.mjs';
+import { CHROMIUM, haveChromium } from './helpers/chromium.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -242,6 +243,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
       }
     }),
   );
+  // CI sets TSCHK_TEST_REQUIRE_BROWSER=1: the console's browser tests must run there, never skip.
+  const noBrowser = !haveChromium();
+  if (noBrowser && process.env.TSCHK_TEST_REQUIRE_BROWSER === '1') {
+    await Promise.allSettled(results);
+    await stopAll();
+    throw new Error(`TSCHK_TEST_REQUIRE_BROWSER=1 but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+  }
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure || (requireAll && skipped.length > 0)) {
     await stopAll();
@@ -252,5 +260,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const on = ['sqlite', ...(['postgres', 'mysql'] as const).filter((s) => urls[s])].join(', ');
   console.log(`tschk tests: dialects ${on} (setup ${((Date.now() - started) / 1000).toFixed(1)} s)${reused.length ? `; ${reused.join(', ')}` : ''}`);
   if (skipped.length) console.log(`tschk tests: SKIPPED dialects: ${skipped.join(', ')}`);
+  console.log(noBrowser ? `tschk tests: SKIPPED the console's browser tests: no Chromium at ${CHROMIUM}` : `tschk tests: browser ${CHROMIUM}`);
   return stopAll;
 }

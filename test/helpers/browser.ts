@@ -1,12 +1,11 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { describe } from 'vitest';
+import { CHROMIUM, haveChromium } from './chromium.js';
 
-/** The system's Chromium (Debian's package); browser builds are never downloaded. */
-export const CHROMIUM = process.env.TSCHK_TEST_CHROMIUM ?? '/usr/bin/chromium';
-export const haveChromium = (): boolean => existsSync(CHROMIUM);
+export { CHROMIUM, haveChromium };
 
 const ARGS = [
   '--headless',
