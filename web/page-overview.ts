@@ -38,6 +38,7 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
       data = await get<Overview>('/overview');
       if (!alive) return;
       render();
+      if (document.body.dataset.ready !== 'overview') performance.mark('tschk:overview-ready');
       document.body.dataset.ready = 'overview';
     } catch (err) {
       clear(status, notice('error', errorText(err)));
@@ -50,6 +51,7 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
     (r) => {
       trend = r.series;
       if (alive) render();
+      performance.mark('tschk:trend-ready');
       document.body.dataset.trend = 'ready';
     },
     () => {},
