@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { listArchive } from '../src/db/archive.js';
 import { listTokens } from '../src/db/tokens.js';
 import { openBrowser, describeInBrowser, type Browser } from './helpers/browser.js';
@@ -60,8 +60,6 @@ describeInBrowser('web console in Chromium', () => {
     await seeded.close();
     await database.drop();
   });
-
-  afterAll(() => {});
 
   it('refuses a wrong secret, signs in with the right one into an HttpOnly SameSite=Strict session, and signs out', async () => {
     const { page } = browser;
