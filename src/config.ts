@@ -32,7 +32,16 @@ export interface Config {
   /** When the daily history trim runs. */
   trimCron: string;
   logLevel: string;
-  http: { host: string; port: number; apiToken: string | undefined; metricsPublic: boolean };
+  http: {
+    host: string;
+    port: number;
+    apiToken: string | undefined;
+    metricsPublic: boolean;
+    /** Honour X-Forwarded-Proto and X-Forwarded-For: tschk sits behind a reverse proxy that sets them. */
+    trustProxy: boolean;
+    /** How long a web console sign-in lasts. */
+    consoleSessionMinutes: number;
+  };
   legacyProviders: LegacyProvider[];
   legacyDataDir: string | undefined;
   legacyRevealKeys: boolean;
@@ -190,6 +199,8 @@ export function loadConfig(env: Env): Readonly<Config> {
       port: int('TSCHK_HTTP_PORT', 3000, 0, 65_535),
       apiToken: get('TSCHK_API_TOKEN') ?? get('UserAuthorization'),
       metricsPublic: bool('TSCHK_METRICS_PUBLIC', false),
+      trustProxy: bool('TSCHK_TRUST_PROXY', false),
+      consoleSessionMinutes: int('TSCHK_CONSOLE_SESSION_MINUTES', 720, 1, 43_200),
     },
     legacyProviders,
     legacyDataDir: get('TSCHK_LEGACY_DATA_DIR'),

@@ -55,7 +55,7 @@ describe('.dockerignore', () => {
     expect(dockerIgnored(patterns, path)).toBe(true);
   });
 
-  it.each(['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src/main.ts', 'migrations/index.ts'])(
+  it.each(['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src/main.ts', 'migrations/index.ts', 'web/app.ts', 'web/build.mjs', 'web/console.css'])(
     'sends %s, which the build copies',
     (path) => {
       expect(dockerIgnored(patterns, path)).toBe(false);
@@ -69,6 +69,13 @@ describe('Dockerfile', () => {
     const nodedir = build.search(/^ENV npm_config_nodedir=\/usr\/local$/m);
     expect(nodedir).toBeGreaterThan(-1);
     expect(nodedir).toBeLessThan(build.search(/^RUN npm ci\b/m));
+  });
+
+  it('copies the web console into the build stage before npm run build, and the built dist/web into the image', () => {
+    const [, build, runtime] = read('Dockerfile').split(/^FROM /m);
+    expect(build!.search(/^COPY web \.\/web$/m)).toBeGreaterThan(-1);
+    expect(build!.search(/^COPY web \.\/web$/m)).toBeLessThan(build!.search(/^RUN npm run build\b/m));
+    expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
   });
 });
 

@@ -2,6 +2,8 @@
 // the env vars TSCHK_TEST_PG_URL / TSCHK_TEST_MYSQL_URL (vitest builds the forks' env from
 // process.env after global setup has run) and from inject('tschkDatabaseUrls').
 import type { TestProject } from 'vitest/node';
+import { buildConsole } from '../web/build.mjs';
+import { CHROMIUM, haveChromium } from './helpers/chromium.js';
 import { MissingBinary, startMariadb, startPostgres, type TestServer } from './helpers/db-servers.js';
 
 declare module 'vitest' {
@@ -34,6 +36,8 @@ function requestedServers(): Server[] {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
+  // The console's browser files, fresh for every run: its pages and tests load them from dist/web.
+  buildConsole();
   const wanted = requestedServers();
   const requireAll = process.env.TSCHK_TEST_REQUIRE_DIALECTS === 'all';
   const running: Running[] = [];
@@ -75,6 +79,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
       }
     }),
   );
+  // CI sets TSCHK_TEST_REQUIRE_BROWSER=1: the console's browser tests must run there, never skip.
+  const noBrowser = !haveChromium();
+  if (noBrowser && process.env.TSCHK_TEST_REQUIRE_BROWSER === '1') {
+    await Promise.allSettled(results);
+    await stopAll();
+    throw new Error(`TSCHK_TEST_REQUIRE_BROWSER=1 but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+  }
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure || (requireAll && skipped.length > 0)) {
     await stopAll();
@@ -85,5 +96,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const on = ['sqlite', ...(['postgres', 'mysql'] as const).filter((s) => urls[s])].join(', ');
   console.log(`tschk tests: dialects ${on} (setup ${((Date.now() - started) / 1000).toFixed(1)} s)${reused.length ? `; ${reused.join(', ')}` : ''}`);
   if (skipped.length) console.log(`tschk tests: SKIPPED dialects: ${skipped.join(', ')}`);
+  console.log(noBrowser ? `tschk tests: SKIPPED the console's browser tests: no Chromium at ${CHROMIUM}` : `tschk tests: browser ${CHROMIUM}`);
   return stopAll;
 }

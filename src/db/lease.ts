@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Db } from './connect.js';
 import type { Database, RunTrigger } from './schema.js';
+import type { TokenMatch } from './tokens.js';
 
 /** The jobs that one process at a time may do, each with its row in `run_leases`. */
 export type LeaseName = 'run' | 'trim';
@@ -19,6 +20,8 @@ export interface LeaseClaim {
   pool?: string;
   force?: boolean;
   forcePrune?: boolean;
+  /** Only the tokens matching this (a bulk re-check from the console). */
+  selection?: TokenMatch;
   /** A cron tick: taken only if no process took this tick (or a later one) yet. */
   tick?: Date;
 }
@@ -33,6 +36,7 @@ export interface LeaseState {
   pool: string | null;
   force: boolean;
   forcePrune: boolean;
+  selection: TokenMatch | undefined;
   acquiredAt: Date | null;
   /** Past its expiry by the database's clock: the holder stopped renewing, it is gone. */
   expired: boolean;
@@ -60,6 +64,7 @@ export async function tryAcquireLease(db: Db, name: LeaseName, holder: Holder, t
       pool: claim.pool ?? null,
       forced: claim.force ? 1 : 0,
       force_prune: claim.forcePrune ? 1 : 0,
+      selection: claim.selection === undefined ? null : JSON.stringify(claim.selection),
       acquired_at: clock(),
       expires_at: clock(ttlMs),
       ...(claim.tick ? { last_tick: time(claim.tick) } : {}),
@@ -117,7 +122,7 @@ export async function releaseLease(db: Db, name: LeaseName, holderId: string): P
 export async function readLease(db: Db, name: LeaseName): Promise<LeaseState | undefined> {
   const row = await db.kysely
     .selectFrom('run_leases')
-    .select(['holder', 'host', 'pid', 'run_id', 'trigger', 'provider', 'pool', 'forced', 'force_prune', 'acquired_at'])
+    .select(['holder', 'host', 'pid', 'run_id', 'trigger', 'provider', 'pool', 'forced', 'force_prune', 'selection', 'acquired_at'])
     .select((eb) => eb.case().when('expires_at', '<', db.dialect.clock()).then(1).else(0).end().as('expired'))
     .where('name', '=', name)
     .executeTakeFirst();
@@ -132,6 +137,7 @@ export async function readLease(db: Db, name: LeaseName): Promise<LeaseState | u
     pool: row.pool,
     force: Number(row.forced) === 1,
     forcePrune: Number(row.force_prune) === 1,
+    selection: row.selection === null ? undefined : (JSON.parse(row.selection) as TokenMatch),
     acquiredAt: db.dialect.readTime(row.acquired_at),
     expired: row.holder !== null && Number(row.expired) === 1,
   };

@@ -5,8 +5,8 @@ export type Timestamp = ColumnType<Date | string, Date | string, Date | string>;
 
 export type Verdict = 'live' | 'dead' | 'exhausted' | 'unknown';
 export type TokenState = 'active' | 'suspect' | 'invalid' | 'disabled';
-export type TokenSource = 'cli' | 'api' | 'file' | 'oneapi';
-export type RunTrigger = 'cron' | 'cli' | 'api' | 'startup';
+export type TokenSource = 'cli' | 'api' | 'console' | 'file' | 'oneapi';
+export type RunTrigger = 'cron' | 'cli' | 'api' | 'console' | 'startup';
 export type RunStatus = 'running' | 'done' | 'failed' | 'aborted';
 
 export interface ProvidersTable {
@@ -120,6 +120,8 @@ export interface RunLeasesTable {
   acquired_at: Timestamp | null;
   expires_at: Timestamp | null;
   last_tick: Timestamp | null;
+  /** JSON of the TokenMatch a bulk re-check is limited to; null for a run of its whole scope. */
+  selection: string | null;
 }
 
 /** A run's outcome for one provider, written when the run closes. */
@@ -149,6 +151,14 @@ export interface DaemonsTable {
   seen_at: Timestamp;
 }
 
+/** A signed-in console session; `id` is HMAC(API secret, cookie value), never the cookie itself. */
+export interface ConsoleSessionsTable {
+  id: string;
+  client: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   providers: ProvidersTable;
   tokens: TokensTable;
@@ -159,6 +169,7 @@ export interface Database {
   run_leases: RunLeasesTable;
   check_run_providers: CheckRunProvidersTable;
   daemons: DaemonsTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type ProviderRow = Selectable<ProvidersTable>;

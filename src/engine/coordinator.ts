@@ -219,11 +219,14 @@ function heldRun(lease: LeaseState): HeldRun {
       pool: lease.pool ?? undefined,
       force: lease.force,
       forcePrune: lease.forcePrune,
+      selection: lease.selection,
     },
   };
 }
 
 function covers(running: RunRequest, wanted: RunRequest): boolean {
+  // A run of some tokens covers only a request for the same ones; a run of all covers any selection.
+  if (running.selection !== undefined && JSON.stringify(running.selection) !== JSON.stringify(wanted.selection)) return false;
   if (wanted.forcePrune && !running.forcePrune) return false;
   if (wanted.force && !running.force) return false;
   if (running.provider !== undefined && running.provider !== wanted.provider) return false;

@@ -7,7 +7,7 @@ import type { CheckRecord } from '../db/history.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
 import { closeRun, countsOf, openRun, zeroCounts, type ProviderOutcome, type RunCounts } from '../db/runs.js';
 import type { RunStatus, RunTrigger, Verdict } from '../db/schema.js';
-import { selectDueTokens, type DueToken } from '../db/tokens.js';
+import { selectDueTokens, type DueToken, type TokenMatch } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
@@ -47,6 +47,8 @@ export interface RunRequest {
   force?: boolean;
   /** Prune even when a safety rule would hold (a human looked); checks every token again, like `force`. */
   forcePrune?: boolean;
+  /** Only the pool's tokens matching this (a bulk re-check); canaries are asked as in any run. */
+  selection?: TokenMatch;
   /** The cron tick that asked for the run: of all processes on the database, one runs each tick. */
   tick?: Date;
 }
@@ -107,9 +109,11 @@ const PAGE_SIZE = 500;
 const MAX_LISTED = 100;
 const LATENCY_SAMPLE = 1_000;
 
-export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
-  if (!req.provider) return req.pool ? `all/${req.pool}` : 'all';
-  return req.pool ? `${req.provider}/${req.pool}` : req.provider;
+export function runScope(req: Pick<RunRequest, 'provider' | 'pool' | 'selection'>): string {
+  const where = !req.provider ? (req.pool ? `all/${req.pool}` : 'all') : req.pool ? `${req.provider}/${req.pool}` : req.provider;
+  if (req.selection === undefined) return where;
+  const filter = Object.entries(req.selection).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+  return `${where} matching ${filter || 'all'}`.slice(0, 255);
 }
 
 /** One run: check every due token in scope, write history and state, close the run row. */
@@ -310,7 +314,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
 
   // A canary tests the provider, not its pool: a run scoped to one pool asks them all.
   const due = (canaries: boolean) =>
-    dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, checkedBefore, canaries });
+    dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, match: run.req.selection, checkedBefore, canaries });
   // Canaries first: their answers decide whether this provider's dead verdicts can be trusted.
   await drain(due(true), workers, check, recordOne);
   await drain(due(false), workers, check, recordOne);
@@ -339,7 +343,7 @@ function disagrees(expect: 'live' | 'dead', verdict: Verdict): boolean {
 /** Streams due tokens page by page; stops early when shutdown begins. */
 async function* dueTokens(
   ctx: EngineContext,
-  q: { providerId: number; pool?: string; checkedBefore: Date | null; canaries: boolean },
+  q: { providerId: number; pool?: string; match?: TokenMatch; checkedBefore: Date | null; canaries: boolean },
 ): AsyncGenerator<DueToken> {
   let afterId = 0;
   for (;;) {

@@ -2,15 +2,12 @@ import { checkerFor, providerKinds } from '../checkers/index.js';
 import type { AppContext } from '../daemon.js';
 import { num } from '../db/dialect.js';
 import { listHistory } from '../db/history.js';
-import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from '../db/providers.js';
+import { findProvider, findProviderById, listProviders, upsertProvider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
-import { findToken, importTokens, listTokens, removeProviderAndTokens } from '../db/tokens.js';
-import { RunBusyError } from '../engine/coordinator.js';
-import { RunScopeError } from '../engine/run.js';
-import { removeFromSources } from '../sources/remove.js';
-import { describeSecret, splitTokens } from '../secret.js';
-import { charCount, LIMITS, parseId, quote, textProblem } from '../validation.js';
+import { findToken, listTokens, removeProviderAndTokens } from '../db/tokens.js';
+import { LIMITS, parseId, quote, textProblem } from '../validation.js';
+import { importIntoPool, providerByName, removeToken, startRun } from './operations.js';
 import { historyView, isoTime, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
@@ -66,26 +63,7 @@ function stringField(body: Record<string, unknown>, field: string, rule?: { patt
   return v;
 }
 
-/** What `importTokens` will store of the entries, checked against the width of `tokens.secret`. */
-function checkTokenLengths(entries: readonly string[], wholeEntries: boolean | undefined): void {
-  entries.forEach((entry, i) => {
-    for (const token of wholeEntries ? [entry.trim()] : splitTokens(entry)) {
-      const n = charCount(token);
-      if (n > LIMITS.tokenChars) throw badRequest(`tokens[${i}] holds a token of ${n} characters; a token is at most ${LIMITS.tokenChars}`);
-    }
-  });
-}
-
 const poolRule = { pattern: NAME, says: NAME_RULE };
-
-async function providerByName(app: AppContext, name: string, status: 400 | 404): Promise<Provider> {
-  const p = await findProvider(app.db, name);
-  if (!p) throw new HttpError(status, 'unknown_provider', `unknown provider ${quote(name)}; see GET /api/v1/providers`);
-  return p;
-}
-
-
-
 
 type PoolSummary = {
   pool: string;
@@ -202,29 +180,12 @@ async function postTokens(req: HttpRequest, app: AppContext) {
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
     throw badRequest('tokens must be an array of strings, one token each ("T1,T2" counts as two)');
   }
-  if ((tokens as string[]).flatMap(splitTokens).length === 0) throw badRequest('tokens holds no token');
-  checkTokenLengths(tokens as string[], checkerFor(provider.kind)?.wholeEntries);
-  const r = await importTokens(app.db, {
-    providerId: provider.id,
-    pool,
-    entries: tokens as string[],
-    source: 'api',
-    wholeEntries: checkerFor(provider.kind)?.wholeEntries,
-    label: label ?? null,
-    expect: expect ?? null,
-  });
+  const r = await importIntoPool(app, { provider, pool, entries: tokens as string[], source: 'api', label, expect });
   return reply(200, { provider: provider.name, pool, added: r.added, duplicates: r.duplicates });
 }
 
 async function deleteToken(req: HttpRequest, app: AppContext) {
-  const token = await findToken(app.db, pathId(req));
-  if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${req.params.id}`);
-  const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
-  const kept = await removeFromSources(app, provider, [token], 'user_removed', app.logger);
-  if (kept.length > 0) {
-    throw new HttpError(409, 'still_at_source', 'the token is still in its source (its file was edited meanwhile or cannot be rewritten, see the log; or it is a line of a New-API multi-key channel): try again or remove it there');
-  }
-  return reply(200, { archived: { id: Number(token.id), ...describeSecret(token.secret) } });
+  return reply(200, { archived: await removeToken(app, pathId(req)) });
 }
 
 async function tokenHistory(req: HttpRequest, app: AppContext) {
@@ -246,24 +207,7 @@ async function postRun(req: HttpRequest, app: AppContext) {
   const providerName = stringField(body, 'provider', undefined, LIMITS.nameChars);
   const pool = stringField(body, 'pool', poolRule);
   if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('force must be true or false');
-  if (providerName !== undefined) {
-    const p = await providerByName(app, providerName, 400);
-    if (!p.enabled) throw new HttpError(409, 'provider_disabled', `provider '${p.name}' is disabled`);
-  }
-  // Joins the run in flight (here or in another process) when it covers the request; refuses
-  // while one that does not is in flight, rather than queueing an answer behind it.
-  const started = app.runs.start({ trigger: 'api', provider: providerName, pool, force: body.force === true }, { whenBusy: 'refuse' });
-  started.summary.catch(() => {}); // its outcome is in check_runs and the log
-  let runId: number;
-  try {
-    runId = await started.runId;
-  } catch (err) {
-    if (err instanceof RunScopeError) throw new HttpError(409, 'run_refused', err.message);
-    if (err instanceof RunBusyError) {
-      throw new HttpError(409, 'run_in_flight', `${err.message} and does not cover this request; try again when it is done`);
-    }
-    throw err;
-  }
+  const runId = await startRun(app, { trigger: 'api', provider: providerName, pool, force: body.force === true });
   return reply(202, { run_id: runId }, { Location: `/api/v1/runs/${runId}` });
 }
 

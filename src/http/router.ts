@@ -38,6 +38,8 @@ export interface HttpRequest {
   json(): unknown;
   /** Aborted when the client goes away before the answer is sent. */
   signal: AbortSignal;
+  /** The peer's address as the socket saw it (a proxy's, behind one). */
+  remoteAddress: string;
 }
 
 export interface Reply {

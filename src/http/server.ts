@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { parseJson } from '../checkers/http.js';
 import type { AppContext } from '../daemon.js';
 import { metricsRoutes } from '../metrics.js';
+import { consoleRoutes } from '../console/routes.js';
 import { apiRoutes } from './api.js';
 import { databaseFaultReply } from './database-faults.js';
 import { refuseRepeatedCredentials, requireApiToken } from './auth.js';
@@ -13,7 +14,7 @@ import { hasNul, nulPath, quote } from '../validation.js';
 import { errorBody, HttpError, matchRoute, splitTarget, type HttpRequest, type Reply, type Route } from './router.js';
 
 /** Every route tschk serves; a new module adds its list here. */
-export const ROUTES: readonly Route[] = [...healthRoutes, ...metricsRoutes, ...legacyRoutes, ...officialRoutes, ...apiRoutes];
+export const ROUTES: readonly Route[] = [...healthRoutes, ...metricsRoutes, ...legacyRoutes, ...officialRoutes, ...apiRoutes, ...consoleRoutes];
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -116,6 +117,7 @@ export async function startHttpServer(
         body,
         json: () => jsonBody(body),
         signal: aborted.signal,
+        remoteAddress: req.socket.remoteAddress ?? '',
       };
       answer = await route.handler(request, app);
     } catch (err) {
