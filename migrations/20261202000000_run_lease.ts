@@ -1,4 +1,5 @@
-import { type Kysely, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { createTable, flavourOf, timestampType } from './dialect.js';
 
 /**
  * Runs are kept apart in the database, not in one process's memory: `run_leases` has one row per
@@ -6,13 +7,9 @@ import { type Kysely, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
  * per-provider outcome so that any replica can tell it; `daemons` lists the serve processes alive.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  const adapter = db.getExecutor().adapter;
-  const flavour = adapter instanceof PostgresAdapter ? 'postgres' : adapter instanceof MysqlAdapter ? 'mysql' : 'sqlite';
-  const ts = ({ postgres: 'timestamptz', mysql: sql`datetime(3)`, sqlite: 'text' } as const)[flavour] as any;
-  const table = (name: string) => {
-    const builder = db.schema.createTable(name);
-    return flavour === 'mysql' ? builder.modifyEnd(sql`default character set utf8mb4 collate utf8mb4_bin`) : builder;
-  };
+  const flavour = flavourOf(db);
+  const ts = timestampType(flavour);
+  const table = (name: string) => createTable(db, flavour, name);
 
   await table('run_leases')
     .addColumn('name', 'varchar(32)', (c) => c.primaryKey())

@@ -1,4 +1,5 @@
-import { type Kysely, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { createTable, flavourOf, timestampType } from './dialect.js';
 
 /**
  * The web console: `console_sessions` holds who signed in, until when (the row's id is a keyed
@@ -7,13 +8,9 @@ import { type Kysely, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
  * re-check), so that they never take it for a run of the whole pool.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  const adapter = db.getExecutor().adapter;
-  const flavour = adapter instanceof PostgresAdapter ? 'postgres' : adapter instanceof MysqlAdapter ? 'mysql' : 'sqlite';
-  const ts = ({ postgres: 'timestamptz', mysql: sql`datetime(3)`, sqlite: 'text' } as const)[flavour] as any;
-  const table = (name: string) => {
-    const builder = db.schema.createTable(name);
-    return flavour === 'mysql' ? builder.modifyEnd(sql`default character set utf8mb4 collate utf8mb4_bin`) : builder;
-  };
+  const flavour = flavourOf(db);
+  const ts = timestampType(flavour);
+  const table = (name: string) => createTable(db, flavour, name);
   await table('console_sessions')
     .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('client', 'varchar(64)', (c) => c.notNull())

@@ -53,7 +53,8 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
           TSCHK_CRON: '*/3 * * * * *',
           TSCHK_TRIM_CRON: '1-59/10 * * * * *',
           TSCHK_MIN_INTERVAL_S: '0',
-          TSCHK_RUN_LEASE_MS: '2000',
+          // Long enough that a replica slowed by a loaded machine is never taken for dead here.
+          TSCHK_RUN_LEASE_MS: '6000',
           TSCHK_UPTIME_KUMA_PUSH: `deep=${kuma.baseUrl}/api/push/replicas`,
         };
         const replicas = [serve(database.url, env), serve(database.url, env)];
@@ -69,7 +70,8 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
           const ticks = runs.map((r) => Math.floor(db.dialect.readTime(r.started_at)!.getTime() / 3000));
           expect(runs.length, dialect).toBeGreaterThanOrEqual(9);
           expect(new Set(ticks).size, `${dialect}: one run per tick`).toBe(runs.length);
-          expect(runs.every((r) => r.trigger === 'cron' && r.status === 'done' && Number(r.checked) === 20), dialect).toBe(true);
+          const odd = runs.filter((r) => r.trigger !== 'cron' || r.status !== 'done' || Number(r.checked) !== 20);
+          expect(odd.map((r) => ({ id: r.id, trigger: r.trigger, status: r.status, checked: r.checked, error: r.error })), dialect).toEqual([]);
           const perToken = new Map<string, number>();
           for (const c of mock.calls) perToken.set(c.token, (perToken.get(c.token) ?? 0) + 1);
           expect([...new Set(perToken.values())], `${dialect}: each token once per run`).toEqual([runs.length]);
