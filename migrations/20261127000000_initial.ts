@@ -1,26 +1,13 @@
-import { type ColumnDefinitionBuilder, type Kysely, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
-
-type Flavour = 'sqlite' | 'postgres' | 'mysql';
-
-function flavourOf(db: Kysely<unknown>): Flavour {
-  const adapter = db.getExecutor().adapter;
-  if (adapter instanceof PostgresAdapter) return 'postgres';
-  if (adapter instanceof MysqlAdapter) return 'mysql';
-  return 'sqlite';
-}
+import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
+import { createTable, flavourOf, timestampType } from './dialect.js';
 
 export async function up(db: Kysely<any>): Promise<void> {
   const flavour = flavourOf(db);
-  // Native timestamp types, so that users can write `checked_at > now() - interval '1 day'`.
-  const ts = ({ postgres: 'timestamptz', mysql: sql`datetime(3)`, sqlite: 'text' } as const)[flavour];
+  const ts = timestampType(flavour);
   // AUTOINCREMENT on SQLite: a reused token id would attach old history to a new token.
   const idType = (big = false): any =>
     flavour === 'postgres' ? (big ? 'bigserial' : 'serial') : flavour === 'mysql' && big ? 'bigint' : 'integer';
-  // A MySQL server may default to latin1; free-api messages and labels are often Chinese.
-  const table = (name: string) => {
-    const builder = db.schema.createTable(name);
-    return flavour === 'mysql' ? builder.modifyEnd(sql`default character set utf8mb4 collate utf8mb4_bin`) : builder;
-  };
+  const table = (name: string) => createTable(db, flavour, name);
   const idBuild = (c: ColumnDefinitionBuilder) => (flavour === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
 
   await table('providers')

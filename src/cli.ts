@@ -10,12 +10,14 @@ import { openDatabase, type Db } from './db/connect.js';
 import { listHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from './db/providers.js';
-import { lastFinishedRun } from './db/runs.js';
+import { readLease } from './db/lease.js';
+import { lastFinishedRun, runningRuns } from './db/runs.js';
 import type { TokenRow, TokenState } from './db/schema.js';
 import { findToken, findTokensByFingerprint, importTokens, listTokens, removeProviderAndTokens } from './db/tokens.js';
 import { listArchive } from './db/archive.js';
 import { restoreArchived, RestoreError } from './sources/restore.js';
-import { RunScopeError, type RunSummary } from './engine/run.js';
+import { RunBusyError, type HeldRun } from './engine/coordinator.js';
+import { RunScopeError, runScope, type RunSummary } from './engine/run.js';
 import { syncDeclaredProviders } from './sources/declared.js';
 import { removeFromSources } from './sources/remove.js';
 import { createLogger } from './logger.js';
@@ -34,8 +36,11 @@ export interface CliIo {
   shutdownRequested: Promise<void>;
 }
 
-/** Exit codes: 0 done; 1 the work failed (a run failed or was aborted, the database is unreachable); 2 bad usage or configuration. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/**
+ * Exit codes: 0 done; 1 the work failed (a run failed or was aborted, the database is unreachable);
+ * 2 bad usage or configuration; 3 `check --no-wait` met a run in flight that does not cover it.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 3 } as const;
 
 class UsageError extends Error {}
 
@@ -60,15 +65,18 @@ Exit codes: 0 done, 1 the work failed, 2 bad usage or configuration.`,
 
 Runs the daemon: migrates the database, checks on TSCHK_CRON, serves HTTP on TSCHK_HTTP_PORT.
 SIGTERM/SIGINT stop it gracefully; a second signal forces the exit.`,
-  check: `Usage: tschk check [--provider P] [--pool POOL] [--force] [--force-prune] [--json]
+  check: `Usage: tschk check [--provider P] [--pool POOL] [--force] [--force-prune] [--no-wait] [--json]
 
 Checks every due token (or those of one provider/pool) once and prints a per-provider summary.
+One run at a time goes on per database: when another process's run covers this one, its summary
+is printed once it ends; otherwise this one waits for it, then runs.
   --provider P     only this provider
   --pool POOL      only this pool (default, free, …)
   --force          also tokens checked less than TSCHK_MIN_INTERVAL_S ago
   --force-prune    check again and prune even when a safety rule holds pruning (after a human looked)
+  --no-wait        do not wait for another process's run: exit 3 instead
   --json           print the run summary as JSON
-Exit: 0 the run completed, 1 it failed or could not run, 2 bad usage.`,
+Exit: 0 the run completed, 1 it failed or could not run, 2 bad usage, 3 busy (--no-wait).`,
   migrate: `Usage: tschk migrate
 
 Creates or updates tschk's tables in TSCHK_DATABASE_URL.`,
@@ -196,21 +204,23 @@ async function check(config: Readonly<Config>, rest: string[], io: CliIo): Promi
     pool: { type: 'string' },
     force: { type: 'boolean' },
     'force-prune': { type: 'boolean' },
+    'no-wait': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   const daemon = await Daemon.create(config, { logger: logger(config, io, 'check') });
   let summary: RunSummary;
   try {
-    const run = daemon.runNow({
-      trigger: 'cli',
-      provider: values.provider,
-      pool: values.pool,
-      force: values.force,
-      forcePrune: values['force-prune'],
-    });
+    const run = daemon.runNow(
+      { trigger: 'cli', provider: values.provider, pool: values.pool, force: values.force, forcePrune: values['force-prune'] },
+      { whenBusy: values['no-wait'] ? 'refuse' : 'wait', onWait: (held) => io.stderr.write(`tschk: waiting for ${describeHeld(held)}\n`) },
+    );
     summary = await Promise.race([run, io.shutdownRequested.then(() => daemon.stop().then(() => run))]);
   } catch (err) {
     if (err instanceof RunScopeError) throw new UsageError(err.message);
+    if (err instanceof RunBusyError) {
+      io.stderr.write(`tschk: ${describeHeld(err.held)} is in flight and does not cover this check (--no-wait)\n`);
+      return EXIT.busy;
+    }
     throw err;
   } finally {
     await daemon.stop();
@@ -218,6 +228,13 @@ async function check(config: Readonly<Config>, rest: string[], io: CliIo): Promi
   if (values.json) print(io, JSON.stringify(summary, null, 2));
   else print(io, formatSummary(summary));
   return summary.status === 'done' ? EXIT.ok : EXIT.failed;
+}
+
+function describeHeld(held: HeldRun): string {
+  const run = held.runId === null ? 'the run being opened' : `run ${held.runId}`;
+  const where = held.host ? ` on ${held.host} (pid ${held.pid})` : '';
+  const since = held.since ? ` since ${held.since.toISOString()}` : '';
+  return `${run} (${runScope(held.scope)})${where}${since}`;
 }
 
 export function formatSummary(s: RunSummary): string {
@@ -502,12 +519,22 @@ async function statusCommand(config: Readonly<Config>, rest: string[], io: CliIo
     }
     const last = await lastFinishedRun(db);
     const lastRun = last && runView(last, db.dialect);
-    if (values.json) return print(io, JSON.stringify({ pools: [...pools.values()], last_run: lastRun ?? null }, null, 2));
+    const lease = await readLease(db, 'run');
+    const running = (await runningRuns(db)).map((r) => {
+      const held = lease?.holder && lease.runId === Number(r.id) ? lease : undefined;
+      return { ...runView(r, db.dialect), host: held?.host ?? null, pid: held?.pid ?? null, holder_gone: !held || held.expired };
+    });
+    if (values.json) return print(io, JSON.stringify({ pools: [...pools.values()], running, last_run: lastRun ?? null }, null, 2));
     const lines = [pools.size ? table([...pools.values()]) : 'no tokens'];
+    for (const r of running) {
+      const where = r.host ? ` on ${r.host} (pid ${r.pid})` : '';
+      const gone = r.holder_gone ? '; its process stopped, it will be closed as aborted' : '';
+      lines.push(`run ${r.id} running (${r.scope}) since ${r.started_at}${where}: ${r.checked} checked so far${gone}`);
+    }
     lines.push(
       lastRun
         ? `last run ${lastRun.id}: ${lastRun.status} at ${lastRun.finished_at} (${lastRun.checked} checked: ${lastRun.live} live, ${lastRun.dead} dead, ${lastRun.exhausted} exhausted, ${lastRun.unknown} unknown)`
-        : 'no run yet',
+        : running.length ? 'no run finished yet' : 'no run yet',
     );
     return print(io, lines.join('\n'));
   });

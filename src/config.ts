@@ -1,5 +1,5 @@
 import cron from 'node-cron';
-import { ACCEPTED_DATABASE_URLS, parseDatabaseUrl, type DatabaseTarget } from './db/url.js';
+import { readDatabaseUrl, type DatabaseTarget } from './db/url.js';
 
 export type PruneMode = 'off' | 'flag' | 'delete';
 export type WebhookFormat = 'json' | 'wecom' | 'dingtalk' | 'feishu' | 'telegram';
@@ -27,8 +27,21 @@ export interface Config {
   minIntervalS: number;
   historyDays: number;
   shutdownGraceMs: number;
+  /** How long a run lease lasts unless renewed; a holder that dies loses it after this. */
+  runLeaseMs: number;
+  /** When the daily history trim runs. */
+  trimCron: string;
   logLevel: string;
-  http: { host: string; port: number; apiToken: string | undefined; metricsPublic: boolean };
+  http: {
+    host: string;
+    port: number;
+    apiToken: string | undefined;
+    metricsPublic: boolean;
+    /** Honour X-Forwarded-Proto and X-Forwarded-For: tschk sits behind a reverse proxy that sets them. */
+    trustProxy: boolean;
+    /** How long a web console sign-in lasts. */
+    consoleSessionMinutes: number;
+  };
   legacyProviders: LegacyProvider[];
   legacyDataDir: string | undefined;
   legacyRevealKeys: boolean;
@@ -56,7 +69,8 @@ export interface Config {
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
-    detail: string,
+    /** The message without the variable's name. */
+    readonly detail: string,
   ) {
     super(`${variable}: ${detail}`);
     this.name = 'ConfigError';
@@ -120,22 +134,26 @@ export function loadConfig(env: Env): Readonly<Config> {
     try {
       u = new URL(raw);
     } catch {
-      throw new ConfigError(name, `expected an http(s) URL, got '${urlHint(raw)}'`);
+      throw new ConfigError(name, `expected an http(s) URL, got ${urlHint(raw)}`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw new ConfigError(name, `expected an http(s) URL, got '${urlHint(raw)}'`);
+      throw new ConfigError(name, `expected an http(s) URL, got ${urlHint(raw)}`);
     }
     return raw;
   };
   const database = (name: string, url: string) => {
-    const target = parseDatabaseUrl(url);
-    if (!target) throw new ConfigError(name, `unsupported database URL; accepted: ${ACCEPTED_DATABASE_URLS}`);
-    return { ...target, url };
+    const read = readDatabaseUrl(url);
+    if ('problem' in read) throw new ConfigError(name, read.problem);
+    return { ...read.target, url };
   };
 
   const cronExpr = get('TSCHK_CRON') ?? '0 * * * *';
   if (!cron.validate(cronExpr)) {
     throw new ConfigError('TSCHK_CRON', `expected a cron expression such as '0 * * * *', got '${cronExpr}'`);
+  }
+  const trimCron = get('TSCHK_TRIM_CRON') ?? '17 3 * * *';
+  if (!cron.validate(trimCron)) {
+    throw new ConfigError('TSCHK_TRIM_CRON', `expected a cron expression such as '17 3 * * *', got '${trimCron}'`);
   }
   const timezone = get('TSCHK_TIMEZONE');
   if (timezone !== undefined && !validTimezone(timezone)) {
@@ -173,12 +191,16 @@ export function loadConfig(env: Env): Readonly<Config> {
     minIntervalS: int('TSCHK_MIN_INTERVAL_S', 600, 0, 30 * 86_400),
     historyDays: int('TSCHK_HISTORY_DAYS', 90, 1, 36_500),
     shutdownGraceMs: int('TSCHK_SHUTDOWN_GRACE_MS', 30_000, 0, 600_000),
+    runLeaseMs: int('TSCHK_RUN_LEASE_MS', 30_000, 200, 600_000),
+    trimCron,
     logLevel: oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     http: {
       host: get('TSCHK_HTTP_HOST') ?? '0.0.0.0',
       port: int('TSCHK_HTTP_PORT', 3000, 0, 65_535),
       apiToken: get('TSCHK_API_TOKEN') ?? get('UserAuthorization'),
       metricsPublic: bool('TSCHK_METRICS_PUBLIC', false),
+      trustProxy: bool('TSCHK_TRUST_PROXY', false),
+      consoleSessionMinutes: int('TSCHK_CONSOLE_SESSION_MINUTES', 720, 1, 43_200),
     },
     legacyProviders,
     legacyDataDir: get('TSCHK_LEGACY_DATA_DIR'),
@@ -224,10 +246,19 @@ export function loadConfig(env: Env): Readonly<Config> {
   } satisfies Config);
 }
 
-/** Scheme and host only: the path, query and credentials of a webhook or push URL hold its key. */
+/**
+ * Scheme and host only: the path, query and credentials of a webhook or push URL hold its key. A
+ * value without a scheme shows its first part only when that looks like a host name; otherwise it
+ * may be the bare key.
+ */
 function urlHint(raw: string): string {
-  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?(?:[^/?#@]*@)?([^/?#]*).*$/is, (_m, scheme: string | undefined, host: string) => `${scheme ?? ''}${host}/…`);
+  const m = /^(?:([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#@]*@)?)?([^/?#]*)/is.exec(raw.trim())!;
+  const [, scheme, host = ''] = m;
+  if (scheme !== undefined || LOOKS_LIKE_HOST.test(host)) return `'${scheme ?? ''}${host}/…'`;
+  return 'a value that is not a URL (not shown: it may hold a key)';
 }
+
+const LOOKS_LIKE_HOST = /^(?:localhost|(?:[a-z0-9-]+\.)+[a-z]{2,63}|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]+\])(?::\d+)?$/i;
 
 function validTimezone(tz: string): boolean {
   try {
@@ -284,7 +315,10 @@ function parseLowBalance(raw: string | undefined): Map<string, number> {
   return map;
 }
 
-/** One URL for every pool, or `provider[/pool]=URL;…`. */
+/**
+ * One URL for every pool, or `provider[/pool]=URL;…`. A bad entry is named by its position and
+ * label, never by its text: that holds the push key.
+ */
 function parseUptimeKuma(
   raw: string | undefined,
   httpUrl: (name: string, raw: string) => string,
@@ -292,13 +326,39 @@ function parseUptimeKuma(
   if (raw === undefined) return [];
   const name = 'TSCHK_UPTIME_KUMA_PUSH';
   if (!raw.includes('=') || /^https?:\/\//i.test(raw)) return [{ provider: undefined, pool: undefined, url: httpUrl(name, raw) }];
-  return raw
+  const entries = raw
     .split(';')
     .map((e) => e.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const m = /^([A-Za-z0-9_-]+)(?:\/([A-Za-z0-9_-]+))?\s*=\s*(\S+)$/.exec(entry);
-      if (!m) throw new ConfigError(name, `expected a push URL or provider[/pool]=URL;…, got '${urlHint(entry)}'`);
-      return { provider: m[1], pool: m[2], url: httpUrl(name, m[3]!) };
-    });
+    .filter(Boolean);
+  return entries.map((entry, i) => {
+    const position = `entry ${i + 1} of ${entries.length}`;
+    const m = /^([A-Za-z0-9_-]+)(?:\/([A-Za-z0-9_-]+))?\s*=\s*(\S+)$/.exec(entry);
+    if (!m) {
+      const which = entries.length === 1 ? 'the value is' : `${position} (entries are separated by ';') is`;
+      throw new ConfigError(name, `expected a push URL or provider[/pool]=URL;…, but ${which} neither (not shown: it may hold a push key)`);
+    }
+    const [, provider, pool, url] = m;
+    try {
+      return { provider, pool, url: httpUrl(name, url!) };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const label = `${provider}${pool === undefined ? '' : `/${pool}`}=…`;
+      throw new ConfigError(name, `${entries.length === 1 ? label : `${position} (${label})`}: ${err.detail}`);
+    }
+  });
+}
+
+/**
+ * When main's watchdog ends a stop that hangs: the shutdown grace, then 15 s for the HTTP server
+ * and the database to close. Docker's stop timeout (compose `stop_grace_period`, 45 s) must be at
+ * least this, or Docker kills tschk first.
+ */
+export function stopWatchdogMs(env: Env): number {
+  let graceMs = 30_000;
+  try {
+    graceMs = loadConfig(env).shutdownGraceMs;
+  } catch {
+    // A bad configuration already stopped start-up with its own message; keep the default.
+  }
+  return graceMs + 15_000;
 }

@@ -1,12 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
+import { faultLogging } from './db/fault-logging.js';
 import { trimHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
-import { abortStaleRuns } from './db/runs.js';
-import { RunCoordinator } from './engine/coordinator.js';
+import { forgetDaemon, heartbeat, readLease, releaseLease, tryAcquireLease, type Holder } from './db/lease.js';
+import { abortOrphanedRuns, runningRuns, trimRuns } from './db/runs.js';
+import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
@@ -35,14 +39,15 @@ export interface AppContext {
   metrics: Metrics;
 }
 
-/** Trims history once a day at a quiet minute. */
-const TRIM_CRON = '17 3 * * *';
-
 export class Daemon {
   private scheduler: Scheduler | undefined;
   private stopping: Promise<void> | undefined;
   private http: HttpServer | undefined;
   private startupSync: Promise<void> = Promise.resolve();
+  private watcher: NodeJS.Timeout | undefined;
+  private watching = false;
+  private toldReplicas = false;
+  private readonly startedAt = new Date();
 
   private constructor(
     readonly context: AppContext,
@@ -56,12 +61,12 @@ export class Daemon {
   /** Opens and migrates the database, closes runs a crash left open, applies declared providers. */
   static async create(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger;
-    const db = openDatabase(config.database.url);
+    const db = openDatabase(config.database.url, faultLogging(logger));
+    const holder: Holder = { id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, host: hostname(), pid: process.pid };
     try {
       const applied = await migrateToLatest(db);
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
-      const stale = await abortStaleRuns(db);
-      if (stale > 0) logger.warn({ runs: stale }, 'closed runs left open by a previous process as aborted');
+      await closeOrphanedRuns(db, holder, config.runLeaseMs, logger);
       await syncDeclaredProviders(db, config);
     } catch (err) {
       await db.close();
@@ -85,7 +90,8 @@ export class Daemon {
       abortSignal: abortController.signal,
       observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
     };
-    const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine), engine, metrics };
+    const lease = { holder, ttlMs: config.runLeaseMs, pollMs: Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3))) };
+    const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine, lease), engine, metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');
     const daemon = new Daemon(context, stopController, abortController, !opts.dispatcher);
     // Token files and One-API can be large, slow or stuck: HTTP does not wait for them, stop() does.
@@ -110,13 +116,16 @@ export class Daemon {
     logger.info({ url: this.http.url }, 'HTTP listening');
     this.scheduler = new Scheduler(
       [
-        { name: 'check', cron: config.cron, run: () => this.runNow({ trigger: 'cron' }) },
-        { name: 'trim-history', cron: TRIM_CRON, run: () => this.trimHistory() },
+        { name: 'check', cron: config.cron, run: (tick) => this.cronRun(tick) },
+        { name: 'trim-history', cron: config.trimCron, run: (tick) => this.trimHistory(tick) },
       ],
       config.timezone,
       logger,
     );
     this.scheduler.start();
+    await this.watchReplicas();
+    this.watcher = setInterval(() => void this.watchReplicas(), this.context.runs.lease.pollMs);
+    this.watcher.unref();
     await this.trimHistory();
     if (config.runOnStart) {
       void this.runNow({ trigger: 'startup' }).catch((err) =>
@@ -130,17 +139,68 @@ export class Daemon {
     return this.http && { host: this.http.host, port: this.http.port, url: this.http.url };
   }
 
-  runNow(req: RunRequest): Promise<RunSummary> {
+  runNow(req: RunRequest, opts?: StartOptions): Promise<RunSummary> {
     if (this.stopping) return Promise.reject(new Error('tschk is shutting down'));
-    return this.context.runs.request(req);
+    return this.context.runs.request(req, opts);
   }
 
-  async trimHistory(): Promise<number> {
+  private async cronRun(tick: Date): Promise<void> {
+    try {
+      await this.runNow({ trigger: 'cron', tick });
+    } catch (err) {
+      if (!(err instanceof TickTakenError)) throw err;
+      this.context.logger.debug({ tick: tick.toISOString() }, 'cron tick taken by another process');
+    }
+  }
+
+  /** Trims history, unless another process is trimming or took this tick. */
+  async trimHistory(tick?: Date): Promise<number> {
     const { config, db, logger } = this.context;
-    const cutoff = new Date(Date.now() - config.historyDays * 86_400_000);
-    const removed = await trimHistory(db, cutoff);
-    if (removed > 0) logger.info({ removed, olderThan: cutoff.toISOString() }, 'history trimmed');
-    return removed;
+    const { holder, ttlMs } = this.context.runs.lease;
+    if (!(await tryAcquireLease(db, 'trim', holder, ttlMs, { tick }))) return 0;
+    try {
+      const cutoff = new Date(Date.now() - config.historyDays * 86_400_000);
+      const removed = await trimHistory(db, cutoff);
+      const runs = await trimRuns(db, cutoff);
+      logger.info({ removed, runs, olderThan: cutoff.toISOString(), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
+      return removed;
+    } finally {
+      await releaseLease(db, 'trim', holder.id);
+    }
+  }
+
+  /**
+   * Every few seconds: tells the database this daemon is alive, and takes over the run of a
+   * process that died holding the run lease (it is closed as aborted; the new run checks what it
+   * left, the tokens it checked are not due any more).
+   */
+  private async watchReplicas(): Promise<void> {
+    const { db, logger, runs, config } = this.context;
+    if (this.stopping || this.watching) return;
+    this.watching = true;
+    try {
+      const others = await heartbeat(db, runs.lease.holder, 3 * runs.lease.pollMs + config.runLeaseMs, this.startedAt);
+      if (others.length > 0 && !this.toldReplicas) {
+        this.toldReplicas = true;
+        const processes = others.map((o) => `${o.host} (pid ${o.pid})`);
+        if (db.dialect.name === 'sqlite') {
+          logger.warn({ others: processes }, 'another tschk daemon uses this SQLite file: this one stands by as a replica (runs still go one at a time)');
+        } else {
+          logger.info({ others: processes }, 'other tschk daemons use this database: runs are shared, one at a time');
+        }
+      }
+      const lease = await readLease(db, 'run');
+      if (lease?.holder && lease.expired && !runs.busy) {
+        logger.warn({ runId: lease.runId, host: lease.host, pid: lease.pid }, 'the process holding the run lease stopped renewing it: taking over');
+        void this.runNow({ trigger: lease.trigger ?? 'cron', provider: lease.provider ?? undefined, pool: lease.pool ?? undefined }).catch((err) =>
+          logger.error({ err: err instanceof Error ? err.message : String(err) }, 'take-over run failed'),
+        );
+      }
+    } catch (err) {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'replica check failed; retrying');
+    } finally {
+      this.watching = false;
+    }
   }
 
   /**
@@ -153,6 +213,7 @@ export class Daemon {
       // Stop accepting first; requests in flight finish while the run winds down.
       const httpClosed = this.http?.close(graceMs);
       this.stopController.abort();
+      clearInterval(this.watcher);
       await this.scheduler?.stop();
       await this.startupSync;
       if (runs.busy) {
@@ -168,9 +229,25 @@ export class Daemon {
       }
       if (this.ownsDispatcher) await this.context.engine.dispatcher.close();
       await httpClosed;
+      if (this.watcher) await forgetDaemon(db, this.context.runs.lease.holder.id).catch(() => {});
       await db.close();
       logger.info('stopped');
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * Closes runs left `running` by a process that is gone: a holder that is alive keeps the lease,
+ * so a `running` row is an orphan only while the lease can be taken.
+ */
+async function closeOrphanedRuns(db: Db, holder: Holder, ttlMs: number, logger: Logger): Promise<void> {
+  if ((await runningRuns(db)).length === 0) return;
+  if (!(await tryAcquireLease(db, 'run', holder, ttlMs))) return;
+  try {
+    const orphans = await abortOrphanedRuns(db);
+    if (orphans.length > 0) logger.warn({ runs: orphans.map((r) => Number(r.id)) }, 'closed runs left open by a stopped process as aborted');
+  } finally {
+    await releaseLease(db, 'run', holder.id);
   }
 }

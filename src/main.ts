@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { runCli } from './cli.js';
+import { stopWatchdogMs } from './config.js';
 
 // The only place that touches process.env, signals and the exit code.
+const watchdogMs = stopWatchdogMs(process.env);
 let signals = 0;
 const shutdownRequested = new Promise<void>((resolve) => {
   const onSignal = (signal: NodeJS.Signals) => {
@@ -9,8 +11,7 @@ const shutdownRequested = new Promise<void>((resolve) => {
     if (signals === 1) {
       resolve();
       // Watchdog: should a stop hang, do not hang forever; unref'd so a clean stop exits at once.
-      const graceMs = Number(process.env.TSCHK_SHUTDOWN_GRACE_MS ?? 30_000) || 30_000;
-      setTimeout(() => process.exit(1), graceMs + 15_000).unref();
+      setTimeout(() => process.exit(1), watchdogMs).unref();
     } else {
       process.stderr.write(`tschk: second ${signal}, exiting now\n`);
       process.exit(130);

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Db } from './db/connect.js';
 import { num } from './db/dialect.js';
 import type { Provider } from './db/providers.js';
+import { lastFinishedRun, lastProviderOutcomes } from './db/runs.js';
 import type { Verdict } from './db/schema.js';
 import { currencyKey, isBelowThreshold } from './engine/low-balance.js';
 import type { EngineEvents, RunSummary } from './engine/run.js';
@@ -17,10 +18,6 @@ export class Metrics implements EngineEvents {
   readonly registry = new Registry();
   private readonly checks: Counter<'provider' | 'verdict'>;
   private readonly latency: Histogram<'provider'>;
-  private readonly lastRunChecks: Gauge<'provider' | 'verdict'>;
-  private readonly lastRunPruned: Gauge<'provider'>;
-  private readonly lastRunHeld: Gauge<'provider'>;
-  private readonly lastRunDuration: Gauge;
   private readonly runDuration: Histogram;
   private readonly runs: Counter<'trigger' | 'status'>;
 
@@ -40,34 +37,65 @@ export class Metrics implements EngineEvents {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40],
       registers,
     });
-    this.lastRunChecks = new Gauge({
+    // The last run's gauges are read from the database at scrape time: every replica tells the
+    // same truth, whichever process ran it.
+    const readOutcomes = () => lastProviderOutcomes(db);
+    let outcomes: ReturnType<typeof readOutcomes> | undefined;
+    const lastOutcomes = () => (outcomes ??= readOutcomes().finally(() => (outcomes = undefined)));
+    new Gauge({
       name: 'tschk_last_run_checks',
       help: "Verdicts of the provider's last run.",
       labelNames: ['provider', 'verdict'],
       registers,
+      async collect() {
+        const rows = await lastOutcomes();
+        this.reset();
+        for (const r of rows) for (const verdict of VERDICTS) this.set({ provider: r.provider_name, verdict }, num(r[verdict]));
+      },
     });
-    this.lastRunPruned = new Gauge({
+    new Gauge({
       name: 'tschk_last_run_pruned',
       help: "Tokens pruned (flagged or deleted) by the provider's last run.",
       labelNames: ['provider'],
       registers,
+      async collect() {
+        const rows = await lastOutcomes();
+        this.reset();
+        for (const r of rows) this.set({ provider: r.provider_name }, num(r.pruned));
+      },
     });
-    this.lastRunHeld = new Gauge({
+    new Gauge({
       name: 'tschk_last_run_held',
       help: "Tokens whose pruning a safety rule held in the provider's last run.",
       labelNames: ['provider'],
       registers,
+      async collect() {
+        const rows = await lastOutcomes();
+        this.reset();
+        for (const r of rows) this.set({ provider: r.provider_name }, num(r.held));
+      },
     });
-    this.lastRunDuration = new Gauge({ name: 'tschk_last_run_duration_seconds', help: 'Duration of the last run.', registers });
+    new Gauge({
+      name: 'tschk_last_run_duration_seconds',
+      help: 'Duration of the last finished run.',
+      registers,
+      async collect() {
+        const last = await lastFinishedRun(db);
+        this.reset();
+        const started = last && db.dialect.readTime(last.started_at);
+        const finished = last && db.dialect.readTime(last.finished_at);
+        if (started && finished) this.set((finished.getTime() - started.getTime()) / 1000);
+      },
+    });
     this.runDuration = new Histogram({
       name: 'tschk_run_duration_seconds',
-      help: 'Duration of runs.',
+      help: 'Duration of the runs this process ran.',
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     });
     this.runs = new Counter({
       name: 'tschk_runs_total',
-      help: 'Runs finished, by trigger and status.',
+      help: 'Runs this process finished, by trigger and status.',
       labelNames: ['trigger', 'status'],
       registers,
     });
@@ -147,6 +175,14 @@ export class Metrics implements EngineEvents {
         for (const [provider, n] of counts) this.set({ provider }, n);
       },
     });
+    new Gauge({
+      name: 'tschk_database_writable',
+      help: '0 while the last write to the database failed for a reason that lasts (disk full, read-only), 1 otherwise.',
+      registers,
+      collect() {
+        this.set(db.writes.state.writable ? 1 : 0);
+      },
+    });
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -156,12 +192,6 @@ export class Metrics implements EngineEvents {
   }
 
   runFinished(summary: RunSummary): void {
-    for (const p of summary.providers) {
-      for (const verdict of VERDICTS) this.lastRunChecks.set({ provider: p.provider, verdict }, p[verdict]);
-      this.lastRunPruned.set({ provider: p.provider }, p.pruned);
-      this.lastRunHeld.set({ provider: p.provider }, p.held);
-    }
-    this.lastRunDuration.set(summary.durationMs / 1000);
     this.runDuration.observe(summary.durationMs / 1000);
     this.runs.inc({ trigger: summary.trigger, status: summary.status });
   }

@@ -206,7 +206,7 @@ describeEachDialect('run lifecycle', (dialect) => {
 
     const ctx = await testDaemon(database.url);
     try {
-      expect(await findRun(ctx.db, id)).toMatchObject({ status: 'aborted', error: 'process stopped while running' });
+      expect(await findRun(ctx.db, id)).toMatchObject({ status: 'aborted', error: 'the process running it stopped' });
     } finally {
       await ctx.daemon.stop();
     }

@@ -49,6 +49,8 @@ describeEachDialect('recording a batch of checks', (dialect) => {
     balance: null,
     currency: null,
     detail: null,
+    // As seeded: what the run read before this check.
+    prev: { state: 'active', consecutiveDead: 1 },
     ...r,
   });
   const stateOf = async () =>
@@ -74,7 +76,7 @@ describeEachDialect('recording a batch of checks', (dialect) => {
     await recordChecks(db, [
       record(tok('tok-live'), at(1), { verdict: 'live', next: { state: 'active', consecutiveDead: 0, invalidSince: undefined } }),
       record(tok('tok-suspect'), at(2), { verdict: 'dead', next: { state: 'suspect', consecutiveDead: 2, invalidSince: undefined } }),
-      record(tok('tok-invalid'), at(3), { verdict: 'dead', next: { state: 'invalid', consecutiveDead: 3, invalidSince: at(3) } }),
+      record(tok('tok-invalid'), at(3), { verdict: 'dead', next: { state: 'invalid', consecutiveDead: 2, invalidSince: at(3) } }),
       record(tok('tok-unknown'), at(4), { verdict: 'unknown', next: { state: 'active', consecutiveDead: 1, invalidSince: undefined } }),
       record(tok('tok-exhausted'), at(5), {
         verdict: 'exhausted',
@@ -92,7 +94,7 @@ describeEachDialect('recording a batch of checks', (dialect) => {
     expect(await stateOf()).toEqual({
       'tok-live': { state: 'active', consecutiveDead: 0, verdict: 'live', reason: 'upstream_accepted', checkedAt: at(1).toISOString(), liveAt: at(1).toISOString(), invalidSince: t0, balance: null },
       'tok-suspect': { state: 'suspect', consecutiveDead: 2, verdict: 'dead', reason: 'upstream_rejected', checkedAt: at(2).toISOString(), liveAt: t0, invalidSince: t0, balance: '9.50 CNY' },
-      'tok-invalid': { state: 'invalid', consecutiveDead: 3, verdict: 'dead', reason: 'upstream_rejected', checkedAt: at(3).toISOString(), liveAt: t0, invalidSince: at(3).toISOString(), balance: '9.50 CNY' },
+      'tok-invalid': { state: 'invalid', consecutiveDead: 2, verdict: 'dead', reason: 'upstream_rejected', checkedAt: at(3).toISOString(), liveAt: t0, invalidSince: at(3).toISOString(), balance: '9.50 CNY' },
       'tok-unknown': { state: 'active', consecutiveDead: 1, verdict: 'unknown', reason: 'timeout', checkedAt: at(4).toISOString(), liveAt: t0, invalidSince: t0, balance: '9.50 CNY' },
       'tok-exhausted': { state: 'active', consecutiveDead: 0, verdict: 'exhausted', reason: 'no_balance', checkedAt: at(5).toISOString(), liveAt: t0, invalidSince: t0, balance: '0.00 USD' },
       'tok-recovered': { state: 'active', consecutiveDead: 0, verdict: 'live', reason: 'upstream_accepted', checkedAt: at(6).toISOString(), liveAt: at(6).toISOString(), invalidSince: null, balance: null },

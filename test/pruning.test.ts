@@ -116,7 +116,7 @@ describeEachDialect('pruning', (dialect) => {
     await importTokens(ctx.db, { providerId: p.id, pool: 'free', entries: ['tok-free-1-hhhhhhhhhh', 'tok-free-2-iiiiiiiiii'], source: 'cli' });
     await run(ctx);
 
-    // the upstream starts calling valid tokens dead (the deepseek-free-api release the contract warns of)
+    // the upstream starts calling valid tokens dead (the deepseek-free-api release docs/free-api.md warns of)
     mock.setDefault('dead');
     const free = () => ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'free', force: true });
     await free();

@@ -96,6 +96,7 @@ describeEachDialect('history retention', (dialect) => {
         balance: null,
         currency: null,
         detail: null,
+        prev: { state: 'active' as const, consecutiveDead: 0 },
         next: { state: 'active' as const, consecutiveDead: 0, invalidSince: undefined },
       });
       await recordChecks(ctx.db, [record(45), record(31), record(29), record(1)]);

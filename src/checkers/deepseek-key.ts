@@ -4,7 +4,7 @@ import type { Checker } from './types.js';
 
 export const DEEPSEEK_API_URL = 'https://api.deepseek.com';
 
-/** Pure: what an answer of DeepSeek's `GET /user/balance` means (contracts/official-apis.md). */
+/** Pure: what an answer of DeepSeek's `GET /user/balance` means (docs/official-apis.md). */
 export function classifyDeepseekBalance(status: number, body: string): BalanceClassification {
   if (status === 401) return { verdict: 'dead', reason: 'invalid_key', detail: snippet(body) };
   if (status === 402) return { verdict: 'exhausted', reason: 'no_balance', detail: snippet(body) };

@@ -2,12 +2,12 @@ import { badResponse, objectOf, resultOf, snippet, unexpectedStatus } from './ba
 import { httpCall, parseJson } from './http.js';
 import type { Checker, CheckResult } from './types.js';
 
-/** Messages of a -2001 envelope that name an auth failure (free-api contract). */
+/** Messages of a -2001 envelope that name an auth failure (docs/free-api.md). */
 const AUTH_FAILURE = /invalid token|authorization failed|missing token|(?<!\d)4000[23](?!\d)|(?<!\d)401(?!\d)|token失效|未登录/i;
 
 export type Classification = Pick<CheckResult, 'verdict' | 'reason' | 'detail'>;
 
-/** Pure: what one free-api `/token/check` answer means. Every row of contracts/free-api.md. */
+/** Pure: what one free-api `/token/check` answer means. Every row of docs/free-api.md. */
 export function classifyFreeApiAnswer(status: number, body: string): Classification {
   if (status !== 200) return unexpectedStatus(status, body);
   const answer = objectOf(parseJson(body));

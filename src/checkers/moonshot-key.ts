@@ -15,7 +15,7 @@ export function moonshotCurrency(base: string): string {
   return /\.ai$/i.test(host) ? 'USD' : 'CNY';
 }
 
-/** Pure: what an answer of Moonshot's `GET /v1/users/me/balance` means (contracts/official-apis.md). */
+/** Pure: what an answer of Moonshot's `GET /v1/users/me/balance` means (docs/official-apis.md). */
 export function classifyMoonshotBalance(status: number, body: string, currency: string): BalanceClassification {
   if (status === 401) return { verdict: 'dead', reason: 'invalid_key', detail: snippet(body) };
   if (status !== 200) return unexpectedStatus(status, body);

@@ -13,7 +13,7 @@ function errorText(json: Record<string, unknown> | undefined): string {
   return [error?.code, error?.type, error?.message, json?.error, json?.message].filter((v) => typeof v === 'string').join(' ');
 }
 
-/** Pure: what an answer of `GET {base}/v1/models` means (contracts/official-apis.md). */
+/** Pure: what an answer of `GET {base}/v1/models` means (docs/official-apis.md). */
 export function classifyOpenaiModels(status: number, body: string): BalanceClassification {
   const json = objectOf(parseJson(body));
   if (status === 200) {

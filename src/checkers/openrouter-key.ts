@@ -4,7 +4,7 @@ import type { Checker } from './types.js';
 
 export const OPENROUTER_API_URL = 'https://openrouter.ai/api';
 
-/** Pure: what an answer of OpenRouter's `GET /api/v1/key` means (contracts/official-apis.md). */
+/** Pure: what an answer of OpenRouter's `GET /api/v1/key` means (docs/official-apis.md). */
 export function classifyOpenrouterKey(status: number, body: string): BalanceClassification {
   if (status === 401) return { verdict: 'dead', reason: 'invalid_key', detail: snippet(body) };
   if (status === 402) return { verdict: 'exhausted', reason: 'no_balance', detail: snippet(body) };

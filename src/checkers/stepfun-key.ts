@@ -4,7 +4,7 @@ import type { Checker } from './types.js';
 
 export const STEPFUN_API_URL = 'https://api.stepfun.com';
 
-/** Pure: what an answer of StepFun's `GET /v1/accounts` means (contracts/official-apis.md). */
+/** Pure: what an answer of StepFun's `GET /v1/accounts` means (docs/official-apis.md). */
 export function classifyStepfunAccount(status: number, body: string): BalanceClassification {
   if (status === 401) return { verdict: 'dead', reason: 'invalid_key', detail: snippet(body) };
   if (status === 402) return { verdict: 'exhausted', reason: 'no_balance', detail: snippet(body) };

@@ -1,4 +1,4 @@
-import { type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
@@ -11,6 +11,12 @@ export type DialectName = 'sqlite' | 'postgres' | 'mysql';
  * - Booleans (One-API's `abilities.enabled`): `true` on PostgreSQL, `1` on MySQL and SQLite
  *   (better-sqlite3 cannot bind a JS boolean).
  * - Placeholders in hand-written SQL: `$1, $2, …` on PostgreSQL, `?` on the others.
+ * - The database's own clock (`clock`), so that leases held by processes on different hosts
+ *   expire by one clock: `clock_timestamp()` on PostgreSQL (`now()` is the transaction's start),
+ *   `UTC_TIMESTAMP(3)` on MySQL (columns hold UTC), `strftime(…'now')` on SQLite in the same
+ *   ISO-8601 text as `time()` writes, so that text comparison orders it correctly.
+ * - MySQL evaluates an UPDATE's SET list left to right with the values already set; PostgreSQL
+ *   and SQLite read the old row throughout. A SET item that reads another column goes first.
  */
 export interface DialectProfile {
   name: DialectName;
@@ -19,6 +25,8 @@ export interface DialectProfile {
   bool(b: boolean): boolean | number;
   /** The placeholder of the n-th bound value (from 1). */
   placeholder(n: number): string;
+  /** The database server's time, `offsetMs` from now, as the dialect stores timestamps. */
+  clock(offsetMs?: number): RawBuilder<Date | string>;
   insertId<DB, T extends keyof DB & string>(
     db: Kysely<DB> | Transaction<DB>,
     table: T,
@@ -51,6 +59,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     readTime: readDate,
     bool: (b) => (b ? 1 : 0),
     placeholder: () => '?',
+    clock: (offsetMs = 0) => sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${offsetMs / 1000} seconds`})`,
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
@@ -62,6 +71,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     readTime: readDate,
     bool: (b) => b,
     placeholder: (n) => `$${n}`,
+    clock: (offsetMs = 0) => sql<Date>`(clock_timestamp() + cast(${Math.round(offsetMs)} as integer) * interval '1 millisecond')`,
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
       return num(r.id);
@@ -73,6 +83,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     readTime: readDate,
     bool: (b) => (b ? 1 : 0),
     placeholder: () => '?',
+    clock: (offsetMs = 0) => sql<Date>`timestampadd(microsecond, ${Math.round(offsetMs) * 1000}, utc_timestamp(3))`,
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);

@@ -1,5 +1,5 @@
 import type { Db } from './connect.js';
-import type { CheckRunRow, RunStatus, RunTrigger } from './schema.js';
+import type { CheckRunRow, RunStatus, RunTrigger, Verdict } from './schema.js';
 
 export interface RunCounts {
   checked: number;
@@ -40,29 +40,134 @@ export async function openRun(db: Db, trigger: RunTrigger, scope: string, now = 
   });
 }
 
+/** A run's outcome for one provider, as `check_run_providers` keeps it. */
+export interface ProviderOutcome extends RunCounts {
+  providerId: number;
+  provider: string;
+  unreachable: boolean;
+  unreliable: boolean;
+  heldReason: string | null;
+  error: string | null;
+}
+
+/**
+ * Closes a run that is still `running`, with its per-provider outcomes, in one transaction.
+ * False when it was closed already: another process found its holder gone and aborted it, and
+ * that stands.
+ */
 export async function closeRun(
   db: Db,
   id: number,
-  status: Exclude<RunStatus, 'running'>,
-  counts: RunCounts,
-  error: string | null = null,
+  close: {
+    status: Exclude<RunStatus, 'running'>;
+    /** The verdict counts are not taken from here: each batch of history moved them on as it was written. */
+    counts: Pick<RunCounts, 'pruned' | 'held'>;
+    error?: string | null;
+    providers?: readonly ProviderOutcome[];
+  },
   now = new Date(),
-): Promise<void> {
-  await db.kysely
-    .updateTable('check_runs')
-    .set({ status, finished_at: db.dialect.time(now), error, ...counts })
-    .where('id', '=', id)
+): Promise<boolean> {
+  const { status, counts, error = null, providers = [] } = close;
+  return db.kysely.transaction().execute(async (trx) => {
+    const r = await trx
+      .updateTable('check_runs')
+      .set({ status, finished_at: db.dialect.time(now), error, pruned: counts.pruned, held: counts.held })
+      .where('id', '=', id)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    if (providers.length > 0) {
+      await trx
+        .insertInto('check_run_providers')
+        .values(
+          providers.map((p) => ({
+            run_id: id,
+            provider_id: p.providerId,
+            provider_name: p.provider,
+            ...countsOf(p),
+            unreachable: p.unreachable ? 1 : 0,
+            unreliable: p.unreliable ? 1 : 0,
+            held_reason: p.heldReason?.slice(0, 512) ?? null,
+            error: p.error,
+          })),
+        )
+        .execute();
+    }
+    return true;
+  });
+}
+
+/** A batch's verdicts per run: added to the run's counts in the batch's transaction, so that the row always matches its history. */
+export function verdictsByRun(records: ReadonlyArray<{ runId: number | null; verdict: Verdict }>): Map<number, Record<Verdict, number>> {
+  const byRun = new Map<number, Record<Verdict, number>>();
+  for (const r of records) {
+    if (r.runId === null) continue;
+    let c = byRun.get(r.runId);
+    if (!c) byRun.set(r.runId, (c = { live: 0, dead: 0, exhausted: 0, unknown: 0 }));
+    c[r.verdict]++;
+  }
+  return byRun;
+}
+
+/**
+ * Closes `running` runs as aborted, counted from the history rows that carry their id. Only a
+ * process that holds the run lease may call it: every `running` row but its own is an orphan then.
+ */
+export async function abortOrphanedRuns(db: Db, now = new Date()): Promise<CheckRunRow[]> {
+  const orphans = await runningRuns(db);
+  for (const run of orphans) {
+    const rows = await db.kysely
+      .selectFrom('token_status')
+      .select(['verdict', (eb) => eb.fn.countAll().as('n')])
+      .where('run_id', '=', run.id)
+      .groupBy('verdict')
+      .execute();
+    const counts = { live: 0, dead: 0, exhausted: 0, unknown: 0 };
+    for (const r of rows) counts[r.verdict] = Number(r.n);
+    const checked = counts.live + counts.dead + counts.exhausted + counts.unknown;
+    await db.kysely
+      .updateTable('check_runs')
+      .set({ status: 'aborted', finished_at: db.dialect.time(now), error: 'the process running it stopped', checked, ...counts })
+      .where('id', '=', run.id)
+      .where('status', '=', 'running')
+      .execute();
+  }
+  return orphans;
+}
+
+export async function runningRuns(db: Db): Promise<CheckRunRow[]> {
+  return db.kysely.selectFrom('check_runs').selectAll().where('status', '=', 'running').orderBy('id').execute();
+}
+
+export async function findRunProviders(db: Db, runId: number) {
+  return db.kysely.selectFrom('check_run_providers').selectAll().where('run_id', '=', runId).orderBy('provider_name').execute();
+}
+
+/** Each provider's latest outcome: what /metrics tells, whichever process ran it. */
+export async function lastProviderOutcomes(db: Db) {
+  const latest = db.kysely
+    .selectFrom('check_run_providers')
+    .select(['provider_id', (eb) => eb.fn.max('run_id').as('last_run')])
+    .groupBy('provider_id')
+    .as('latest');
+  return db.kysely
+    .selectFrom('check_run_providers as o')
+    .innerJoin(latest, (j) => j.onRef('latest.provider_id', '=', 'o.provider_id').onRef('latest.last_run', '=', 'o.run_id'))
+    .selectAll('o')
     .execute();
 }
 
-/** A `running` row at start-up was left by a crash: close it, the process that ran it is gone. */
-export async function abortStaleRuns(db: Db, now = new Date()): Promise<number> {
-  const r = await db.kysely
-    .updateTable('check_runs')
-    .set({ status: 'aborted', finished_at: db.dialect.time(now), error: 'process stopped while running' })
-    .where('status', '=', 'running')
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows);
+/** Deletes runs that finished before the cutoff, with their per-provider rows; returns how many runs went. */
+export async function trimRuns(db: Db, finishedBefore: Date): Promise<number> {
+  const cutoff = db.dialect.time(finishedBefore);
+  return db.kysely.transaction().execute(async (trx) => {
+    await trx
+      .deleteFrom('check_run_providers')
+      .where('run_id', 'in', (eb) => eb.selectFrom('check_runs').select('id').where('status', '!=', 'running').where('finished_at', '<', cutoff))
+      .execute();
+    const r = await trx.deleteFrom('check_runs').where('status', '!=', 'running').where('finished_at', '<', cutoff).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  });
 }
 
 export async function listRuns(db: Db, limit: number, beforeId?: number): Promise<CheckRunRow[]> {

@@ -5,8 +5,8 @@ export type Timestamp = ColumnType<Date | string, Date | string, Date | string>;
 
 export type Verdict = 'live' | 'dead' | 'exhausted' | 'unknown';
 export type TokenState = 'active' | 'suspect' | 'invalid' | 'disabled';
-export type TokenSource = 'cli' | 'api' | 'file' | 'oneapi';
-export type RunTrigger = 'cron' | 'cli' | 'api' | 'startup';
+export type TokenSource = 'cli' | 'api' | 'console' | 'file' | 'oneapi';
+export type RunTrigger = 'cron' | 'cli' | 'api' | 'console' | 'startup';
 export type RunStatus = 'running' | 'done' | 'failed' | 'aborted';
 
 export interface ProvidersTable {
@@ -105,6 +105,60 @@ export interface OneApiDisabledChannelsTable {
   disabled_at: Timestamp;
 }
 
+/** One row per job ('run', 'trim'): who holds it, until when, and for what. */
+export interface RunLeasesTable {
+  name: string;
+  holder: string | null;
+  host: string | null;
+  pid: number | null;
+  run_id: number | null;
+  trigger: RunTrigger | null;
+  provider: string | null;
+  pool: string | null;
+  forced: number;
+  force_prune: number;
+  acquired_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  last_tick: Timestamp | null;
+  /** JSON of the TokenMatch a bulk re-check is limited to; null for a run of its whole scope. */
+  selection: string | null;
+}
+
+/** A run's outcome for one provider, written when the run closes. */
+export interface CheckRunProvidersTable {
+  run_id: number;
+  provider_id: number;
+  provider_name: string;
+  checked: number;
+  live: number;
+  dead: number;
+  exhausted: number;
+  unknown: number;
+  pruned: number;
+  held: number;
+  unreachable: number;
+  unreliable: number;
+  held_reason: string | null;
+  error: string | null;
+}
+
+/** The `tschk serve` processes using this database, each seen within a few lease renewals. */
+export interface DaemonsTable {
+  holder: string;
+  host: string;
+  pid: number;
+  started_at: Timestamp;
+  seen_at: Timestamp;
+}
+
+/** A signed-in console session; `id` is HMAC(API secret, cookie value), never the cookie itself. */
+export interface ConsoleSessionsTable {
+  id: string;
+  client: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   providers: ProvidersTable;
   tokens: TokensTable;
@@ -112,6 +166,10 @@ export interface Database {
   check_runs: CheckRunsTable;
   token_archive: TokenArchiveTable;
   oneapi_disabled_channels: OneApiDisabledChannelsTable;
+  run_leases: RunLeasesTable;
+  check_run_providers: CheckRunProvidersTable;
+  daemons: DaemonsTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type ProviderRow = Selectable<ProvidersTable>;

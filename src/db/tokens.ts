@@ -1,7 +1,7 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { fingerprint, splitTokens } from '../secret.js';
 import type { Db } from './connect.js';
-import type { Database, TokenRow, TokenSource, TokenState } from './schema.js';
+import type { Database, TokenRow, TokenSource, TokenState, Verdict } from './schema.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -82,9 +82,46 @@ export async function maxPosition(db: Executor, providerId: number, pool: string
   return Number(r?.max ?? 0);
 }
 
+/**
+ * Which tokens of a scope a filter means: the console's pool table, and the bulk actions (remove,
+ * re-check) that act on all tokens matching what the table shows, read it the same way.
+ */
+export interface TokenMatch {
+  state?: TokenState;
+  /** The current verdict; `unchecked`: never checked. */
+  verdict?: Verdict | 'unchecked';
+  /** The current reason code, exactly. */
+  reason?: string;
+  /** Found in the label (case-insensitive) or the fingerprint. */
+  text?: string;
+  /** Tokens up to this id only: a bulk action leaves alone those imported after it was confirmed. */
+  maxId?: number;
+}
+
+/** `%` and `_` in the text are literal; `!` is the escape (a backslash would need doubling on MySQL only). */
+const likePattern = (text: string) => `%${text.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+
+/** The WHERE condition of a TokenMatch (true for an empty one). */
+export function matchesTokens(m: TokenMatch) {
+  return (eb: ExpressionBuilder<Database, 'tokens'>): Expression<SqlBool> => {
+    const parts: Array<Expression<SqlBool>> = [];
+    if (m.state !== undefined) parts.push(eb('state', '=', m.state));
+    if (m.verdict !== undefined) parts.push(m.verdict === 'unchecked' ? eb('last_verdict', 'is', null) : eb('last_verdict', '=', m.verdict));
+    if (m.reason !== undefined) parts.push(eb('last_reason', '=', m.reason));
+    if (m.text !== undefined && m.text !== '') {
+      const pattern = likePattern(m.text);
+      parts.push(eb.or([sql<SqlBool>`lower(label) like ${pattern} escape '!'`, sql<SqlBool>`fingerprint like ${pattern} escape '!'`]));
+    }
+    if (m.maxId !== undefined) parts.push(eb('id', '<=', m.maxId));
+    return eb.and(parts);
+  };
+}
+
 export interface DueQuery {
   providerId: number;
   pool?: string;
+  /** Only these tokens of the pool (a bulk re-check); never applied to canaries. */
+  match?: TokenMatch;
   /** Tokens checked at or after this instant are not due; null: every token is (a forced run). */
   checkedBefore: Date | null;
   /** Canaries (`expect` set) or the rest. */
@@ -106,6 +143,7 @@ export async function selectDueTokens(db: Db, q: DueQuery): Promise<DueToken[]> 
     .where('id', '>', q.afterId)
     .where('expect', q.canaries ? 'is not' : 'is', null);
   if (q.pool !== undefined) query = query.where('pool', '=', q.pool);
+  if (q.match !== undefined && !q.canaries) query = query.where(matchesTokens(q.match));
   if (q.checkedBefore !== null) {
     const cutoff = db.dialect.time(q.checkedBefore);
     query = query.where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', cutoff)]));
@@ -113,16 +151,30 @@ export async function selectDueTokens(db: Db, q: DueQuery): Promise<DueToken[]> 
   return query.orderBy('id').limit(q.limit).execute();
 }
 
+/**
+ * Whether a run of this pool would check anything: a token of the pool, or a canary of its
+ * provider (a pool-scoped run asks them all), not checked since `checkedBefore`.
+ */
+export async function hasDueTokens(db: Db, q: { providerId: number; pool: string; checkedBefore: Date }): Promise<boolean> {
+  const page = { checkedBefore: q.checkedBefore, afterId: 0, limit: 1, providerId: q.providerId };
+  const [token] = await selectDueTokens(db, { ...page, pool: q.pool, canaries: false });
+  if (token) return true;
+  const [canary] = await selectDueTokens(db, { ...page, canaries: true });
+  return canary !== undefined;
+}
+
 export interface TokenFilter {
   providerId?: number;
   pool?: string;
   state?: TokenState;
+  match?: TokenMatch;
   afterId?: number;
   limit?: number;
 }
 
 export async function listTokens(db: Db, f: TokenFilter): Promise<TokenRow[]> {
   let query = db.kysely.selectFrom('tokens').selectAll();
+  if (f.match !== undefined) query = query.where(matchesTokens(f.match));
   if (f.providerId !== undefined) query = query.where('provider_id', '=', f.providerId);
   if (f.pool !== undefined) query = query.where('pool', '=', f.pool);
   if (f.state !== undefined) query = query.where('state', '=', f.state);

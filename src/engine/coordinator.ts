@@ -1,10 +1,15 @@
+import { abortOrphanedRuns, findRun } from '../db/runs.js';
+import { readLease, releaseLease, renewLease, setLeaseRun, tickTaken, tryAcquireLease, type Holder, type LeaseState } from '../db/lease.js';
+import { sleep } from './limits.js';
 import { runChecks, type EngineContext, type RunRequest, type RunSummary } from './run.js';
+import { summaryFromDb } from './stored-summary.js';
 
 interface Pending {
   req: RunRequest;
   promise: Promise<RunSummary>;
   /** Resolves once the run's row is opened; rejects if the run fails before that. */
   runId: Promise<number>;
+  openedId?: number;
 }
 
 export interface StartedRun {
@@ -12,36 +17,87 @@ export interface StartedRun {
   summary: Promise<RunSummary>;
 }
 
+/** The run another process holds the lease for. */
+export interface HeldRun {
+  runId: number | null;
+  host: string | null;
+  pid: number | null;
+  since: Date | null;
+  scope: RunRequest;
+}
+
+export interface StartOptions {
+  /** A run held by another process that does not cover the request: wait for it (default), or refuse. */
+  whenBusy?: 'wait' | 'refuse';
+  /** Told once when the request waits for another process's run (to join it, or for it to end). */
+  onWait?: (held: HeldRun) => void;
+}
+
+/** Another run is in flight and does not cover the request (`whenBusy: 'refuse'`). */
+export class RunBusyError extends Error {
+  override name = 'RunBusyError';
+  constructor(readonly held: HeldRun) {
+    super(`run ${held.runId ?? '(opening)'} is in flight${held.host ? ` on ${held.host} (pid ${held.pid})` : ''}`);
+  }
+}
+
+/** The cron tick was taken by another process: it runs that tick, this one does nothing. */
+export class TickTakenError extends Error {
+  override name = 'TickTakenError';
+}
+
+export interface LeaseSettings {
+  holder: Holder;
+  ttlMs: number;
+  /** How often a waiting process asks the database again. */
+  pollMs: number;
+}
+
 /**
- * Runs one at a time (the engine counts consecutive dead verdicts, two runs at once would count
- * twice). A request that the run in flight or a queued run covers joins it, so a burst of legacy
- * calls makes one run.
+ * Runs one at a time, across every process on the database (the engine counts consecutive dead
+ * verdicts; two runs at once would count twice). In this process a request that the run in
+ * flight or a queued run covers joins it, so a burst of legacy calls makes one run. Across
+ * processes the `run` lease decides: a request covered by another process's run waits for it and
+ * answers with its stored summary; any other waits for the lease, or is refused.
  */
 export class RunCoordinator {
   private current: Pending | undefined;
   private queued: Pending[] = [];
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    readonly lease: LeaseSettings,
+  ) {}
 
-  request(req: RunRequest): Promise<RunSummary> {
-    return this.start(req).summary;
+  request(req: RunRequest, opts: StartOptions = {}): Promise<RunSummary> {
+    return this.start(req, opts).summary;
   }
 
   /** Like `request`, and also tells the id of the run that will answer it, once its row exists. */
-  start(req: RunRequest): StartedRun {
+  start(req: RunRequest, opts: StartOptions = {}): StartedRun {
     const joined = [this.current, ...this.queued].find((p) => p !== undefined && covers(p.req, req));
     if (joined) return { runId: joined.runId, summary: joined.promise };
+    const inFlight = this.current ?? this.queued[0];
+    if (opts.whenBusy === 'refuse' && inFlight) {
+      const summary = Promise.reject(new RunBusyError(this.localRun(inFlight)));
+      summary.catch(() => {});
+      return { runId: summary, summary };
+    }
     let opened!: (id: number) => void;
     let failed!: (err: unknown) => void;
     const runId = new Promise<number>((resolve, reject) => ((opened = resolve), (failed = reject)));
     runId.catch(() => {});
     const pending: Pending = { req, promise: undefined as unknown as Promise<RunSummary>, runId };
+    const open = (id: number) => {
+      pending.openedId = id;
+      opened(id);
+    };
     pending.promise = this.tail.then(async () => {
       this.queued = this.queued.filter((q) => q !== pending);
       this.current = pending;
       try {
-        return await runChecks(this.ctx, req, opened);
+        return await this.runWhenFree(req, opts, open);
       } catch (err) {
         failed(err);
         throw err;
@@ -65,9 +121,112 @@ export class RunCoordinator {
       await seen;
     }
   }
+
+  private localRun(p: Pending): HeldRun {
+    const { holder } = this.lease;
+    return { runId: p.openedId ?? null, host: holder.host, pid: holder.pid, since: null, scope: p.req };
+  }
+
+  private async runWhenFree(req: RunRequest, opts: StartOptions, opened: (id: number) => void): Promise<RunSummary> {
+    const { db, stopSignal } = this.ctx;
+    const { holder, ttlMs, pollMs } = this.lease;
+    let told = false;
+    for (;;) {
+      if (stopSignal?.aborted) throw new Error('tschk is shutting down');
+      if (await tryAcquireLease(db, 'run', holder, ttlMs, { ...req, tick: req.tick })) return this.runHoldingLease(req, opened);
+      if (req.tick && (await tickTaken(db, 'run', req.tick))) throw new TickTakenError(`cron tick ${req.tick.toISOString()} is run by another process`);
+      const lease = await readLease(db, 'run');
+      if (lease?.holder && !lease.expired) {
+        const held = heldRun(lease);
+        const joins = held.runId !== null && covers(held.scope, req);
+        if (!joins && opts.whenBusy === 'refuse') throw new RunBusyError(held);
+        if (!told) opts.onWait?.(held);
+        told = true;
+        if (joins) {
+          opened(held.runId!);
+          const summary = await this.waitForRun(held.runId!);
+          if (summary) return summary;
+          continue; // its holder died before closing it: take over
+        }
+      }
+      await sleep(pollMs, stopSignal);
+    }
+  }
+
+  /** The summary of another process's run once it closes; undefined if its holder died first. */
+  private async waitForRun(runId: number): Promise<RunSummary | undefined> {
+    const { db, stopSignal } = this.ctx;
+    for (;;) {
+      const run = await findRun(db, runId);
+      if (run && run.status !== 'running') return summaryFromDb(db, run);
+      const lease = await readLease(db, 'run');
+      if (!lease?.holder || lease.expired || lease.runId !== runId) {
+        // Closed meanwhile, or left for dead: look once more before taking over.
+        const again = await findRun(db, runId);
+        if (again && again.status !== 'running') return summaryFromDb(db, again);
+        if (!lease?.holder || lease.expired) return undefined;
+      }
+      if (stopSignal?.aborted) throw new Error('tschk is shutting down');
+      await sleep(this.lease.pollMs, stopSignal);
+    }
+  }
+
+  private async runHoldingLease(req: RunRequest, opened: (id: number) => void): Promise<RunSummary> {
+    const { db, logger } = this.ctx;
+    const { holder, ttlMs } = this.lease;
+    const lost = new AbortController();
+    const renewal = setInterval(() => {
+      renewLease(db, 'run', holder.id, ttlMs).then(
+        (held) => {
+          if (!held && !lost.signal.aborted) {
+            logger.error('run lease lost to another process: this run stops taking tokens');
+            lost.abort();
+          }
+        },
+        (err) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'run lease: renewal failed; retrying'),
+      );
+    }, Math.max(50, Math.floor(ttlMs / 3)));
+    renewal.unref();
+    try {
+      const orphans = await abortOrphanedRuns(db);
+      for (const o of orphans) logger.warn({ runId: Number(o.id) }, 'closed a run whose process stopped as aborted');
+      const stopSignal = this.ctx.stopSignal ? AbortSignal.any([this.ctx.stopSignal, lost.signal]) : lost.signal;
+      return await runChecks({ ...this.ctx, stopSignal }, req, {
+        lease: { holderId: holder.id, ttlMs },
+        onRunOpened: (id) => {
+          opened(id);
+          void setLeaseRun(db, 'run', holder.id, id).catch(() => {});
+        },
+      });
+    } finally {
+      clearInterval(renewal);
+      await releaseLease(db, 'run', holder.id).catch((err) =>
+        logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'run lease: release failed; it expires by itself'),
+      );
+    }
+  }
+}
+
+function heldRun(lease: LeaseState): HeldRun {
+  return {
+    runId: lease.runId,
+    host: lease.host,
+    pid: lease.pid,
+    since: lease.acquiredAt,
+    scope: {
+      trigger: lease.trigger ?? 'cron',
+      provider: lease.provider ?? undefined,
+      pool: lease.pool ?? undefined,
+      force: lease.force,
+      forcePrune: lease.forcePrune,
+      selection: lease.selection,
+    },
+  };
 }
 
 function covers(running: RunRequest, wanted: RunRequest): boolean {
+  // A run of some tokens covers only a request for the same ones; a run of all covers any selection.
+  if (running.selection !== undefined && JSON.stringify(running.selection) !== JSON.stringify(wanted.selection)) return false;
   if (wanted.forcePrune && !running.forcePrune) return false;
   if (wanted.force && !running.force) return false;
   if (running.provider !== undefined && running.provider !== wanted.provider) return false;

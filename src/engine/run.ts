@@ -5,12 +5,13 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { CheckRecord } from '../db/history.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
-import { closeRun, countsOf, openRun, zeroCounts, type RunCounts } from '../db/runs.js';
+import { closeRun, countsOf, openRun, zeroCounts, type ProviderOutcome, type RunCounts } from '../db/runs.js';
 import type { RunStatus, RunTrigger, Verdict } from '../db/schema.js';
-import { selectDueTokens, type DueToken } from '../db/tokens.js';
+import { selectDueTokens, type DueToken, type TokenMatch } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
+import { closeRunWhenPossible } from './close-run.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
@@ -46,6 +47,17 @@ export interface RunRequest {
   force?: boolean;
   /** Prune even when a safety rule would hold (a human looked); checks every token again, like `force`. */
   forcePrune?: boolean;
+  /** Only the pool's tokens matching this (a bulk re-check); canaries are asked as in any run. */
+  selection?: TokenMatch;
+  /** The cron tick that asked for the run: of all processes on the database, one runs each tick. */
+  tick?: Date;
+}
+
+export interface RunOptions {
+  /** Learns the run's id as soon as its row exists (the HTTP API answers 202 with it). */
+  onRunOpened?: (runId: number) => void;
+  /** The run lease this run holds: its history is written only while the lease is held. */
+  lease?: { holderId: string; ttlMs: number };
 }
 
 export interface TokenRef {
@@ -97,43 +109,40 @@ const PAGE_SIZE = 500;
 const MAX_LISTED = 100;
 const LATENCY_SAMPLE = 1_000;
 
-export function runScope(req: Pick<RunRequest, 'provider' | 'pool'>): string {
-  if (!req.provider) return req.pool ? `all/${req.pool}` : 'all';
-  return req.pool ? `${req.provider}/${req.pool}` : req.provider;
+export function runScope(req: Pick<RunRequest, 'provider' | 'pool' | 'selection'>): string {
+  const where = !req.provider ? (req.pool ? `all/${req.pool}` : 'all') : req.pool ? `${req.provider}/${req.pool}` : req.provider;
+  if (req.selection === undefined) return where;
+  const filter = Object.entries(req.selection).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+  return `${where} matching ${filter || 'all'}`.slice(0, 255);
 }
 
-/**
- * One run: check every due token in scope, write history and state, close the run row.
- * `onRunOpened` learns the run's id as soon as its row exists (the HTTP API answers 202 with it).
- */
-export async function runChecks(
-  ctx: EngineContext,
-  req: RunRequest,
-  onRunOpened?: (runId: number) => void,
-): Promise<RunSummary> {
+/** One run: check every due token in scope, write history and state, close the run row. */
+export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOptions = {}): Promise<RunSummary> {
   await syncSources(ctx, req);
   const providers = await providersInScope(ctx.db, req);
   const started = new Date();
   const scope = runScope(req);
   const runId = await openRun(ctx.db, req.trigger, scope, started);
-  onRunOpened?.(runId);
+  opts.onRunOpened?.(runId);
   const log = ctx.logger.child({ runId });
   log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
 
-  const writer = new BatchWriter(ctx.db);
+  const writer = new BatchWriter(ctx.db, { lease: opts.lease });
   const globalLimit = new Semaphore(ctx.config.concurrency);
   let status: RunSummary['status'] = 'done';
   let error: string | undefined;
   const summaries: ProviderRunSummary[] = [];
+  const outcomes: ProviderOutcome[] = [];
   try {
     const results = await Promise.allSettled(
       providers.map((p) => checkProvider(ctx, { runId, started, req, writer, globalLimit, log }, p)),
     );
     await writer.close();
-    for (const r of results) {
+    results.forEach((r, i) => {
       if (r.status === 'rejected') throw r.reason;
       summaries.push(r.value);
-    }
+      outcomes.push(outcomeOf(providers[i]!.id, r.value));
+    });
     if (ctx.stopSignal?.aborted) status = 'aborted';
   } catch (err) {
     status = 'failed';
@@ -145,7 +154,7 @@ export async function runChecks(
   const totals = zeroCounts();
   for (const s of summaries) for (const k of Object.keys(totals) as Array<keyof RunCounts>) totals[k] += s[k];
   const finished = new Date();
-  await closeRun(ctx.db, runId, status, totals, error ?? null, finished);
+  await closeRunWhenPossible(ctx, runId, () => closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished));
   const summary: RunSummary = {
     runId,
     trigger: req.trigger,
@@ -184,6 +193,36 @@ export async function runChecks(
   return summary;
 }
 
+/** A provider's summary before any check: zero counts, empty lists. */
+export function emptyProviderSummary(provider: string, kind: string): ProviderRunSummary {
+  return {
+    provider,
+    kind,
+    ...zeroCounts(),
+    durationMs: 0,
+    unreachable: false,
+    unreliable: false,
+    medianLatencyMs: null,
+    becameSuspect: [],
+    confirmedDead: [],
+    recovered: [],
+    prunedTokens: [],
+    lowBalance: [],
+  };
+}
+
+function outcomeOf(providerId: number, s: ProviderRunSummary): ProviderOutcome {
+  return {
+    providerId,
+    provider: s.provider,
+    ...countsOf(s),
+    unreachable: s.unreachable,
+    unreliable: s.unreliable,
+    heldReason: s.heldReason ?? null,
+    error: s.error ?? null,
+  };
+}
+
 async function providersInScope(db: Db, req: RunRequest): Promise<Provider[]> {
   if (req.provider) {
     const p = await findProvider(db, req.provider);
@@ -205,20 +244,7 @@ interface RunState {
 
 async function checkProvider(ctx: EngineContext, run: RunState, provider: Provider): Promise<ProviderRunSummary> {
   const began = performance.now();
-  const summary: ProviderRunSummary = {
-    provider: provider.name,
-    kind: provider.kind,
-    ...zeroCounts(),
-    durationMs: 0,
-    unreachable: false,
-    unreliable: false,
-    medianLatencyMs: null,
-    becameSuspect: [],
-    confirmedDead: [],
-    recovered: [],
-    prunedTokens: [],
-    lowBalance: [],
-  };
+  const summary = emptyProviderSummary(provider.name, provider.kind);
   const log = run.log.child({ provider: provider.name });
   const checker = checkerFor(provider.kind);
   if (!checker || (checker.requiresUrl && !provider.checkUrl)) {
@@ -280,6 +306,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
       balance: result.balance ?? null,
       currency: result.currency ?? null,
       detail: result.detail ? scrubSecret(result.detail, token.secret) : null,
+      prev: { state: token.state, consecutiveDead: token.consecutive_dead },
       next: { state: t.state, consecutiveDead: t.consecutiveDead, invalidSince: t.invalidSince },
     };
     await run.writer.add(record);
@@ -287,7 +314,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
 
   // A canary tests the provider, not its pool: a run scoped to one pool asks them all.
   const due = (canaries: boolean) =>
-    dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, checkedBefore, canaries });
+    dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, match: run.req.selection, checkedBefore, canaries });
   // Canaries first: their answers decide whether this provider's dead verdicts can be trusted.
   await drain(due(true), workers, check, recordOne);
   await drain(due(false), workers, check, recordOne);
@@ -316,7 +343,7 @@ function disagrees(expect: 'live' | 'dead', verdict: Verdict): boolean {
 /** Streams due tokens page by page; stops early when shutdown begins. */
 async function* dueTokens(
   ctx: EngineContext,
-  q: { providerId: number; pool?: string; checkedBefore: Date | null; canaries: boolean },
+  q: { providerId: number; pool?: string; match?: TokenMatch; checkedBefore: Date | null; canaries: boolean },
 ): AsyncGenerator<DueToken> {
   let afterId = 0;
   for (;;) {

@@ -2,19 +2,18 @@ import { checkerFor, providerKinds } from '../checkers/index.js';
 import type { AppContext } from '../daemon.js';
 import { num } from '../db/dialect.js';
 import { listHistory } from '../db/history.js';
-import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from '../db/providers.js';
+import { findProvider, findProviderById, listProviders, upsertProvider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
-import { findToken, importTokens, listTokens, removeProviderAndTokens } from '../db/tokens.js';
-import { RunScopeError } from '../engine/run.js';
-import { removeFromSources } from '../sources/remove.js';
-import { describeSecret, splitTokens } from '../secret.js';
+import { findToken, listTokens, removeProviderAndTokens } from '../db/tokens.js';
+import { LIMITS, parseId, quote, textProblem } from '../validation.js';
+import { importIntoPool, providerByName, removeToken, startRun } from './operations.js';
 import { historyView, isoTime, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
 const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
 const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
-const NAME_RULE = 'letters, digits, - and _, at most 64';
+const NAME_RULE = `letters, digits, - and _, at most ${LIMITS.nameChars}`;
 
 const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
 
@@ -28,10 +27,19 @@ function queryInt(req: HttpRequest, name: string, def: number, min: number, max:
   return Number(raw);
 }
 
+/** A query parameter as text of at most `max` characters, or undefined when absent or empty. */
+function queryText(req: HttpRequest, name: string, max: number): string | undefined {
+  const v = req.query.get(name) || undefined;
+  const problem = v === undefined ? undefined : textProblem(name, v, max);
+  if (problem) throw badRequest(problem);
+  return v;
+}
+
 function pathId(req: HttpRequest): number {
   const raw = req.params.id!;
-  if (!/^\d{1,15}$/.test(raw)) throw badRequest(`the id in the path must be a whole number; got '${raw}'`);
-  return Number(raw);
+  const id = parseId(raw);
+  if (id === undefined) throw badRequest(`id must be a whole number from 1 to ${LIMITS.maxId}; got ${quote(raw)}`);
+  return id;
 }
 
 /** The JSON body as an object whose members are only the named ones. */
@@ -40,7 +48,7 @@ function bodyObject(req: HttpRequest, allowed: readonly string[], optional = fal
   const body = req.json();
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the body must be a JSON object');
   const extra = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (extra.length > 0) throw badRequest(`unknown field '${extra[0]}'; accepted: ${allowed.join(', ')}`);
+  if (extra.length > 0) throw badRequest(`unknown field ${quote(extra[0]!)}; accepted: ${allowed.join(', ')}`);
   return body as Record<string, unknown>;
 }
 
@@ -49,21 +57,13 @@ function stringField(body: Record<string, unknown>, field: string, rule?: { patt
   const v = body[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw badRequest(`${field} must be a string`);
-  if (max !== undefined && [...v].length > max) throw badRequest(`${field} must be at most ${max} characters; got ${[...v].length}`);
-  if (rule && !rule.pattern.test(v)) throw badRequest(`${field} must be ${rule.says}; got '${v.slice(0, 80)}'`);
+  const problem = textProblem(field, v, max);
+  if (problem) throw badRequest(problem);
+  if (rule && !rule.pattern.test(v)) throw badRequest(`${field} must be ${rule.says}; got ${quote(v)}`);
   return v;
 }
 
 const poolRule = { pattern: NAME, says: NAME_RULE };
-
-async function providerByName(app: AppContext, name: string, status: 400 | 404): Promise<Provider> {
-  const p = await findProvider(app.db, name);
-  if (!p) throw new HttpError(status, 'unknown_provider', `unknown provider '${name}'; see GET /api/v1/providers`);
-  return p;
-}
-
-
-
 
 type PoolSummary = {
   pool: string;
@@ -114,12 +114,15 @@ async function postProvider(req: HttpRequest, app: AppContext) {
   if (name === undefined) throw badRequest(`name is required: ${NAME_RULE}`);
   const kind = stringField(body, 'kind') ?? '';
   const checker = checkerFor(kind);
-  if (!checker) throw badRequest(`kind must be one of ${providerKinds().join(', ')}; got '${kind}'`);
-  const url = stringField(body, 'url', { pattern: /^https?:\/\/\S+$/i, says: 'an http(s) URL' }, 1024);
+  if (!checker) throw badRequest(`kind must be one of ${providerKinds().join(', ')}; got ${quote(kind)}`);
+  const url = stringField(body, 'url', { pattern: /^https?:\/\/\S+$/i, says: 'an http(s) URL' }, LIMITS.urlChars);
   if (checker.requiresUrl && url === undefined) throw badRequest(`url is required for kind ${kind}`);
   const concurrency = body.concurrency ?? null;
-  if (concurrency !== null && (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1)) {
-    throw badRequest('concurrency must be a whole number ≥ 1 or null');
+  if (
+    concurrency !== null &&
+    (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1 || concurrency > LIMITS.concurrency)
+  ) {
+    throw badRequest(`concurrency must be a whole number from 1 to ${LIMITS.concurrency}, or null; got ${quote(JSON.stringify(concurrency))}`);
   }
   const existed = (await findProvider(app.db, name)) !== undefined;
   const p = await upsertProvider(app.db, { name, kind, checkUrl: url ?? null, concurrency });
@@ -137,21 +140,24 @@ async function deleteProvider(req: HttpRequest, app: AppContext) {
 }
 
 async function getTokens(req: HttpRequest, app: AppContext) {
-  const providerName = req.query.get('provider') || undefined;
+  const providerName = queryText(req, 'provider', LIMITS.nameChars);
   const provider = providerName === undefined ? undefined : await providerByName(app, providerName, 400);
-  const pool = req.query.get('pool') || undefined;
+  const pool = queryText(req, 'pool', LIMITS.nameChars);
   const state = req.query.get('state') || undefined;
   if (state !== undefined && !STATES.includes(state as TokenState)) {
-    throw badRequest(`state must be one of ${STATES.join(', ')}; got '${state}'`);
+    throw badRequest(`state must be one of ${STATES.join(', ')}; got ${quote(state)}`);
   }
   const limit = queryInt(req, 'limit', 100, 1, 1000);
   const cursor = req.query.get('cursor') || undefined;
-  if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) throw badRequest('cursor must be a next_cursor value from a previous page');
+  const afterId = cursor === undefined ? undefined : parseId(cursor, 0);
+  if (cursor !== undefined && afterId === undefined) {
+    throw badRequest(`cursor must be a next_cursor value from a previous page: a whole number from 0 to ${LIMITS.maxId}`);
+  }
   const rows = await listTokens(app.db, {
     providerId: provider?.id,
     pool,
     state: state as TokenState | undefined,
-    afterId: cursor === undefined ? undefined : Number(cursor),
+    afterId,
     limit: limit + 1,
   });
   const page = rows.slice(0, limit);
@@ -164,38 +170,22 @@ async function getTokens(req: HttpRequest, app: AppContext) {
 
 async function postTokens(req: HttpRequest, app: AppContext) {
   const body = bodyObject(req, ['provider', 'pool', 'tokens', 'expect', 'label']);
-  const providerName = stringField(body, 'provider');
+  const providerName = stringField(body, 'provider', undefined, LIMITS.nameChars);
   if (providerName === undefined) throw badRequest('provider is required');
   const provider = await providerByName(app, providerName, 400);
   const pool = stringField(body, 'pool', poolRule) ?? 'default';
   const expect = stringField(body, 'expect', { pattern: /^(live|dead)$/, says: 'live or dead' }) as 'live' | 'dead' | undefined;
-  const label = stringField(body, 'label', undefined, 255);
+  const label = stringField(body, 'label', undefined, LIMITS.labelChars);
   const tokens = body.tokens;
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
     throw badRequest('tokens must be an array of strings, one token each ("T1,T2" counts as two)');
   }
-  if ((tokens as string[]).flatMap(splitTokens).length === 0) throw badRequest('tokens holds no token');
-  const r = await importTokens(app.db, {
-    providerId: provider.id,
-    pool,
-    entries: tokens as string[],
-    source: 'api',
-    wholeEntries: checkerFor(provider.kind)?.wholeEntries,
-    label: label ?? null,
-    expect: expect ?? null,
-  });
+  const r = await importIntoPool(app, { provider, pool, entries: tokens as string[], source: 'api', label, expect });
   return reply(200, { provider: provider.name, pool, added: r.added, duplicates: r.duplicates });
 }
 
 async function deleteToken(req: HttpRequest, app: AppContext) {
-  const token = await findToken(app.db, pathId(req));
-  if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${req.params.id}`);
-  const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
-  const kept = await removeFromSources(app, provider, [token], 'user_removed', app.logger);
-  if (kept.length > 0) {
-    throw new HttpError(409, 'still_at_source', 'the token is still in its source (its file was edited meanwhile or cannot be rewritten, see the log; or it is a line of a New-API multi-key channel): try again or remove it there');
-  }
-  return reply(200, { archived: { id: Number(token.id), ...describeSecret(token.secret) } });
+  return reply(200, { archived: await removeToken(app, pathId(req)) });
 }
 
 async function tokenHistory(req: HttpRequest, app: AppContext) {
@@ -214,22 +204,10 @@ async function tokenHistory(req: HttpRequest, app: AppContext) {
 
 async function postRun(req: HttpRequest, app: AppContext) {
   const body = bodyObject(req, ['provider', 'pool', 'force'], true);
-  const providerName = stringField(body, 'provider');
+  const providerName = stringField(body, 'provider', undefined, LIMITS.nameChars);
   const pool = stringField(body, 'pool', poolRule);
   if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('force must be true or false');
-  if (providerName !== undefined) {
-    const p = await providerByName(app, providerName, 400);
-    if (!p.enabled) throw new HttpError(409, 'provider_disabled', `provider '${p.name}' is disabled`);
-  }
-  const started = app.runs.start({ trigger: 'api', provider: providerName, pool, force: body.force === true });
-  started.summary.catch(() => {}); // its outcome is in check_runs and the log
-  let runId: number;
-  try {
-    runId = await started.runId;
-  } catch (err) {
-    if (err instanceof RunScopeError) throw new HttpError(409, 'run_refused', err.message);
-    throw err;
-  }
+  const runId = await startRun(app, { trigger: 'api', provider: providerName, pool, force: body.force === true });
   return reply(202, { run_id: runId }, { Location: `/api/v1/runs/${runId}` });
 }
 

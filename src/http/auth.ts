@@ -11,6 +11,17 @@ export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
   return m?.[1];
 }
 
+/** Headers that carry a credential: twice in one request, which one counts would be a guess. */
+const CREDENTIAL_HEADERS = ['Authorization', 'UserAuthorization'] as const;
+
+/** Throws a 400 when a credential header comes more than once (Node would keep the first one silently). */
+export function refuseRepeatedCredentials(headersDistinct: NodeJS.Dict<string[]>): void {
+  for (const name of CREDENTIAL_HEADERS) {
+    const n = headersDistinct[name.toLowerCase()]?.length ?? 0;
+    if (n > 1) throw new HttpError(400, 'bad_request', `send one ${name} header; this request has ${n}`);
+  }
+}
+
 /**
  * Throws the HttpError a protected route answers: 503 when no secret is configured, 401 when the
  * bearer is missing or wrong. The compare takes the same time whatever the caller sent.

@@ -2,12 +2,12 @@ import { LEGACY_SERVICES, legacyVariable } from '../config.js';
 import type { AppContext } from '../daemon.js';
 import { findProvider, type Provider } from '../db/providers.js';
 import type { Verdict } from '../db/schema.js';
-import { poolTokens } from '../db/tokens.js';
+import { hasDueTokens, poolTokens } from '../db/tokens.js';
 import { RunScopeError, type RunSummary } from '../engine/run.js';
 import { syncSources } from '../sources/index.js';
 import { HttpError, reply, type HttpRequest, type Reply, type Route } from './router.js';
 
-/** The original's answer, field for field (contracts/legacy-rest.md); `unknown*` were added by tschk. */
+/** The original's answer, field for field (docs/legacy-rest.md); `unknown*` were added by tschk. */
 export interface LegacyPoolAnswer {
   ServiceName: string;
   tokenStatus: 'tokentrue' | 'tokenfalse';
@@ -100,6 +100,10 @@ async function checkPool(req: HttpRequest, app: AppContext, pool: string): Promi
   if (!service.provider.enabled) {
     throw new HttpError(409, 'provider_disabled', `provider '${service.provider.name}' is disabled; enable it to check it`);
   }
+  // A burst of monitors asking about fresh verdicts: answer them without a run (and its row).
+  await syncSources(app, { provider: service.provider.name, pool });
+  const checkedBefore = new Date(Date.now() - app.config.minIntervalS * 1000);
+  if (!(await hasDueTokens(app.db, { providerId: service.provider.id, pool, checkedBefore }))) return answerPool(app, service, pool);
   let summary: RunSummary;
   try {
     summary = await app.runs.request({ trigger: 'api', provider: service.provider.name, pool });

@@ -25,18 +25,21 @@ export type Handler = (req: HttpRequest, app: AppContext) => Promise<Reply> | Re
 
 export interface HttpRequest {
   method: string;
-  /** The path without query string and without a trailing slash. */
+  /** The path as sent (nothing decoded or resolved), without query string and trailing slash. */
   path: string;
+  /** No name or value holds a NUL character (the server answers 400 first). */
   query: URLSearchParams;
-  /** Values of the route's `{name}` placeholders, percent-decoded. */
+  /** Values of the route's `{name}` placeholders, percent-decoded; never empty, `.`, `..`, nor holding `/`, `\` or NUL. */
   params: Record<string, string>;
   headers: IncomingHttpHeaders;
   /** The raw body (at most 1 MiB; empty when none was sent). */
   body: Buffer;
-  /** The body as JSON; throws a 400 HttpError when it is missing or not JSON. */
+  /** The body as JSON; throws a 400 HttpError when it is missing, not JSON, or holds a NUL character in any string. */
   json(): unknown;
   /** Aborted when the client goes away before the answer is sent. */
   signal: AbortSignal;
+  /** The peer's address as the socket saw it (a proxy's, behind one). */
+  remoteAddress: string;
 }
 
 export interface Reply {
@@ -72,8 +75,36 @@ export type RouteMatch =
   | { kind: 'not_found' };
 
 /**
- * Finds the route for a method and path. Literal segments compare case-insensitively, as the
- * original ASP.NET service did (`/api/llm_tokencheck/check/deep` reached it too).
+ * The path and the query of a request target, exactly as sent (no `..` resolved, nothing
+ * decoded), without a fragment and without one trailing slash; undefined for a target that is
+ * neither origin-form (`/path?query`) nor a well-formed absolute-form (`http://host/path?query`,
+ * which RFC 9112 asks servers to accept).
+ */
+export function splitTarget(target: string): { path: string; query: string } | undefined {
+  let rest = target.split('#')[0]!;
+  const absolute = /^(https?):\/\/([^/?]*)/i.exec(rest);
+  if (absolute) {
+    try {
+      new URL(`${absolute[1]}://${absolute[2]}`);
+    } catch {
+      return undefined;
+    }
+    if (absolute[2] === '') return undefined;
+    rest = rest.slice(absolute[0].length);
+    if (!rest.startsWith('/')) rest = `/${rest}`;
+  }
+  if (!rest.startsWith('/')) return undefined;
+  const q = rest.indexOf('?');
+  let path = q < 0 ? rest : rest.slice(0, q);
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  return { path, query: q < 0 ? '' : rest.slice(q + 1) };
+}
+
+/**
+ * Finds the route for a method and path. The path matches segment for segment, as sent: `//x`,
+ * `.` and `..` are segments like any other, so they match no route. Literal segments compare
+ * case-insensitively, as the original ASP.NET service did (`/api/llm_tokencheck/check/deep`
+ * reached it too).
  */
 export function matchRoute(routes: readonly Route[], method: string, path: string): RouteMatch {
   const segments = splitPath(path);
@@ -87,8 +118,17 @@ export function matchRoute(routes: readonly Route[], method: string, path: strin
   return allow.size > 0 ? { kind: 'wrong_method', allow: [...allow] } : { kind: 'not_found' };
 }
 
+/** Every segment after the leading slash, empty ones included. */
 function splitPath(path: string): string[] {
-  return path.split('/').filter((s) => s !== '');
+  return path.split('/').slice(1);
+}
+
+/**
+ * A placeholder's value once decoded: empty, `.`, `..`, or holding a slash, a backslash or a NUL,
+ * it would name another path or nothing at all, so the route does not match.
+ */
+function plainSegment(value: string): boolean {
+  return value !== '' && value !== '.' && value !== '..' && !/[/\\\u0000]/.test(value);
 }
 
 function matchPath(pattern: string, segments: string[]): Record<string, string> | undefined {
@@ -106,6 +146,7 @@ function matchPath(pattern: string, segments: string[]): Record<string, string> 
       } catch {
         return undefined;
       }
+      if (!plainSegment(value)) return undefined;
       params[name] = value;
     } else if (part.toLowerCase() !== seg.toLowerCase()) {
       return undefined;

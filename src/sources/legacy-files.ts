@@ -22,7 +22,7 @@ export interface TokenFile {
 
 const EXPIRED_FILE = 'expire_token.json';
 
-/** The original's layout (contracts/legacy-rest.md, "Token files"). */
+/** The original's layout (docs/legacy-rest.md, "Token files"). */
 function legacyTokenFiles(config: Readonly<Config>): TokenFile[] {
   const files: TokenFile[] = LEGACY_SERVICES.flatMap(({ name, suffix }) => [
     { provider: name, pool: 'default', path: `LLM-${suffix}/token.json`, split: 'commas' as const },

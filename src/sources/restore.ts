@@ -57,7 +57,7 @@ export async function restoreArchived(ctx: SourceContext, fp: string, filter: { 
         pool: row.pool,
         entries: [row.secret],
         wholeEntries: true,
-        source: row.source === 'api' ? 'api' : 'cli',
+        source: row.source === 'api' || row.source === 'console' ? row.source : 'cli',
         label: row.label,
         expect: row.expect === 'live' || row.expect === 'dead' ? row.expect : null,
       },

@@ -1,5 +1,5 @@
 // A loopback stand-in for a free-api's `POST /token/check`, following
-// /work/shared/contracts/free-api.md, plus the proxy and network failures a client meets in front of one.
+// docs/free-api.md, plus the proxy and network failures a client meets in front of one.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 export type Behaviour =
@@ -27,6 +27,8 @@ export interface MockFreeApi {
   checkUrl: string;
   /** Every POST /token/check, in order; token is '' when the body had no string token. */
   calls: Array<{ token: string; at: number }>;
+  /** The most requests in flight at once: for one token, and in all. */
+  peak: { perToken: number; total: number };
   setBehaviour(token: string, b: Behaviour): void;
   setDefault(b: Behaviour): void;
   close(): Promise<void>;
@@ -48,6 +50,9 @@ export async function startMockFreeApi(opts?: {
   let fallback: Behaviour = opts?.defaultBehaviour ?? 'dead';
   const calls: MockFreeApi['calls'] = [];
   const timers = new Set<NodeJS.Timeout>();
+  const inFlight = new Map<string, number>();
+  const peak = { perToken: 0, total: 0 };
+  let total = 0;
 
   const send = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) => {
     if (res.destroyed || res.writableEnded) return;
@@ -124,6 +129,15 @@ export async function startMockFreeApi(opts?: {
       }
       calls.push({ token: typeof token === 'string' ? token : '', at: Date.now() });
       if (typeof token !== 'string') return json(res, envelope(-2000, 'Params body.token invalid'));
+      const mine = (inFlight.get(token) ?? 0) + 1;
+      inFlight.set(token, mine);
+      total++;
+      peak.perToken = Math.max(peak.perToken, mine);
+      peak.total = Math.max(peak.total, total);
+      res.once('close', () => {
+        total--;
+        inFlight.set(token, inFlight.get(token)! - 1);
+      });
       answer(req, res, behaviours.get(token) ?? fallback);
     });
   });
@@ -135,6 +149,7 @@ export async function startMockFreeApi(opts?: {
     baseUrl,
     checkUrl: `${baseUrl}/token/check`,
     calls,
+    peak,
     setBehaviour: (token, b) => void behaviours.set(token, b),
     setDefault: (b) => void (fallback = b),
     close: async () => {

@@ -1,4 +1,4 @@
-// Loopback stand-ins for the official APIs of /work/shared/contracts/official-apis.md: DeepSeek
+// Loopback stand-ins for the official APIs of docs/official-apis.md: DeepSeek
 // (API and platform), Moonshot, StepFun, OpenRouter and an OpenAI-compatible `/v1/models`, on one
 // server, plus the ugly answers a client meets in front of them (HTML, 429, 5xx, resets, silence).
 import { randomBytes } from 'node:crypto';

@@ -21,7 +21,7 @@ export interface Channel {
   otherInfo?: string | null;
 }
 
-/** `http://Host:8000/v1/` → `http://host:8000`: trailing `/` and `/v1` removed, as the contract says. */
+/** `http://Host:8000/v1/` → `http://host:8000`: trailing `/` and `/v1` removed, as docs/one-api.md says. */
 export function normalizeBaseUrl(raw: string | null | undefined): string | undefined {
   let s = raw?.trim();
   if (!s) return undefined;

@@ -6,7 +6,7 @@ import { num } from '../../db/dialect.js';
 import { redactDatabaseUrl } from '../../db/url.js';
 import { CHANNEL_ENABLED, type Channel } from './channels.js';
 
-/** The columns tschk uses of One-API's tables (GORM names, contracts/one-api.md). */
+/** The columns tschk uses of One-API's tables (GORM names, docs/one-api.md). */
 interface OneApiTables {
   channels: {
     id: number;

@@ -1,0 +1,699 @@
+import cron from 'node-cron';
+import { sql } from 'kysely';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connect.js';
+import { num } from '../db/dialect.js';
+import { readLease } from '../db/lease.js';
+import { listProviders, type Provider } from '../db/providers.js';
+import { countPruneCandidates, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
+import { findRun, findRunProviders, lastProviderOutcomes, listRuns } from '../db/runs.js';
+import type { CheckRunRow, TokenRow, TokenState, Verdict } from '../db/schema.js';
+import { findToken, matchesTokens, type TokenMatch } from '../db/tokens.js';
+import { isBelowThreshold } from '../engine/low-balance.js';
+import { nextTokenState } from '../engine/policy.js';
+import { describeSecret, mask } from '../secret.js';
+import { historyView, isoTime, runView, tokenView } from '../views.js';
+
+/**
+ * Every read the web console makes, in one place. Numbers over time (the 30-day live share, a
+ * token's days, its events) are computed from the raw history (`token_status`, `check_runs`,
+ * `token_archive`) for now; each such function is the seam where a daily rollup table or an event
+ * log takes over, with the same answer shape. Nothing here returns a secret: tokens are a mask
+ * and a fingerprint, as in the JSON API.
+ */
+
+const DAY_MS = 86_400_000;
+const VERDICTS: readonly Verdict[] = ['live', 'dead', 'exhausted', 'unknown'];
+
+export interface PoolCard {
+  provider: string;
+  provider_kind: string;
+  provider_enabled: boolean;
+  pool: string;
+  tokens: number;
+  canaries: number;
+  states: Record<TokenState, number>;
+  verdicts: Record<Verdict | 'unchecked', number>;
+  /** Live tokens among those in rotation that were checked (null: none checked yet). */
+  live_share: number | null;
+  last_checked_at: string | null;
+  low_balance: number;
+}
+
+/** One card per provider and pool: counts by state and by current verdict. */
+export async function poolCards(db: Db, config: Readonly<Config>): Promise<PoolCard[]> {
+  const providers = await listProviders(db);
+  const byId = new Map(providers.map((p) => [p.id, p]));
+  const rows = await db.kysely
+    .selectFrom('tokens')
+    .select((eb) => [
+      'provider_id',
+      'pool',
+      'state',
+      'last_verdict',
+      eb.fn.countAll().as('n'),
+      eb.fn.count('expect').as('canaries'),
+      eb.fn.max('last_checked_at').as('last'),
+    ])
+    .groupBy(['provider_id', 'pool', 'state', 'last_verdict'])
+    .execute();
+  const cards = new Map<string, PoolCard>();
+  const card = (p: Provider, pool: string) => {
+    const key = `${p.name}/${pool}`;
+    let c = cards.get(key);
+    if (!c) {
+      c = {
+        provider: p.name,
+        provider_kind: p.kind,
+        provider_enabled: p.enabled,
+        pool,
+        tokens: 0,
+        canaries: 0,
+        states: { active: 0, suspect: 0, invalid: 0, disabled: 0 },
+        verdicts: { live: 0, dead: 0, exhausted: 0, unknown: 0, unchecked: 0 },
+        live_share: null,
+        last_checked_at: null,
+        low_balance: 0,
+      };
+      cards.set(key, c);
+    }
+    return c;
+  };
+  for (const r of rows) {
+    const p = byId.get(Number(r.provider_id));
+    if (!p) continue;
+    const c = card(p, r.pool);
+    const n = num(r.n);
+    c.tokens += n;
+    c.canaries += num(r.canaries);
+    c.states[r.state] += n;
+    c.verdicts[r.last_verdict ?? 'unchecked'] += n;
+    const last = isoTime(db.dialect, r.last);
+    if (last !== null && (c.last_checked_at === null || last > c.last_checked_at)) c.last_checked_at = last;
+  }
+  for (const c of cards.values()) {
+    const checked = c.verdicts.live + c.verdicts.dead + c.verdicts.exhausted + c.verdicts.unknown;
+    c.live_share = checked === 0 ? null : c.verdicts.live / checked;
+  }
+  if (config.lowBalance.size > 0) {
+    const balances = await db.kysely
+      .selectFrom('tokens')
+      .select(['provider_id', 'pool', 'balance', 'currency'])
+      .where('balance', 'is not', null)
+      .where('currency', 'is not', null)
+      .where('state', '!=', 'disabled')
+      .execute();
+    for (const b of balances) {
+      const p = byId.get(Number(b.provider_id));
+      if (p && isBelowThreshold(b.balance!, b.currency!, config.lowBalance)) card(p, b.pool).low_balance++;
+    }
+  }
+  // A provider without tokens still gets a card, so that it can be checked and imported into.
+  for (const p of providers) if (![...cards.values()].some((c) => c.provider === p.name)) card(p, 'default');
+  return [...cards.values()].sort((a, b) => a.provider.localeCompare(b.provider) || a.pool.localeCompare(b.pool));
+}
+
+export interface DayShare {
+  /** The UTC day, `YYYY-MM-DD`. */
+  day: string;
+  checks: number;
+  live: number;
+  /** live / checks; null on a day without checks. */
+  share: number | null;
+}
+
+/** The UTC midnights that start each of the last `days` days (today included), oldest first. */
+function dayStarts(days: number, now: Date): Date[] {
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  return Array.from({ length: days }, (_, i) => new Date(today - (days - 1 - i) * DAY_MS));
+}
+
+/**
+ * The share of each day's checks that answered live, per provider and pool, for the last `days`
+ * UTC days. From raw history for now (one pass over the days' rows, bucketed by a CASE on the
+ * day boundaries, so no dialect's date functions are needed); the daily rollups will answer the
+ * same from one row per token per day.
+ */
+export async function dailyLiveShare(
+  db: Db,
+  q: { providerId?: number; pool?: string; days: number; now?: Date },
+): Promise<Map<string, DayShare[]>> {
+  const starts = dayStarts(q.days, q.now ?? new Date());
+  const t = (d: Date) => db.dialect.time(d);
+  const bucket = sql.join(
+    starts.slice(1).map((d, i) => sql`when s.checked_at < ${t(d)} then ${i}`),
+    sql` `,
+  );
+  let query = db.kysely
+    .selectFrom('token_status as s')
+    .innerJoin('tokens as t', 't.id', 's.token_id')
+    .innerJoin('providers as p', 'p.id', 's.provider_id')
+    .select((eb) => [
+      'p.name as provider',
+      't.pool as pool',
+      sql<number>`case ${bucket} else ${starts.length - 1} end`.as('bucket'),
+      eb.fn.countAll().as('checks'),
+      eb.fn.sum<number>(eb.case().when('s.verdict', '=', 'live').then(1).else(0).end()).as('live'),
+    ])
+    .where('s.checked_at', '>=', t(starts[0]!))
+    .groupBy(['p.name', 't.pool', 'bucket']);
+  if (q.providerId !== undefined) query = query.where('s.provider_id', '=', q.providerId);
+  if (q.pool !== undefined) query = query.where('t.pool', '=', q.pool);
+  const rows = await query.execute();
+  const out = new Map<string, DayShare[]>();
+  for (const r of rows) {
+    const key = `${r.provider}/${r.pool}`;
+    let series = out.get(key);
+    if (!series) {
+      series = starts.map((d) => ({ day: d.toISOString().slice(0, 10), checks: 0, live: 0, share: null }));
+      out.set(key, series);
+    }
+    const day = series[num(r.bucket)]!;
+    day.checks += num(r.checks);
+    day.live += num(r.live);
+    day.share = day.checks === 0 ? null : day.live / day.checks;
+  }
+  return out;
+}
+
+/** When the cron schedule fires next (TSCHK_CRON in TSCHK_TIMEZONE). */
+export function nextScheduledRun(config: Readonly<Config>, now = new Date()): string | null {
+  const task = cron.createTask(config.cron, () => {}, { timezone: config.timezone });
+  try {
+    const next = task.getNextRun();
+    return next && next > now ? next.toISOString() : (task.getNextRuns(2).find((d) => d > now)?.toISOString() ?? null);
+  } finally {
+    void task.destroy();
+  }
+}
+
+export interface RunProgress {
+  checked: number;
+  /** Checked so far plus the tokens in its scope still due: exact once the run's batches are written. */
+  total: number;
+}
+
+/**
+ * A run in flight, with its progress. The run's row counts every batch written; what is still due
+ * in its scope (by the same rule the run selects tokens with) makes up the rest of the total.
+ */
+export async function runInFlight(db: Db, config: Readonly<Config>) {
+  const run = await db.kysely.selectFrom('check_runs').selectAll().where('status', '=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  if (!run) return null;
+  return { ...runView(run, db.dialect), progress: await runProgress(db, config, run) };
+}
+
+export async function runProgress(db: Db, config: Readonly<Config>, run: CheckRunRow): Promise<RunProgress> {
+  const checked = num(run.checked);
+  if (run.status !== 'running') return { checked, total: checked };
+  const lease = await readLease(db, 'run');
+  const held = lease?.runId === Number(run.id) ? lease : undefined;
+  const started = db.dialect.readTime(run.started_at) ?? new Date();
+  const forced = held ? held.force || held.forcePrune : false;
+  const cutoff = db.dialect.time(forced ? started : new Date(started.getTime() - config.minIntervalS * 1000));
+  const providers = (await listProviders(db)).filter((p) => p.enabled && (held?.provider == null || p.name === held.provider));
+  if (providers.length === 0) return { checked, total: checked };
+  const due = (canaries: boolean) => {
+    let q = db.kysely
+      .selectFrom('tokens')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('provider_id', 'in', providers.map((p) => p.id))
+      .where('state', '!=', 'disabled')
+      .where('expect', canaries ? 'is not' : 'is', null)
+      .where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', cutoff)]));
+    if (!canaries && held?.pool) q = q.where('pool', '=', held.pool);
+    if (!canaries && held?.selection) q = q.where(matchesTokens(held.selection));
+    return q.executeTakeFirst().then((r) => num(r?.n));
+  };
+  const remaining = (await due(false)) + (await due(true));
+  return { checked, total: checked + remaining };
+}
+
+export type Warning =
+  | { kind: 'held'; provider: string; run_id: number; held: number; reason: string }
+  | { kind: 'unreachable'; provider: string; run_id: number }
+  | { kind: 'canary'; provider: string; run_id: number }
+  | { kind: 'provider_error'; provider: string; run_id: number; error: string }
+  | { kind: 'low_balance'; provider: string; pool: string; tokens: number }
+  | { kind: 'run_failed'; run_id: number; status: string; error: string | null };
+
+/** What needs a human: each provider's latest outcome, low balances, a last run that did not finish well. */
+export async function warnings(db: Db, cards: readonly PoolCard[]): Promise<Warning[]> {
+  const out: Warning[] = [];
+  const outcomes = (await lastProviderOutcomes(db)).sort((a, b) => a.provider_name.localeCompare(b.provider_name));
+  const known = new Set(cards.map((c) => c.provider));
+  for (const o of outcomes) {
+    if (!known.has(o.provider_name)) continue;
+    const base = { provider: o.provider_name, run_id: Number(o.run_id) };
+    if (o.held_reason) out.push({ kind: 'held', ...base, held: num(o.held), reason: o.held_reason });
+    if (Number(o.unreachable) === 1) out.push({ kind: 'unreachable', ...base });
+    if (Number(o.unreliable) === 1) out.push({ kind: 'canary', ...base });
+    if (o.error) out.push({ kind: 'provider_error', ...base, error: o.error });
+  }
+  for (const c of cards) if (c.low_balance > 0) out.push({ kind: 'low_balance', provider: c.provider, pool: c.pool, tokens: c.low_balance });
+  const last = await db.kysely.selectFrom('check_runs').selectAll().where('status', '!=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  if (last && last.status !== 'done') out.push({ kind: 'run_failed', run_id: Number(last.id), status: last.status, error: last.error });
+  return out;
+}
+
+export async function overview(db: Db, config: Readonly<Config>, now = new Date()) {
+  const cards = await poolCards(db, config);
+  const [last] = await db.kysely.selectFrom('check_runs').selectAll().where('status', '!=', 'running').orderBy('id', 'desc').limit(1).execute();
+  return {
+    pools: cards,
+    warnings: await warnings(db, cards),
+    last_run: last ? runView(last, db.dialect) : null,
+    running: await runInFlight(db, config),
+    next_run_at: nextScheduledRun(config, now),
+    cron: config.cron,
+    prune: { mode: config.prune.mode, after: config.prune.after },
+  };
+}
+
+/** The 30-day chart of every card, apart from the cards: it is the slow part until the rollups land. */
+export async function overviewTrend(db: Db, days: number, now = new Date()) {
+  const series = await dailyLiveShare(db, { days, now });
+  return { days, series: Object.fromEntries(series) };
+}
+
+export const TOKEN_SORTS = ['position', 'state', 'last_verdict', 'last_reason', 'last_checked_at', 'last_live_at', 'label', 'fingerprint'] as const;
+export type TokenSort = (typeof TOKEN_SORTS)[number];
+
+export interface PoolPageQuery {
+  providerId: number;
+  pool: string;
+  match: TokenMatch;
+  sort: TokenSort;
+  dir: 'asc' | 'desc';
+  offset: number;
+  limit: number;
+  /** Checks shown in each token's strip. */
+  strip: number;
+}
+
+export interface CheckBrief {
+  verdict: Verdict;
+  reason: string;
+  checked_at: string | null;
+  http_status: number | null;
+  latency_ms: number | null;
+  run_id: number | null;
+}
+
+/** The last checks of one token, newest first: one index range per token, however long its history. */
+export async function recentChecks(db: Db, tokenId: number, limit: number): Promise<CheckBrief[]> {
+  const rows = await db.kysely
+    .selectFrom('token_status')
+    .select(['verdict', 'reason', 'checked_at', 'http_status', 'latency_ms', 'run_id'])
+    .where('token_id', '=', tokenId)
+    .orderBy('checked_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    verdict: r.verdict,
+    reason: r.reason,
+    checked_at: isoTime(db.dialect, r.checked_at),
+    http_status: r.http_status === null ? null : num(r.http_status),
+    latency_ms: r.latency_ms === null ? null : num(r.latency_ms),
+    run_id: r.run_id === null ? null : num(r.run_id),
+  }));
+}
+
+/** One page of a pool's tokens, filtered and sorted in SQL, each with its last checks. */
+export async function poolPage(db: Db, q: PoolPageQuery) {
+  const base = db.kysely.selectFrom('tokens').where('provider_id', '=', q.providerId).where('pool', '=', q.pool).where(matchesTokens(q.match));
+  const total = num((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n);
+  // Nulls last in both directions, on every dialect (each sorts NULL differently by default).
+  const rows = await base
+    .selectAll()
+    .orderBy(sql`case when ${sql.ref(q.sort)} is null then 1 else 0 end`)
+    .orderBy(q.sort, q.dir)
+    .orderBy('id', q.dir)
+    .offset(q.offset)
+    .limit(q.limit)
+    .execute();
+  const strips = await Promise.all(rows.map((t) => recentChecks(db, Number(t.id), q.strip)));
+  return {
+    total,
+    tokens: rows.map((t, i) => {
+      const checks = strips[i]!;
+      return { ...tokenView(t, db.dialect, undefined), last_http_status: checks[0]?.http_status ?? null, last_latency_ms: checks[0]?.latency_ms ?? null, checks };
+    }),
+  };
+}
+
+/** The reasons present in a pool (for the filter's choices), most frequent first. */
+export async function poolReasons(db: Db, providerId: number, pool: string): Promise<Array<{ reason: string; tokens: number }>> {
+  const rows = await db.kysely
+    .selectFrom('tokens')
+    .select((eb) => ['last_reason', eb.fn.countAll().as('n')])
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .where('last_reason', 'is not', null)
+    .groupBy('last_reason')
+    .execute();
+  return rows.map((r) => ({ reason: r.last_reason!, tokens: num(r.n) })).sort((a, b) => b.tokens - a.tokens || a.reason.localeCompare(b.reason));
+}
+
+/** How many tokens a bulk action would touch, and the highest id among them (the action stops there). */
+export async function countMatching(db: Db, q: { providerId: number; pool: string; match: TokenMatch }): Promise<{ count: number; max_id: number | null }> {
+  const r = await db.kysely
+    .selectFrom('tokens')
+    .select((eb) => [eb.fn.countAll().as('n'), eb.fn.max('id').as('max_id')])
+    .where('provider_id', '=', q.providerId)
+    .where('pool', '=', q.pool)
+    .where(matchesTokens(q.match))
+    .executeTakeFirst();
+  return { count: num(r?.n), max_id: r?.max_id == null ? null : num(r.max_id) };
+}
+
+export interface TokenDay {
+  day: string;
+  checks: number;
+  live: number;
+  dead: number;
+  exhausted: number;
+  unknown: number;
+  latency_min: number | null;
+  latency_avg: number | null;
+  latency_max: number | null;
+  last_reason: string | null;
+  last_balance: string | null;
+}
+
+/**
+ * A token's last `days` UTC days, newest first, in the shape of the daily rollups. From its raw
+ * history for now: one index range on (token_id, checked_at), folded here.
+ */
+export async function tokenDays(db: Db, tokenId: number, days: number, now = new Date()): Promise<TokenDay[]> {
+  const starts = dayStarts(days, now);
+  const rows = await db.kysely
+    .selectFrom('token_status')
+    .select(['checked_at', 'verdict', 'reason', 'latency_ms', 'balance', 'currency'])
+    .where('token_id', '=', tokenId)
+    .where('checked_at', '>=', db.dialect.time(starts[0]!))
+    .orderBy('checked_at')
+    .orderBy('id')
+    .execute();
+  const byDay = new Map<string, TokenDay & { latencySum: number; latencyN: number }>();
+  for (const r of rows) {
+    const at = db.dialect.readTime(r.checked_at);
+    if (!at) continue;
+    const day = at.toISOString().slice(0, 10);
+    let d = byDay.get(day);
+    if (!d) {
+      d = { day, checks: 0, live: 0, dead: 0, exhausted: 0, unknown: 0, latency_min: null, latency_avg: null, latency_max: null, last_reason: null, last_balance: null, latencySum: 0, latencyN: 0 };
+      byDay.set(day, d);
+    }
+    d.checks++;
+    d[r.verdict]++;
+    d.last_reason = r.reason;
+    if (r.balance !== null) d.last_balance = r.currency ? `${r.balance} ${r.currency}` : r.balance;
+    if (r.latency_ms !== null) {
+      const ms = num(r.latency_ms);
+      d.latency_min = d.latency_min === null ? ms : Math.min(d.latency_min, ms);
+      d.latency_max = d.latency_max === null ? ms : Math.max(d.latency_max, ms);
+      d.latencySum += ms;
+      d.latencyN++;
+      d.latency_avg = Math.round(d.latencySum / d.latencyN);
+    }
+  }
+  return [...byDay.values()].reverse().map(({ latencySum: _s, latencyN: _n, ...d }) => d);
+}
+
+export type TokenEvent = {
+  kind: 'suspect' | 'confirmed_dead' | 'recovered' | 'flagged' | 'pruned' | 'removed' | 'restored';
+  at: string | null;
+  run_id: number | null;
+  reason: string | null;
+};
+
+/**
+ * What happened to a token, oldest first, with the run that caused it. Until the event log
+ * exists it is derived: the state changes replayed from its history with the engine's own rule
+ * (`nextTokenState`), its flagging from `invalid_since`, its removals and restores from
+ * `token_archive` (matched by fingerprint in its pool, so a restored token keeps its past).
+ */
+export async function tokenEvents(db: Db, config: Readonly<Config>, token: Pick<TokenRow, 'id' | 'provider_id' | 'pool' | 'fingerprint' | 'state' | 'invalid_since'>): Promise<TokenEvent[]> {
+  const events: TokenEvent[] = [];
+  const history = await db.kysely
+    .selectFrom('token_status')
+    .select(['checked_at', 'verdict', 'reason', 'run_id'])
+    .where('token_id', '=', Number(token.id))
+    .orderBy('checked_at')
+    .orderBy('id')
+    .limit(5_000)
+    .execute();
+  const policy = { pruneAfter: config.prune.after, recover: config.prune.recover, pruneExhausted: config.prune.exhausted };
+  let prev: { state: TokenState; consecutiveDead: number } = { state: 'active', consecutiveDead: 0 };
+  let confirmedAt: { at: string | null; run: number | null } | undefined;
+  for (const h of history) {
+    const at = isoTime(db.dialect, h.checked_at);
+    const run = h.run_id === null ? null : num(h.run_id);
+    const next = nextTokenState(prev, h.verdict, policy);
+    if (next.becameSuspect) events.push({ kind: 'suspect', at, run_id: run, reason: h.reason });
+    if (next.confirmedDead && prev.consecutiveDead < policy.pruneAfter) {
+      events.push({ kind: 'confirmed_dead', at, run_id: run, reason: h.reason });
+      confirmedAt = { at, run };
+      // Pruning is the run's last step: a flagged token is invalid from the next check on.
+      if (config.prune.mode !== 'off') next.state = 'invalid';
+    }
+    if (prev.state === 'invalid' && h.verdict === 'live' && policy.recover) {
+      events.push({ kind: 'recovered', at, run_id: run, reason: h.reason });
+      next.state = 'active';
+    }
+    prev = { state: next.state, consecutiveDead: next.consecutiveDead };
+  }
+  const invalidSince = isoTime(db.dialect, token.invalid_since);
+  if (token.state === 'invalid' && invalidSince !== null) {
+    events.push({ kind: 'flagged', at: invalidSince, run_id: confirmedAt?.run ?? null, reason: null });
+  }
+  const archived = await db.kysely
+    .selectFrom('token_archive')
+    .select(['reason', 'archived_at', 'restored_at', 'last_reason'])
+    .where('fingerprint', '=', token.fingerprint)
+    .where('provider_id', '=', Number(token.provider_id))
+    .where('pool', '=', token.pool)
+    .execute();
+  for (const a of archived) {
+    events.push({ kind: a.reason === 'pruned' ? 'pruned' : 'removed', at: isoTime(db.dialect, a.archived_at), run_id: null, reason: a.reason === 'pruned' ? a.last_reason : a.reason });
+    if (a.restored_at !== null) events.push({ kind: 'restored', at: isoTime(db.dialect, a.restored_at), run_id: null, reason: null });
+  }
+  // A pruned token's run is the one of its confirming check.
+  for (const e of events) if (e.kind === 'pruned' && e.run_id === null && confirmedAt) e.run_id = confirmedAt.run;
+  return events.sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));
+}
+
+/** A token's page: the token (or its archive row, once removed), checks with evidence, days, events. */
+export async function tokenPage(db: Db, config: Readonly<Config>, id: number, now = new Date()) {
+  const token = await findToken(db, id);
+  const archive = await db.kysely.selectFrom('token_archive').selectAll().where('token_id', '=', id).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  if (!token && !archive) return undefined;
+  const providers = await listProviders(db);
+  const provider = token ? providers.find((p) => p.id === Number(token.provider_id)) : undefined;
+  const checks = await db.kysely.selectFrom('token_status').selectAll().where('token_id', '=', id).orderBy('checked_at', 'desc').orderBy('id', 'desc').limit(100).execute();
+  const subject = token ?? {
+    id,
+    provider_id: archive!.provider_id ?? -1,
+    pool: archive!.pool,
+    fingerprint: archive!.fingerprint,
+    state: 'invalid' as const,
+    invalid_since: null,
+  };
+  return {
+    token: token ? tokenView(token, db.dialect, provider?.name) : null,
+    archived: archive
+      ? {
+          id: Number(archive.id),
+          provider: archive.provider_name,
+          pool: archive.pool,
+          ...describeSecret(archive.secret),
+          label: archive.label,
+          reason: archive.reason,
+          last_verdict: archive.last_verdict,
+          last_reason: archive.last_reason,
+          archived_at: isoTime(db.dialect, archive.archived_at),
+          restored_at: isoTime(db.dialect, archive.restored_at),
+        }
+      : null,
+    checks: checks.map((h) => historyView(h, db.dialect)),
+    days: await tokenDays(db, id, 30, now),
+    events: await tokenEvents(db, config, subject),
+  };
+}
+
+export async function runList(db: Db, q: { limit: number; beforeId?: number }) {
+  return (await listRuns(db, q.limit, q.beforeId)).map((r) => runView(r, db.dialect));
+}
+
+interface TokenBrief {
+  id: number;
+  pool: string | null;
+  mask: string | null;
+  fingerprint: string;
+}
+
+const LISTED = 100;
+
+/**
+ * One run: its counts per provider, what was held and why, and the tokens whose state it changed.
+ * Who became suspect, was confirmed dead or recovered is read from each of the run's checks and
+ * that token's previous definite answer (the engine's rule: unknown answers change nothing).
+ */
+export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
+  const run = await findRun(db, id);
+  if (!run) return undefined;
+  const checks = await db.kysely
+    .selectFrom('token_status as s')
+    .leftJoin('tokens as t', 't.id', 's.token_id')
+    .select((eb) => [
+      's.token_id',
+      's.fingerprint',
+      's.verdict',
+      's.checked_at',
+      't.pool',
+      't.secret',
+      eb
+        .selectFrom('token_status as p')
+        .select('p.verdict')
+        .whereRef('p.token_id', '=', 's.token_id')
+        .whereRef('p.checked_at', '<', 's.checked_at')
+        .where('p.verdict', '!=', 'unknown')
+        .orderBy('p.checked_at', 'desc')
+        .limit(1)
+        .as('previous'),
+    ])
+    .where('s.run_id', '=', id)
+    .where('s.verdict', 'in', ['live', 'dead'])
+    .orderBy('s.id')
+    .execute();
+  const brief = (c: (typeof checks)[number]): TokenBrief => ({
+    id: num(c.token_id),
+    pool: c.pool ?? null,
+    mask: c.secret == null ? null : mask(c.secret),
+    fingerprint: c.fingerprint,
+  });
+  const list = () => ({ count: 0, tokens: [] as TokenBrief[] });
+  const changes = { became_suspect: list(), confirmed_dead: list(), recovered: list(), pruned: list() };
+  const add = (k: keyof typeof changes, t: TokenBrief) => {
+    changes[k].count++;
+    if (changes[k].tokens.length < LISTED) changes[k].tokens.push(t);
+  };
+  const deadInARow = config.prune.after;
+  const confirmCandidates: Array<(typeof checks)[number]> = [];
+  for (const c of checks) {
+    if (c.verdict === 'dead' && c.previous !== 'dead') {
+      add('became_suspect', brief(c));
+      if (deadInARow <= 1) add('confirmed_dead', brief(c));
+    } else if (c.verdict === 'dead' && deadInARow > 1) confirmCandidates.push(c);
+    else if (c.verdict === 'live' && c.previous === 'dead') add('recovered', brief(c));
+  }
+  // Dead twice in a row or more: confirmed when the answers before make TSCHK_PRUNE_AFTER.
+  for (const c of confirmCandidates) {
+    if (deadInARow === 2) {
+      add('confirmed_dead', brief(c));
+      continue;
+    }
+    const before = await db.kysely
+      .selectFrom('token_status')
+      .select('verdict')
+      .where('token_id', '=', num(c.token_id))
+      .where('checked_at', '<', c.checked_at)
+      .where('verdict', '!=', 'unknown')
+      .orderBy('checked_at', 'desc')
+      .limit(deadInARow)
+      .execute();
+    const streak = 1 + before.findIndex((b) => b.verdict !== 'dead');
+    const inARow = streak === 0 ? 1 + before.length : streak;
+    if (inARow === deadInARow) add('confirmed_dead', brief(c));
+  }
+  const started = run.started_at;
+  const finished = run.finished_at ?? db.dialect.time(new Date());
+  const archived = await db.kysely
+    .selectFrom('token_archive')
+    .select(['token_id', 'pool', 'secret', 'fingerprint'])
+    .where('reason', '=', 'pruned')
+    .where('archived_at', '>=', started)
+    .where('archived_at', '<=', finished)
+    .orderBy('id')
+    .execute();
+  for (const a of archived) add('pruned', { id: num(a.token_id), pool: a.pool, mask: mask(a.secret), fingerprint: a.fingerprint });
+  const flagged = await db.kysely
+    .selectFrom('tokens')
+    .select(['id', 'pool', 'secret', 'fingerprint'])
+    .where('state', '=', 'invalid')
+    .where('invalid_since', '>=', started)
+    .where('invalid_since', '<=', finished)
+    .orderBy('id')
+    .execute();
+  for (const f of flagged) add('pruned', { id: num(f.id), pool: f.pool, mask: mask(f.secret), fingerprint: f.fingerprint });
+  const providers = (await findRunProviders(db, id)).map((p) => ({
+    provider: p.provider_name,
+    ...Object.fromEntries(['checked', ...VERDICTS, 'pruned', 'held'].map((k) => [k, num(p[k as keyof typeof p])])),
+    unreachable: Number(p.unreachable) === 1,
+    unreliable: Number(p.unreliable) === 1,
+    held_reason: p.held_reason,
+    error: p.error,
+  }));
+  return { run: { ...runView(run, db.dialect), progress: await runProgress(db, config, run) }, providers, changes };
+}
+
+/** The tokens the held pruning of a provider's last run would take: what `--force-prune` acts on after checking them again. */
+export async function heldPruning(db: Db, config: Readonly<Config>, provider: Provider) {
+  const outcome = (await lastProviderOutcomes(db)).find((o) => Number(o.provider_id) === provider.id);
+  if (!outcome || !outcome.held_reason) return { run_id: outcome ? Number(outcome.run_id) : null, held_reason: null, count: 0, tokens: [] };
+  const query: CandidateQuery = {
+    runId: Number(outcome.run_id),
+    providerId: provider.id,
+    after: config.prune.after,
+    states: config.prune.mode === 'delete' ? ['active', 'suspect', 'invalid'] : ['active', 'suspect'],
+    verdicts: config.prune.exhausted ? ['dead', 'exhausted'] : ['dead'],
+  };
+  const tokens = await pruneCandidates(db, { ...query, afterId: 0, limit: LISTED });
+  return {
+    run_id: Number(outcome.run_id),
+    held_reason: outcome.held_reason,
+    count: await countPruneCandidates(db, query),
+    tokens: tokens.map((t) => ({ id: Number(t.id), pool: t.pool, ...describeSecret(t.secret), label: t.label })),
+  };
+}
+
+/** Removed tokens, newest first; the restored ones only when asked. */
+export async function archivePage(db: Db, q: { text?: string; restored: boolean; offset: number; limit: number }) {
+  let base = db.kysely.selectFrom('token_archive');
+  if (!q.restored) base = base.where('restored_at', 'is', null);
+  if (q.text) {
+    const pattern = `%${q.text.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+    base = base.where((eb) =>
+      eb.or([
+        sql<boolean>`lower(label) like ${pattern} escape '!'`,
+        sql<boolean>`fingerprint like ${pattern} escape '!'`,
+        sql<boolean>`lower(provider_name) like ${pattern} escape '!'`,
+      ]),
+    );
+  }
+  const total = num((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n);
+  const rows = await base.selectAll().orderBy('id', 'desc').offset(q.offset).limit(q.limit).execute();
+  return {
+    total,
+    entries: rows.map((a) => ({
+      id: Number(a.id),
+      token_id: a.token_id === null ? null : Number(a.token_id),
+      provider: a.provider_name,
+      pool: a.pool,
+      ...describeSecret(a.secret),
+      label: a.label,
+      reason: a.reason,
+      last_verdict: a.last_verdict,
+      last_reason: a.last_reason,
+      archived_at: isoTime(db.dialect, a.archived_at),
+      restored_at: isoTime(db.dialect, a.restored_at),
+    })),
+  };
+}
+
+export async function archiveEntry(db: Db, id: number) {
+  return db.kysely.selectFrom('token_archive').select(['id', 'fingerprint', 'provider_name', 'pool', 'restored_at']).where('id', '=', id).executeTakeFirst();
+}
+

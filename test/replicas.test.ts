@@ -1,0 +1,181 @@
+// Real `tschk serve` processes on one database: one run per cron tick, one trim per trim tick, one
+// push per run, the same truth on every replica, and a take-over when the holder is killed.
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from '../src/db/connect.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { upsertProvider } from '../src/db/providers.js';
+import { findRun, listRuns } from '../src/db/runs.js';
+import { importTokens } from '../src/db/tokens.js';
+import { freshDatabaseUrl, testDialects, type Dialect } from './helpers/databases.js';
+import { tschk } from './helpers/cli.js';
+import { API_SECRET } from './helpers/http.js';
+import { startMockFreeApi } from './helpers/mock-free-api.js';
+import { startReceiver } from './helpers/receiver.js';
+import { startTschk, type TschkProcess } from './helpers/spawn.js';
+import { waitFor } from './helpers/wait.js';
+
+const servers = testDialects().filter((d): d is Exclude<Dialect, 'sqlite'> => d !== 'sqlite');
+const tokens = (n: number) => Array.from({ length: n }, (_, i) => `replica-${String(i).padStart(3, '0')}-token-bbbb`);
+
+async function seeded(dialect: Dialect, checkUrl: string, n: number) {
+  const database = await freshDatabaseUrl(dialect);
+  const db = openDatabase(database.url);
+  await migrateToLatest(db);
+  const p = await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl });
+  await importTokens(db, { providerId: p.id, pool: 'default', entries: tokens(n), source: 'cli' });
+  return { database, db };
+}
+
+function serve(url: string, env: Record<string, string>): TschkProcess {
+  return startTschk(['serve'], {
+    TSCHK_DATABASE_URL: url,
+    TSCHK_HTTP_HOST: '127.0.0.1',
+    TSCHK_HTTP_PORT: '0',
+    TSCHK_RUN_ON_START: 'false',
+    UserAuthorization: API_SECRET,
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+}
+
+const listening = async (p: TschkProcess) => String((await p.waitForLog((l) => l.msg === 'HTTP listening', 30_000)).url);
+const get = async (base: string, path: string) => (await fetch(base + path, { headers: { authorization: `Bearer ${API_SECRET}` } })).text();
+
+describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
+  it('share the cron ticks for 30 s on each server dialect: one run per tick, each token asked once per tick, one push per run, one trim per tick', async () => {
+    await Promise.all(
+      servers.map(async (dialect) => {
+        const mock = await startMockFreeApi({ defaultBehaviour: { kind: 'delay', ms: 20, then: 'live' } });
+        const kuma = await startReceiver();
+        const { database, db } = await seeded(dialect, mock.checkUrl, 20);
+        const env = {
+          TSCHK_CRON: '*/3 * * * * *',
+          TSCHK_TRIM_CRON: '1-59/10 * * * * *',
+          TSCHK_MIN_INTERVAL_S: '0',
+          // Long enough that a replica slowed by a loaded machine is never taken for dead here.
+          TSCHK_RUN_LEASE_MS: '6000',
+          TSCHK_UPTIME_KUMA_PUSH: `deep=${kuma.baseUrl}/api/push/replicas`,
+        };
+        const replicas = [serve(database.url, env), serve(database.url, env)];
+        try {
+          const bases = await Promise.all(replicas.map(listening));
+          await new Promise((r) => setTimeout(r, 31_000));
+          const truth = await Promise.all(bases.map((b) => get(b, '/healthz')));
+          const metrics = await Promise.all(bases.map((b) => get(b, '/metrics')));
+          replicas.forEach((p) => p.kill('SIGTERM'));
+          await Promise.all(replicas.map((p) => p.exited));
+
+          const runs = (await listRuns(db, 100)).filter((r) => r.status !== 'running');
+          const ticks = runs.map((r) => Math.floor(db.dialect.readTime(r.started_at)!.getTime() / 3000));
+          expect(runs.length, dialect).toBeGreaterThanOrEqual(9);
+          expect(new Set(ticks).size, `${dialect}: one run per tick`).toBe(runs.length);
+          const odd = runs.filter((r) => r.trigger !== 'cron' || r.status !== 'done' || Number(r.checked) !== 20);
+          expect(odd.map((r) => ({ id: r.id, trigger: r.trigger, status: r.status, checked: r.checked, error: r.error })), dialect).toEqual([]);
+          const perToken = new Map<string, number>();
+          for (const c of mock.calls) perToken.set(c.token, (perToken.get(c.token) ?? 0) + 1);
+          expect([...new Set(perToken.values())], `${dialect}: each token once per run`).toEqual([runs.length]);
+          expect(mock.peak.perToken, dialect).toBe(1);
+          expect(kuma.requests.length, `${dialect}: one push per run`).toBe(runs.length);
+          // Both replicas ran some of the ticks (otherwise this test proves little).
+          const ranBy = replicas.map((p) => p.logs.filter((l) => l.msg === 'run finished').length);
+          expect(ranBy[0]! + ranBy[1]!, dialect).toBe(runs.length);
+          const trims = replicas.flatMap((p) => p.logs.filter((l) => l.msg === 'history trimmed' && l.tick).map((l) => l.tick));
+          expect(trims.length, `${dialect}: trim ticks`).toBeGreaterThanOrEqual(2);
+          expect(new Set(trims).size, `${dialect}: one trim per tick`).toBe(trims.length);
+          const lastRuns = truth.map((t) => (JSON.parse(t) as { lastRun: { id: number } }).lastRun.id);
+          expect(lastRuns[0], `${dialect}: /healthz agrees`).toBe(lastRuns[1]);
+          for (const m of metrics) expect(m).toMatch(/^tschk_last_run_checks\{provider="deep",verdict="live"\} 20$/m);
+        } finally {
+          replicas.forEach((p) => p.kill('SIGKILL'));
+          await db.close();
+          await mock.close();
+          await kuma.close();
+          await database.drop();
+        }
+      }),
+    );
+  }, 90_000);
+
+  it('another replica takes over within twice the lease when the holder is killed mid-run; nothing is lost', async () => {
+    const dialect = servers[0]!;
+    const mock = await startMockFreeApi({ defaultBehaviour: { kind: 'delay', ms: 150, then: 'live' } });
+    const { database, db } = await seeded(dialect, mock.checkUrl, 40);
+    const env = { TSCHK_CRON: '0 0 1 1 *', TSCHK_RUN_LEASE_MS: '1500', TSCHK_PROVIDER_CONCURRENCY: '2' };
+    const a = serve(database.url, env);
+    const b = serve(database.url, env);
+    try {
+      const [baseA] = await Promise.all([listening(a), listening(b)]);
+      const posted = await fetch(`${baseA}/api/v1/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_SECRET}`, 'content-type': 'application/json' },
+        body: '{"force":true}',
+      });
+      const { run_id: runId } = (await posted.json()) as { run_id: number };
+      await waitFor(async () => Number((await findRun(db, runId))?.checked ?? 0) >= 6, 20_000, 'A records some checks');
+      a.kill('SIGKILL');
+      const killedAt = Date.now();
+      await a.exited;
+
+      const takeover = await b.waitForLog((l) => l.msg === 'the process holding the run lease stopped renewing it: taking over', 10_000);
+      expect(Date.now() - killedAt).toBeLessThanOrEqual(2 * 1500 + 1000);
+      expect(takeover.runId).toBe(runId);
+      await waitFor(async () => (await listRuns(db, 10)).some((r) => Number(r.id) !== runId && r.status === 'done'), 30_000, 'B finishes the rest');
+
+      const dead = (await findRun(db, runId))!;
+      const history = await db.kysely.selectFrom('token_status').select(['token_id', 'run_id', 'verdict']).execute();
+      const ofDead = history.filter((h) => Number(h.run_id) === runId);
+      expect(dead).toMatchObject({ status: 'aborted', error: 'the process running it stopped' });
+      expect(Number(dead.checked)).toBe(ofDead.length);
+      // Every token was checked once, by A before it died or by B after: none lost, none twice.
+      expect(new Set(history.map((h) => Number(h.token_id))).size).toBe(40);
+      expect(history.length).toBe(40);
+    } finally {
+      a.kill('SIGKILL');
+      b.kill('SIGTERM');
+      await b.exited;
+      await db.close();
+      await mock.close();
+      await database.drop();
+    }
+  }, 90_000);
+});
+
+describe('a daemon killed mid-run on SQLite', () => {
+  let database: Awaited<ReturnType<typeof freshDatabaseUrl>>;
+  let db: Db;
+  let mock: Awaited<ReturnType<typeof startMockFreeApi>>;
+  beforeAll(async () => {
+    mock = await startMockFreeApi({ defaultBehaviour: { kind: 'delay', ms: 100, then: 'dead' } });
+    ({ database, db } = await seeded('sqlite', mock.checkUrl, 30));
+  });
+  afterAll(async () => {
+    await db.close();
+    await mock.close();
+    await database.drop();
+  });
+
+  it('the next tschk check waits out the lease, closes the dead run as aborted with its counts, and checks the rest', async () => {
+    const a = serve(database.url, { TSCHK_CRON: '0 0 1 1 *', TSCHK_RUN_LEASE_MS: '3000', TSCHK_PROVIDER_CONCURRENCY: '2' });
+    try {
+      const base = await listening(a);
+      await fetch(`${base}/api/v1/runs`, { method: 'POST', headers: { authorization: `Bearer ${API_SECRET}` } });
+      const running = await waitFor(async () => (await listRuns(db, 1)).find((r) => Number(r.checked) >= 4), 20_000, 'A records checks');
+      a.kill('SIGKILL');
+      await a.exited;
+
+      const cli = await tschk(['check'], { TSCHK_DATABASE_URL: database.url, TSCHK_RUN_LEASE_MS: '3000' });
+      expect(cli.code, cli.stderr).toBe(0);
+      expect(cli.stderr).toMatch(new RegExp(`^tschk: waiting for run ${running.id} \\(all\\) on \\S+ \\(pid ${a.pid}\\) since \\S+$`, "m"));
+      const dead = (await findRun(db, Number(running.id)))!;
+      const rows = await db.kysely.selectFrom('token_status').select(['run_id']).execute();
+      expect(dead.status).toBe('aborted');
+      expect(Number(dead.checked)).toBe(rows.filter((r) => Number(r.run_id) === Number(running.id)).length);
+      expect(rows.length).toBe(30);
+      const integrity = await sql<{ integrity_check: string }>`PRAGMA integrity_check`.execute(db.kysely);
+      expect(integrity.rows[0]?.integrity_check).toBe('ok');
+    } finally {
+      a.kill('SIGKILL');
+    }
+  }, 60_000);
+});
