@@ -22,7 +22,7 @@ import { syncDeclaredProviders } from './sources/declared.js';
 import { removeFromSources } from './sources/remove.js';
 import { createLogger } from './logger.js';
 import { hasNotifyTargets, sendTestNotifications } from './notify/index.js';
-import { parseTokenLines } from './secret.js';
+import { describeLineProblem, parseTokenLines, unusableEntries } from './secret.js';
 import { historyView, providerView, runView, tokenView } from './views.js';
 
 export interface CliIo {
@@ -95,7 +95,8 @@ A deepseek-account token is account-password. Removing a provider archives its t
        tschk tokens restore FINGERPRINT [--provider P] [--pool POOL]
 
 import: one token per line (a BOM, CRLF, blank lines and surrounding spaces are fine; T1,T2 is two
-tokens); tokens already in the pool are skipped and counted. --expect marks a canary.
+tokens; a line that cannot be a token refuses the import); tokens already in the pool are skipped
+and counted. --expect marks a canary.
 list shows masks and fingerprints only. export prints full tokens, one per line: mind where it goes;
 --archived prints the pruned and removed ones not restored yet.
 restore brings an archived token back where it came from (its token file line, its One-API
@@ -339,6 +340,15 @@ async function readInput(io: CliIo, file: string | undefined): Promise<string> {
   }
 }
 
+/** An import is refused whole, naming the first line (as an editor counts it) that cannot be a token. */
+function refuseUnusableLines(text: string, from: string): void {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
+  const bad = unusableEntries(lines);
+  if (bad.length === 0) return;
+  const more = bad.length > 1 ? `; ${bad.length - 1} more line(s) cannot be tokens either` : '';
+  throw new UsageError(`line ${bad[0]!.index + 1} of ${from} ${describeLineProblem(bad[0]!.problem)}${more}: nothing imported`);
+}
+
 /** `max` is the width of the column the value goes to. */
 function maxLength(option: string, value: string | undefined, max: number): void {
   if (value !== undefined && [...value].length > max) throw new UsageError(`${option} must be at most ${max} characters; got ${[...value].length}`);
@@ -369,6 +379,7 @@ async function tokensCommand(config: Readonly<Config>, rest: string[], io: CliIo
       }
       maxLength('--label', values.label, 255);
       const text = await readInput(io, positionals[0]);
+      refuseUnusableLines(text, positionals[0] === undefined || positionals[0] === '-' ? 'standard input' : positionals[0]);
       return withDb(config, async (db) => {
         const p = await requireProvider(db, values.provider);
         const r = await importTokens(db, {

@@ -79,3 +79,33 @@ export function tokenLineProblem(line: string): LineProblem | undefined {
   if (line.includes('\uFFFD')) return 'not_utf8';
   return undefined;
 }
+
+const PROBLEM_WORDS: Record<LineProblem, string> = {
+  too_long: `is longer than ${MAX_TOKEN_LENGTH} characters`,
+  control_character: 'holds a control character (a NUL, a tab, an escape sequence)',
+  not_utf8: 'holds bytes that are not UTF-8',
+};
+
+/** What a user is told about a line that cannot be a token. */
+export function describeLineProblem(problem: LineProblem): string {
+  return PROBLEM_WORDS[problem];
+}
+
+/** Pure: the entries of an import that cannot be tokens, by index; an import holding one is refused whole. */
+export function unusableEntries(entries: readonly string[]): Array<{ index: number; problem: LineProblem }> {
+  const out: Array<{ index: number; problem: LineProblem }> = [];
+  entries.forEach((entry, index) => {
+    const problem = tokenLineProblem(entry.trim());
+    if (problem) out.push({ index, problem });
+  });
+  return out;
+}
+
+/** An import refused because an entry cannot be a token; nothing of it was stored. */
+export class UnusableTokensError extends Error {
+  override name = 'UnusableTokensError';
+  constructor(readonly found: ReadonlyArray<{ index: number; problem: LineProblem }>) {
+    const first = found[0]!;
+    super(`entry ${first.index + 1} ${describeLineProblem(first.problem)}${found.length > 1 ? ` (and ${found.length - 1} more entries cannot be tokens)` : ''}: nothing imported`);
+  }
+}

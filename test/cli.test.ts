@@ -65,6 +65,17 @@ describeEachDialect('tschk command line', (dialect) => {
     for (const text of outputs) for (const secret of [LIVE, DEAD, FLAKY]) expect(text).not.toContain(secret);
   });
 
+  it('refuses an import holding a line that cannot be a token, naming the line, and imports nothing of it', async () => {
+    await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl]);
+    const nul = await run(['tokens', 'import', '--provider', 'deep', '-'], `${LIVE}\n\nbad\u0000${DEAD}\n`);
+    expect(nul).toMatchObject({ code: 2, stdout: '' });
+    expect(nul.stderr).toBe('tschk: tokens: line 3 of standard input holds a control character (a NUL, a tab, an escape sequence): nothing imported\n');
+    const long = await run(['tokens', 'import', '--provider', 'deep', '-'], `${LIVE}\n${'x'.repeat(5000)}\n${FLAKY}\tx\n`);
+    expect(long.stderr).toBe('tschk: tokens: line 2 of standard input is longer than 4096 characters; 1 more line(s) cannot be tokens either: nothing imported\n');
+    expect((await run(['tokens', 'export'])).stdout).toBe('');
+    for (const text of outputs) for (const secret of [LIVE, DEAD, FLAKY]) expect(text).not.toContain(secret);
+  });
+
   it('exports what it holds and archives what it removes', async () => {
     await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl]);
     await run(['tokens', 'import', '--provider', 'deep', '--pool', 'free'], `${LIVE}\n${DEAD}\n`);

@@ -131,6 +131,8 @@ describeEachDialect('/api/v1', (dialect) => {
     { body: { provider: 'deep', tokens: 't' }, status: 400, says: 'tokens must be an array of strings' },
     { body: { provider: 'deep', tokens: [1] }, status: 400, says: 'tokens must be an array of strings' },
     { body: { provider: 'deep', tokens: [' ', ','] }, status: 400, says: 'tokens holds no token' },
+    { body: { provider: 'deep', tokens: ['sk-ok-token', 'sk-tab\tinside'] }, status: 400, says: 'tokens[1] cannot be a token: it holds a control character' },
+    { body: { provider: 'deep', tokens: ['sk-esc\u001b[31m'] }, status: 400, says: 'tokens[0] cannot be a token: it holds a control character' },
     { body: { provider: 'deep', tokens: ['t'], expect: 'maybe' }, status: 400, says: 'expect must be live or dead' },
     { body: { provider: 'deep', pool: '../x', tokens: ['t'] }, status: 400, says: 'pool must be letters, digits' },
     { body: { provider: 'deep', tokens: ['t'], label: 'L'.repeat(256) }, status: 400, says: 'label must be at most 255 characters' },

@@ -1,5 +1,5 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from 'kysely';
-import { fingerprint, splitTokens } from '../secret.js';
+import { fingerprint, splitTokens, UnusableTokensError, unusableEntries } from '../secret.js';
 import type { Db } from './connect.js';
 import type { Database, TokenRow, TokenSource, TokenState, Verdict } from './schema.js';
 
@@ -27,6 +27,8 @@ const INSERT_CHUNK = 200;
 
 /** Adds new tokens at the end of the pool; tokens already in the pool (or twice in the input) are skipped. */
 export async function importTokens(db: Db, req: ImportRequest, now = new Date()): Promise<ImportResult> {
+  const unusable = unusableEntries(req.entries);
+  if (unusable.length > 0) throw new UnusableTokensError(unusable);
   const tokens = req.wholeEntries ? req.entries.map((e) => e.trim()).filter(Boolean) : req.entries.flatMap(splitTokens);
   return db.kysely.transaction().execute(async (trx) => {
     const existing = new Set(

@@ -5,7 +5,7 @@ import type { RunTrigger, TokenRow, TokenSource } from '../db/schema.js';
 import { findToken, importTokens, listTokens, type ImportResult, type TokenMatch } from '../db/tokens.js';
 import { RunBusyError } from '../engine/coordinator.js';
 import { RunScopeError } from '../engine/run.js';
-import { describeSecret, splitTokens } from '../secret.js';
+import { describeLineProblem, describeSecret, splitTokens, unusableEntries } from '../secret.js';
 import { removeFromSources } from '../sources/remove.js';
 import { restoreArchived, RestoreError, type RestoreResult } from '../sources/restore.js';
 import { charCount, LIMITS, quote } from '../validation.js';
@@ -73,6 +73,8 @@ export async function importIntoPool(
   const wholeEntries = checkerFor(order.provider.kind)?.wholeEntries;
   if (order.entries.flatMap(splitTokens).length === 0) throw badRequest('tokens holds no token');
   checkTokenLengths(order.entries, wholeEntries);
+  const unusable = unusableEntries(order.entries)[0];
+  if (unusable) throw badRequest(`tokens[${unusable.index}] cannot be a token: it ${describeLineProblem(unusable.problem)}`);
   return importTokens(app.db, {
     providerId: order.provider.id,
     pool: order.pool,
