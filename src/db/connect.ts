@@ -150,6 +150,9 @@ function openSqlite(location: string, foreign: boolean): BetterSqlite3.Database 
 }
 
 function configureOwn(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
+  // Takes effect only in a new, empty file (before WAL mode writes it): retention can then give
+  // free pages back in small steps. Older files keep their mode until a VACUUM.
+  sqlite.pragma('auto_vacuum = INCREMENTAL');
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');

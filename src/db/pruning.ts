@@ -1,6 +1,8 @@
 import type { Transaction } from 'kysely';
 import type { Db } from './connect.js';
-import type { Database, TokenRow, TokenState, Verdict } from './schema.js';
+import { checksOfRun } from './history.js';
+import { eventsFor, recordTokenEvents } from './events.js';
+import type { Database, EventActor, TokenRow, TokenState, Verdict } from './schema.js';
 
 export interface CandidateQuery {
   runId: number;
@@ -25,9 +27,7 @@ function candidates(db: Db, q: CandidateQuery) {
     .where('expect', 'is', null)
     .where('consecutive_dead', '>=', q.after)
     .where('state', 'in', [...q.states])
-    .where('id', 'in', (eb) =>
-      eb.selectFrom('token_status').select('token_id').where('run_id', '=', q.runId).where('verdict', 'in', [...q.verdicts]),
-    );
+    .where('id', 'in', checksOfRun(db, q.runId, q.verdicts).select('token_id'));
   if (q.pool !== undefined) query = query.where('pool', '=', q.pool);
   return query;
 }
@@ -58,9 +58,8 @@ export async function lastAnswersOutsideRun(
     .where('expect', 'is', null)
     .where('state', 'in', ['active', 'suspect'])
     .where('last_verdict', 'in', ['live', 'dead', 'exhausted'])
-    .where('id', 'not in', (eb) =>
-      eb.selectFrom('token_status').select('token_id').where('run_id', '=', q.runId).where('provider_id', '=', q.providerId),
-    )
+    // A token id is one provider's: the run's checks of other providers never match.
+    .where('id', 'not in', checksOfRun(db, q.runId).select('token_id'))
     .groupBy('last_verdict')
     .execute();
   let judged = 0;
@@ -72,13 +71,32 @@ export async function lastAnswersOutsideRun(
   return { judged, dead };
 }
 
-/** Takes tokens out of rotation without deleting them. */
-export async function flagTokens(db: Db, ids: readonly number[], now = new Date(), trx?: Transaction<Database>): Promise<void> {
+/**
+ * Takes tokens out of rotation without deleting them, with an `invalid` event for each token
+ * this changes (one already invalid or disabled is no news).
+ */
+export async function flagTokens(
+  db: Db,
+  ids: readonly number[],
+  now = new Date(),
+  trx?: Transaction<Database>,
+  cause: { runId?: number | null; reason?: string; actor?: EventActor | null } = {},
+): Promise<void> {
   if (ids.length === 0) return;
-  await (trx ?? db.kysely)
-    .updateTable('tokens')
-    .set({ state: 'invalid', invalid_since: db.dialect.time(now), updated_at: db.dialect.time(now) })
-    .where('id', 'in', [...ids])
-    .where('state', '!=', 'disabled')
-    .execute();
+  const run = async (t: Transaction<Database>) => {
+    const changed = await t
+      .selectFrom('tokens')
+      .select(['id', 'fingerprint', 'provider_id', 'pool'])
+      .where('id', 'in', [...ids])
+      .where('state', 'not in', ['disabled', 'invalid'])
+      .execute();
+    await t
+      .updateTable('tokens')
+      .set({ state: 'invalid', invalid_since: db.dialect.time(now), updated_at: db.dialect.time(now) })
+      .where('id', 'in', [...ids])
+      .where('state', '!=', 'disabled')
+      .execute();
+    await recordTokenEvents(db, eventsFor(changed, { event: 'invalid', reason: cause.reason ?? 'confirmed_dead', at: now, ...cause }), t);
+  };
+  await (trx ? run(trx) : db.kysely.transaction().execute(run));
 }

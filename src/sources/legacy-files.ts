@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { archiveAndDeleteTokens, poolTokens, removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens, poolTokens, removeTokens, type EventCause } from '../db/tokens.js';
 import type { SourceContext } from './index.js';
 import { reconcilePool } from './reconcile.js';
 import { appendLines, parseTokenFile, readIfExists, rewriteTokenFile, withFileLock, type LineSplit } from './token-file.js';
@@ -110,6 +110,7 @@ export async function deleteFromTokenFiles(
   tokens: readonly TokenRow[],
   reason: string,
   now = new Date(),
+  cause: EventCause = {},
 ): Promise<TokenRow[]> {
   const dir = ctx.config.legacyDataDir;
   const files = legacyTokenFiles(ctx.config);
@@ -123,13 +124,13 @@ export async function deleteFromTokenFiles(
     const file = files.find((f) => f.path === path && f.provider === provider.name);
     if (dir === undefined || !file) {
       // No file tschk still reads: the row is all there is.
-      await removeTokens(ctx.db, rows, provider.name, reason);
+      await removeTokens(ctx.db, rows, provider.name, reason, cause);
       continue;
     }
     const abs = join(dir, file.path);
     await withFileLock(abs, async () => {
       const done = await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
+        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now, cause);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
         if ('conflict' in r) throw new FileConflict();
         if ('unwritable' in r) throw new FileUnwritable(r.unwritable);
