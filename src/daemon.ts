@@ -20,6 +20,9 @@ import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { syncSources } from './sources/index.js';
 
+/** The start-up pass of the history keeper begins this long after the HTTP server listens. */
+const KEEPER_START_DELAY_MS = 5_000;
+
 export interface DaemonOptions {
   logger: Logger;
   /** Tests may bring their own undici dispatcher. */
@@ -47,6 +50,7 @@ export class Daemon {
   /** The history keeper's pass in flight, and what stops it between two steps. */
   private keeping: Promise<number> | undefined;
   private readonly keeperStop = new AbortController();
+  private keeperTimer: NodeJS.Timeout | undefined;
   private toldReplicas = false;
   private readonly startedAt = new Date();
 
@@ -117,10 +121,14 @@ export class Daemon {
     await this.watchReplicas();
     this.watcher = setInterval(() => void this.watchReplicas(), this.context.runs.lease.pollMs);
     this.watcher.unref();
-    // In the background: a pass over a large history takes minutes, in steps; start-up waits for none of it.
-    void this.trimHistory().catch((err) =>
-      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'history upkeep failed; the next pass goes on from where it stopped'),
-    );
+    // In the background, a little after start-up: a pass over a large history takes minutes, in
+    // steps; start-up and the first run wait for none of it.
+    this.keeperTimer = setTimeout(() => {
+      void this.trimHistory().catch((err) =>
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'history upkeep failed; the next pass goes on from where it stopped'),
+      );
+    }, KEEPER_START_DELAY_MS);
+    this.keeperTimer.unref();
     if (config.runOnStart) {
       void this.runNow({ trigger: 'startup' }).catch((err) =>
         logger.error({ err: err instanceof Error ? err.message : String(err) }, 'start-up run failed'),
@@ -224,6 +232,7 @@ export class Daemon {
       const httpClosed = this.http?.close(graceMs);
       this.stopController.abort();
       this.keeperStop.abort();
+      clearTimeout(this.keeperTimer);
       clearInterval(this.watcher);
       await this.scheduler?.stop();
       await this.keeping?.catch(() => undefined);

@@ -61,7 +61,9 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[], opts
   const fresh = newHistoryTokens(db, records);
   await db.kysely.transaction().execute(async (trx) => {
     if (opts.lease && !(await renewLease(db, 'run', opts.lease.holderId, opts.lease.ttlMs, trx))) throw new LeaseLostError();
+    const firstAt = firstCheckOfRun(records);
     for (const [runId, c] of verdictsByRun(records)) {
+      const from = db.dialect.historyTime(firstAt.get(runId)!);
       await trx
         .updateTable('check_runs')
         .set((eb) => ({
@@ -70,6 +72,7 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[], opts
           dead: eb('dead', '+', c.dead),
           exhausted: eb('exhausted', '+', c.exhausted),
           unknown: eb('unknown', '+', c.unknown),
+          history_from: eb.case().when('history_from', 'is', null).then(from).when('history_from', '>', from).then(from).else(eb.ref('history_from')).end(),
         }))
         .where('id', '=', runId)
         .execute();
@@ -90,6 +93,16 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[], opts
 }
 
 export const NEXT_CHECK_ID = 'next_check_id';
+
+function firstCheckOfRun(records: readonly CheckRecord[]): Map<number, Date> {
+  const first = new Map<number, Date>();
+  for (const r of records) {
+    if (r.runId === null) continue;
+    const seen = first.get(r.runId);
+    if (!seen || r.checkedAt < seen) first.set(r.runId, r.checkedAt);
+  }
+  return first;
+}
 
 /** Ids for `n` rows, from the counter row: one UPDATE per batch, in the batch's transaction. */
 async function allocateCheckIds(trx: Transaction<Database>, n: number): Promise<number> {
@@ -377,9 +390,15 @@ export async function fingerprintHasHistory(db: Db, fingerprint: string): Promis
   return (await db.kysely.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fingerprint).limit(1).executeTakeFirst()) !== undefined;
 }
 
-/** The checks of a run, to select from or to use as a subquery. */
-export function checksOfRun(db: Db, runId: number, verdicts?: readonly Verdict[]) {
+/**
+ * The checks of a run, to select from or to use as a subquery: read from the time index, from
+ * the run's first check on (a run older than the column reads the whole index).
+ */
+export async function checksOfRun(db: Db, runId: number, verdicts?: readonly Verdict[]) {
+  const run = await db.kysely.selectFrom('check_runs').select('history_from').where('id', '=', runId).executeTakeFirst();
+  const from = db.dialect.readTime(run?.history_from ?? null);
   let q = db.kysely.selectFrom('history_checks').where('run_id', '=', runId);
+  if (from) q = q.where('at', '>=', db.dialect.historyTime(from));
   if (verdicts) q = q.where('verdict', 'in', verdicts.map((v) => VERDICT_CODES[v]));
   return q;
 }
@@ -387,7 +406,7 @@ export function checksOfRun(db: Db, runId: number, verdicts?: readonly Verdict[]
 /** A run's verdicts, counted from the history rows that carry its id. */
 export async function countRunVerdicts(db: Db, runId: number): Promise<Record<Verdict, number>> {
   const counts = { live: 0, dead: 0, exhausted: 0, unknown: 0 };
-  const rows = await checksOfRun(db, runId)
+  const rows = await (await checksOfRun(db, runId))
     .select(['verdict', (eb) => eb.fn.countAll().as('n')])
     .groupBy('verdict')
     .execute();
@@ -397,7 +416,7 @@ export async function countRunVerdicts(db: Db, runId: number): Promise<Record<Ve
 
 /** Each token's latency in a run (One-API's `response_time`). */
 export async function runLatencies(db: Db, runId: number): Promise<Map<number, number>> {
-  const rows = await checksOfRun(db, runId).select(['token_id', 'latency_ms']).execute();
+  const rows = await (await checksOfRun(db, runId)).select(['token_id', 'latency_ms']).execute();
   return new Map(rows.map((h) => [num(h.token_id), num(h.latency_ms ?? 0)]));
 }
 

@@ -20,24 +20,25 @@ export interface CandidateQuery {
  * Tokens confirmed dead by this run: a dead verdict in this run's history and enough in a row.
  * Canaries are never pruned: they test the provider, they are not in rotation.
  */
-function candidates(db: Db, q: CandidateQuery) {
+async function candidates(db: Db, q: CandidateQuery) {
+  const checked = (await checksOfRun(db, q.runId, q.verdicts)).select('token_id');
   let query = db.kysely
     .selectFrom('tokens')
     .where('provider_id', '=', q.providerId)
     .where('expect', 'is', null)
     .where('consecutive_dead', '>=', q.after)
     .where('state', 'in', [...q.states])
-    .where('id', 'in', checksOfRun(db, q.runId, q.verdicts).select('token_id'));
+    .where('id', 'in', checked);
   if (q.pool !== undefined) query = query.where('pool', '=', q.pool);
   return query;
 }
 
 export async function pruneCandidates(db: Db, q: CandidateQuery & { afterId: number; limit: number }): Promise<TokenRow[]> {
-  return candidates(db, q).selectAll().where('id', '>', q.afterId).orderBy('id').limit(q.limit).execute();
+  return (await candidates(db, q)).selectAll().where('id', '>', q.afterId).orderBy('id').limit(q.limit).execute();
 }
 
 export async function countPruneCandidates(db: Db, q: CandidateQuery): Promise<number> {
-  const r = await candidates(db, q)
+  const r = await (await candidates(db, q))
     .select((eb) => eb.fn.countAll().as('n'))
     .executeTakeFirst();
   return Number(r?.n ?? 0);
@@ -51,6 +52,7 @@ export async function lastAnswersOutsideRun(
   db: Db,
   q: Pick<CandidateQuery, 'runId' | 'providerId' | 'verdicts'>,
 ): Promise<{ judged: number; dead: number }> {
+  const checked = (await checksOfRun(db, q.runId)).select('token_id');
   const rows = await db.kysely
     .selectFrom('tokens')
     .select(['last_verdict', (eb) => eb.fn.countAll().as('n')])
@@ -59,7 +61,7 @@ export async function lastAnswersOutsideRun(
     .where('state', 'in', ['active', 'suspect'])
     .where('last_verdict', 'in', ['live', 'dead', 'exhausted'])
     // A token id is one provider's: the run's checks of other providers never match.
-    .where('id', 'not in', checksOfRun(db, q.runId).select('token_id'))
+    .where('id', 'not in', checked)
     .groupBy('last_verdict')
     .execute();
   let judged = 0;

@@ -160,6 +160,8 @@ export interface CheckRunsTable {
   pruned: number;
   held: number;
   error: string | null;
+  /** The `history_checks.at` of the run's first check: where its rows begin in the time index. */
+  history_from: number | Date | null;
 }
 
 export interface TokenArchiveTable {
