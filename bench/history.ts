@@ -23,6 +23,7 @@ import { closeRun, openRun } from '../src/db/runs.js';
 import { importTokens, listTokens, removeTokens } from '../src/db/tokens.js';
 import type { Verdict } from '../src/db/schema.js';
 import { createLogger } from '../src/logger.js';
+import { readmeQueries } from './readme-queries.js';
 
 const ROWS = Number(process.env.BENCH_HISTORY_ROWS ?? 3_000_000);
 const TOKENS = Number(process.env.BENCH_HISTORY_TOKENS ?? 10_000);
@@ -33,46 +34,6 @@ const REPEAT = 7;
 
 const round = (v: number, digits = 1) => Number(v.toFixed(digits));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** The README's example queries, per dialect (kept in step with the README by test/history-layout.test.ts). */
-export function readmeQueries(dialect: Db['dialect']['name'], fingerprint: string): Record<string, string> {
-  const lastDay = {
-    postgres: `s.checked_at > now() - interval '1 day'`,
-    mysql: `s.checked_at > UTC_TIMESTAMP() - INTERVAL 1 DAY`,
-    sqlite: `s.checked_ms > (unixepoch('now') - 86400) * 1000`,
-  }[dialect];
-  const last30 = {
-    postgres: `s.checked_at > now() - interval '30 days'`,
-    mysql: `s.checked_at > UTC_TIMESTAMP() - INTERVAL 30 DAY`,
-    sqlite: `s.checked_ms > (unixepoch('now') - 30 * 86400) * 1000`,
-  }[dialect];
-  return {
-    deadPerProviderLastDay: `SELECT p.name, count(*) AS dead_checks, count(DISTINCT s.token_id) AS tokens
-FROM token_status s JOIN providers p ON p.id = s.provider_id
-WHERE s.verdict = 'dead' AND ${lastDay}
-GROUP BY p.name ORDER BY dead_checks DESC`,
-    tokenByFingerprint: `SELECT checked_at, verdict, reason, http_status, latency_ms
-FROM token_status WHERE fingerprint = '${fingerprint}' ORDER BY checked_at DESC LIMIT 50`,
-    balanceOverTime: `SELECT p.name AS provider, s.fingerprint, t.label, s.checked_at, s.verdict, s.balance, s.currency
-FROM token_status s
-JOIN providers p ON p.id = s.provider_id
-LEFT JOIN tokens t ON t.id = s.token_id
-WHERE s.balance IS NOT NULL AND ${last30}
-ORDER BY p.name, s.fingerprint, s.checked_at`,
-    liveSharePerPool: `SELECT p.name, t.pool, count(*) AS tokens,
-       sum(CASE WHEN t.last_verdict = 'live' THEN 1 ELSE 0 END) AS live
-FROM tokens t JOIN providers p ON p.id = t.provider_id GROUP BY p.name, t.pool`,
-    dailyPerProvider: `SELECT p.name, d.day, sum(d.checks) AS checks, sum(d.live) AS live, sum(d.dead) AS dead
-FROM token_daily d JOIN providers p ON p.id = d.provider_id
-WHERE d.day >= '${new Date(Date.now() - 30 * DAY).toISOString().slice(0, 10)}'
-GROUP BY p.name, d.day ORDER BY p.name, d.day`,
-    tokenDays: `SELECT d.day, d.checks, d.live, d.dead, d.latency_avg_ms, d.last_reason
-FROM token_daily d JOIN history_tokens k ON k.token_id = d.token_id
-WHERE k.fingerprint = '${fingerprint}' ORDER BY d.day`,
-    tokenEvents: `SELECT at, event, reason, run_id, actor FROM token_events
-WHERE fingerprint = '${fingerprint}' ORDER BY id`,
-  };
-}
 
 /** One check as the free-api checker writes it: mostly live, some dead, a few unknown with a message. */
 function check(t: { id: number; fingerprint: string }, providerId: number, runId: number, at: Date, i: number): CheckRecord {
@@ -258,7 +219,7 @@ async function main(): Promise<void> {
     process.stderr.write('bench history: queries…\n');
     const adb = a.context.db;
     const queries: Record<string, number> = {};
-    for (const [name, text] of Object.entries(readmeQueries(adb.dialect.name, removedToken.fingerprint))) {
+    for (const [name, text] of Object.entries(readmeQueries(adb.dialect.name, removedToken.fingerprint, new Date(Date.now() - 30 * DAY).toISOString().slice(0, 10)))) {
       queries[name] = await time(() => sql.raw(text).execute(adb.kysely));
     }
     const auth = { authorization: `Bearer ${SECRET}` };

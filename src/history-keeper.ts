@@ -35,6 +35,8 @@ export interface KeeperOptions {
   renewEveryMs?: number;
   /** How long one step should take; its size follows. Default: 15 ms on SQLite, 100 ms elsewhere. */
   stepMs?: number;
+  /** Tests: the size (tokens, rows) of every first step; later ones follow the time they take. */
+  firstStepSize?: number;
   /** Tests: runs after every step (a throw there is a crash half-way). */
   afterStep?: (kind: StepKind) => void | Promise<void>;
 }
@@ -168,7 +170,7 @@ async function rollUp(pass: Pass, b: Bounds): Promise<boolean> {
   if (day === undefined) return true;
   if (day !== rolledUntil) after = 0;
   const reasons = await reasonNames(db);
-  const size = { value: 100 };
+  const size = { value: pass.opts.firstStepSize ?? 100 };
   while (day !== undefined && day <= b.lastRollupDay) {
     for (;;) {
       if (!(await pass.goOn())) return false;
@@ -196,7 +198,7 @@ async function trimRaw(pass: Pass, b: Bounds): Promise<boolean> {
   const bound = new Date(Math.min(b.cutoff.getTime(), Math.max(rolledUntil, b.firstRollupDay) * DAY_MS));
   const oldest = await firstCheckAt(db);
   if (!oldest || oldest >= bound) return true;
-  const size = { value: 20 };
+  const size = { value: pass.opts.firstStepSize ?? 20 };
   for (let after = 0; ; ) {
     if (!(await pass.goOn())) return false;
     const page = await historyTokenPage(db, after, size.value);
@@ -211,7 +213,7 @@ async function trimRaw(pass: Pass, b: Bounds): Promise<boolean> {
 /** Rollups and events older than TSCHK_ROLLUP_DAYS, and runs older than TSCHK_HISTORY_DAYS. */
 async function trimLongView(pass: Pass, b: Bounds): Promise<boolean> {
   const { db } = pass;
-  const size = { value: 500 };
+  const size = { value: pass.opts.firstStepSize ?? 500 };
   for (let after = 0; ; ) {
     if (!(await pass.goOn())) return false;
     const page = await historyTokenPage(db, after, size.value);
@@ -220,7 +222,7 @@ async function trimLongView(pass: Pass, b: Bounds): Promise<boolean> {
     pass.report.rollupsRemoved += await pass.step('rollups', () => trimRollups(db, ids, b.firstRollupDay), size);
     after = ids[ids.length - 1]!;
   }
-  const events = { value: 500 };
+  const events = { value: pass.opts.firstStepSize ?? 500 };
   for (;;) {
     if (!(await pass.goOn())) return false;
     const removed = await pass.step('events', () => trimEvents(db, new Date(b.firstRollupDay * DAY_MS), events.value), events);
