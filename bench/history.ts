@@ -7,7 +7,7 @@
 // the API answers, and the start-up time to the first /healthz.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -133,8 +133,9 @@ async function watched<T>(base: string, fn: () => Promise<T>): Promise<{ result:
   const prober = (async () => {
     while (!done) {
       const began = performance.now();
-      const res = await fetch(`${base}/healthz`);
+      const res = await fetch(`${base}/healthz`).catch(() => fetch(`${base}/healthz`));
       await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`/healthz answered ${res.status}`);
       maxHealthzMs = Math.max(maxHealthzMs, performance.now() - began);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -171,6 +172,15 @@ async function coldStart(env: Record<string, string>): Promise<number> {
   } finally {
     child.kill('SIGKILL');
   }
+}
+
+/** The longest event-loop stall while nothing of ours runs: what the machine itself adds. */
+async function idleStall(ms: number): Promise<number> {
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  await new Promise((r) => setTimeout(r, ms));
+  loop.disable();
+  return round(loop.max / 1e6);
 }
 
 async function main(): Promise<void> {
@@ -214,7 +224,7 @@ async function main(): Promise<void> {
     const base = a.httpAddress!.url;
     await (await fetch(`${base}/healthz`)).arrayBuffer();
     const startToHealthzMs = round(performance.now() - startBegan);
-    const rollup = await watched(base, () => a.trimHistory());
+    const rollup = { ...(await watched(base, () => a.trimHistory())), longestStepMs: round(a.lastHistoryPass?.longestStepMs ?? 0), steps: a.lastHistoryPass?.steps };
 
     process.stderr.write('bench history: queries…\n');
     const adb = a.context.db;
@@ -224,7 +234,8 @@ async function main(): Promise<void> {
     }
     const auth = { authorization: `Bearer ${SECRET}` };
     const get = async (path: string) => {
-      const res = await fetch(`${base}${path}`, { headers: auth });
+      // A kept-alive connection the server closed while idle fails once: ask again on a new one.
+      const res = await fetch(`${base}${path}`, { headers: auth }).catch(() => fetch(`${base}${path}`, { headers: auth }));
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
     };
@@ -244,7 +255,8 @@ async function main(): Promise<void> {
     process.stderr.write(`bench history: retention pass down to ${keepDays} days…\n`);
     const b = await Daemon.create(loadConfig(env(keepDays)), { logger: createLogger('warn') });
     await b.start();
-    const retention = await watched(b.httpAddress!.url, () => b.trimHistory());
+    const retention = { ...(await watched(b.httpAddress!.url, () => b.trimHistory())), longestStepMs: round(b.lastHistoryPass?.longestStepMs ?? 0), steps: b.lastHistoryPass?.steps };
+    const idleStallMs = await idleStall(5_000);
     const left = await countChecks(b.context.db);
     const walBytes = url.startsWith('sqlite:') ? (statSync(`${url.slice(7)}-wal`, { throwIfNoEntry: false })?.size ?? 0) : null;
     await b.stop();
@@ -262,6 +274,8 @@ async function main(): Promise<void> {
         startToHealthzMs,
         rollupPass: rollup,
         retentionPass: { ...retention, removed: rows - left, keepDays, walBytesAfter: walBytes },
+        idleStallMs,
+        loadAvg1m: round(loadavg()[0]!, 2),
         readmeQueriesMs: queries,
         apiMs: api,
         cliMs,

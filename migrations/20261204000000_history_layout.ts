@@ -57,6 +57,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       .addColumn('token_id', 'integer', (c) => c.notNull())
       .addColumn('at', historyTimeType(flavour), (c) => c.notNull())
       .addColumn('id', 'bigint', (c) => c.notNull())
+      .addColumn('provider_id', 'integer', (c) => c.notNull())
       .addColumn('run_id', 'integer')
       .addColumn('verdict', small, (c) => c.notNull())
       .addColumn('reason_id', 'integer', (c) => c.notNull())
@@ -68,9 +69,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       // id last: two checks of one token in the same millisecond are two rows.
       .addPrimaryKeyConstraint('history_checks_pk', ['token_id', 'at', 'id']),
   ).execute();
-  // Time ranges (the last day; a run's rows, from the run's start), covering verdict and run:
-  // counting the dead answers of a day or of a run reads this index only.
-  await index('history_checks_at', (b) => b.on('history_checks').columns(['at', 'verdict', 'run_id']));
+  // Time ranges (the last day; a run's rows, from the run's start), covering verdict, provider
+  // and run: counting the dead answers of a day per provider, or of a run, reads this index only.
+  await index('history_checks_at', (b) => b.on('history_checks').columns(['at', 'verdict', 'provider_id', 'run_id']));
 
   // Balances are a few keys among many tokens: "every key's balance over time" reads only these.
   // (MySQL has no partial index; there that query reads the time range.)
@@ -107,7 +108,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       .addColumn('last_currency', 'varchar(16)')
       .addPrimaryKeyConstraint('token_daily_pk', ['token_id', 'day']),
   ).execute();
-  await index('token_daily_provider_day', (b) => b.on('token_daily').columns(['provider_id', 'day']));
+  // Covering: a provider's days add up from this index alone.
+  await index('token_daily_provider_day', (b) => b.on('token_daily').columns(['provider_id', 'day', 'checks', 'live', 'dead', 'exhausted', 'unknown']));
 
   await table('token_events')
     .addColumn('id', id(true), (c) => (flavour === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
@@ -157,8 +159,8 @@ GROUP BY s.token_id, s.provider_id, s.fingerprint${tail}`,
     .execute(db);
   await sql
     .raw(
-      `${head} history_checks (token_id, at, id, run_id, verdict, reason_id, http_status, latency_ms, balance, currency, detail)
-SELECT s.token_id, ${legacyTimeToHistory(flavour, 's.checked_at')}, s.id, s.run_id,
+      `${head} history_checks (token_id, at, id, provider_id, run_id, verdict, reason_id, http_status, latency_ms, balance, currency, detail)
+SELECT s.token_id, ${legacyTimeToHistory(flavour, 's.checked_at')}, s.id, s.provider_id, s.run_id,
   CASE s.verdict WHEN 'live' THEN ${v.live} WHEN 'dead' THEN ${v.dead} WHEN 'exhausted' THEN ${v.exhausted} ELSE ${v.unknown} END,
   r.id, s.http_status, s.latency_ms, s.balance, s.currency, s.detail
 FROM token_status s JOIN history_reasons r ON r.reason = s.reason${tail}`,
@@ -192,7 +194,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql
     .raw(
       `INSERT INTO token_status (id, run_id, token_id, provider_id, fingerprint, checked_at, verdict, reason, http_status, latency_ms, balance, currency, detail)
-SELECT c.id, c.run_id, c.token_id, k.provider_id, k.fingerprint, ${checkedAt},
+SELECT c.id, c.run_id, c.token_id, c.provider_id, k.fingerprint, ${checkedAt},
   CASE c.verdict WHEN ${v.live} THEN 'live' WHEN ${v.dead} THEN 'dead' WHEN ${v.exhausted} THEN 'exhausted' ELSE 'unknown' END,
   r.reason, c.http_status, c.latency_ms, c.balance, c.currency, c.detail
 FROM history_checks c JOIN history_tokens k ON k.token_id = c.token_id JOIN history_reasons r ON r.id = c.reason_id`,

@@ -63,21 +63,21 @@ function millis(flavour: Flavour, column: string): string {
 /**
  * `token_status` as 0.1.0 had it, one row per check, with the same columns and meaning, plus
  * `checked_ms` (milliseconds since 1970; on SQLite the column that an index serves for time
- * ranges, as `checked_at` there is ISO text computed per row). LEFT JOINs on unique keys: a query
- * that does not read `fingerprint` or `reason` does not pay for the join.
+ * ranges, as `checked_at` there is ISO text computed per row). The reason is a subquery, read only
+ * by a query that uses it: as a join, SQLite read every row's reason code from the table even for
+ * a count over the time index (0.3 s instead of 15 ms for a day of 10,000 tokens' hourly checks).
  */
 export function tokenStatusView(flavour: Flavour): string {
   const checkedAt = flavour === 'sqlite' ? `strftime('%Y-%m-%dT%H:%M:%fZ', c.at / 1000.0, 'unixepoch')` : 'c.at';
   const v = VERDICT_CODES;
   return `CREATE VIEW token_status AS
-SELECT c.id AS id, c.run_id AS run_id, c.token_id AS token_id, k.provider_id AS provider_id,
+SELECT c.id AS id, c.run_id AS run_id, c.token_id AS token_id, c.provider_id AS provider_id,
   k.fingerprint AS fingerprint, ${checkedAt} AS checked_at,
   CASE c.verdict WHEN ${v.live} THEN 'live' WHEN ${v.dead} THEN 'dead' WHEN ${v.exhausted} THEN 'exhausted' ELSE 'unknown' END AS verdict,
-  r.reason AS reason, c.http_status AS http_status, c.latency_ms AS latency_ms, c.balance AS balance,
+  (SELECT r.reason FROM history_reasons r WHERE r.id = c.reason_id) AS reason, c.http_status AS http_status, c.latency_ms AS latency_ms, c.balance AS balance,
   c.currency AS currency, c.detail AS detail, ${millis(flavour, 'c.at')} AS checked_ms
 FROM history_checks c
-LEFT JOIN history_tokens k ON k.token_id = c.token_id
-LEFT JOIN history_reasons r ON r.id = c.reason_id`;
+LEFT JOIN history_tokens k ON k.token_id = c.token_id`;
 }
 
 /** The 0.1.0 `checked_at` (ISO text on SQLite) as a `history_checks.at` value. */

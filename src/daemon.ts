@@ -8,7 +8,7 @@ import { faultLogging } from './db/fault-logging.js';
 import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
 import { forgetDaemon, heartbeat, readLease, releaseLease, renewLease, tryAcquireLease, type Holder } from './db/lease.js';
-import { keepHistory } from './history-keeper.js';
+import { keepHistory, type KeeperReport } from './history-keeper.js';
 import { abortOrphanedRuns, runningRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
@@ -51,6 +51,8 @@ export class Daemon {
   private keeping: Promise<number> | undefined;
   private readonly keeperStop = new AbortController();
   private keeperTimer: NodeJS.Timeout | undefined;
+  /** What the last pass of the history keeper in this process did. */
+  lastHistoryPass: KeeperReport | undefined;
   private toldReplicas = false;
   private readonly startedAt = new Date();
 
@@ -180,6 +182,7 @@ export class Daemon {
         renew: () => renewLease(db, 'trim', holder.id, ttlMs),
         renewEveryMs: Math.max(50, Math.floor(ttlMs / 3)),
       });
+      this.lastHistoryPass = report;
       logger.info({ ...report, longestStepMs: Math.round(report.longestStepMs), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
       return report.removed;
     } finally {

@@ -33,7 +33,7 @@ export interface KeeperOptions {
   /** Extends the lease the pass holds; false when it was lost: the pass stops. */
   renew?: () => Promise<boolean>;
   renewEveryMs?: number;
-  /** How long one step should take; its size follows. Default: 15 ms on SQLite, 100 ms elsewhere. */
+  /** How long one step should take; its size follows. Default: 5 ms on SQLite, 100 ms elsewhere. */
   stepMs?: number;
   /** Tests: the size (tokens, rows) of every first step; later ones follow the time they take. */
   firstStepSize?: number;
@@ -104,7 +104,8 @@ class Pass {
     readonly db: Db,
     readonly opts: KeeperOptions,
   ) {
-    this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 15 : 100);
+    // SQLite's statements block the process: small steps, as one may take several times the target.
+    this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 5 : 100);
   }
 
   /** One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time stays free. */

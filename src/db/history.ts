@@ -226,13 +226,14 @@ function idLiteral(id: number): string {
   return String(id);
 }
 
-const HISTORY_COLUMNS = 'token_id, at, id, run_id, verdict, reason_id, http_status, latency_ms, balance, currency, detail';
+const HISTORY_COLUMNS = 'token_id, at, id, provider_id, run_id, verdict, reason_id, http_status, latency_ms, balance, currency, detail';
 
 /** One check as `history_checks` stores it. */
 export interface StoredCheck {
   tokenId: number;
   at: Date;
   id: number;
+  providerId: number;
   runId: number | null;
   verdict: Verdict;
   reason: string;
@@ -248,7 +249,7 @@ export function insertChecks(d: DialectProfile, rows: readonly StoredCheck[], re
   const values = rows.map((r) => {
     const reason = reasons.get(r.reason);
     if (reason === undefined) throw new Error(`no code for reason '${r.reason}'`);
-    return [r.tokenId, d.historyTime(r.at), r.id, r.runId, VERDICT_CODES[r.verdict], reason, r.httpStatus, r.latencyMs, r.balance, r.currency, r.detail]
+    return [r.tokenId, d.historyTime(r.at), r.id, r.providerId, r.runId, VERDICT_CODES[r.verdict], reason, r.httpStatus, r.latencyMs, r.balance, r.currency, r.detail]
       .map((v) => p.add(v))
       .join(', ');
   });
@@ -358,9 +359,9 @@ export async function listHistory(db: Db, q: HistoryQuery): Promise<TokenStatusR
     .selectFrom('history_checks as c')
     .leftJoin('history_tokens as k', 'k.token_id', 'c.token_id')
     .leftJoin('history_reasons as r', 'r.id', 'c.reason_id')
-    .select(['c.id', 'c.run_id', 'c.token_id', 'k.provider_id', 'k.fingerprint', 'c.at', 'c.verdict', 'r.reason', 'c.http_status', 'c.latency_ms', 'c.balance', 'c.currency', 'c.detail']);
+    .select(['c.id', 'c.run_id', 'c.token_id', 'c.provider_id', 'k.fingerprint', 'c.at', 'c.verdict', 'r.reason', 'c.http_status', 'c.latency_ms', 'c.balance', 'c.currency', 'c.detail']);
   if (q.tokenId !== undefined) query = query.where('c.token_id', '=', q.tokenId);
-  if (q.providerId !== undefined) query = query.where('k.provider_id', '=', q.providerId);
+  if (q.providerId !== undefined) query = query.where('c.provider_id', '=', q.providerId);
   if (q.fingerprint !== undefined) {
     const fp = q.fingerprint;
     query = query.where('c.token_id', 'in', (eb) => eb.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fp));
@@ -454,6 +455,7 @@ export async function appendHistory(db: Db, rows: readonly HistoryRowInput[]): P
       tokenId: r.token_id,
       at: r.checked_at,
       id: firstId + i,
+      providerId: r.provider_id,
       runId: r.run_id,
       verdict: r.verdict,
       reason: r.reason,

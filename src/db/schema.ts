@@ -70,6 +70,7 @@ export interface HistoryChecksTable {
   token_id: number;
   at: number | Date;
   id: number;
+  provider_id: number;
   run_id: number | null;
   verdict: number;
   reason_id: number;
