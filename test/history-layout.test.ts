@@ -231,11 +231,12 @@ describeEachDialect('history that lasts', (dialect) => {
     const { tok } = await seedTokens(['tok-old-0001-xxxx']);
     const token = tok('tok-old-0001-xxxx');
     const now = new Date('2026-11-30T12:00:00.000Z');
+    await recordChecks(db, [check(token, new Date('2026-11-10T12:00:00.000Z'), 'dead', { next: { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } })]);
     await recordChecks(db, [
-      check(token, new Date('2026-11-10T12:00:00.000Z'), 'dead', { next: { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } }),
       check(token, new Date('2026-11-25T12:00:00.000Z'), 'live', { prev: { state: 'suspect', consecutiveDead: 1 }, next: { state: 'active', consecutiveDead: 0, invalidSince: undefined } }),
     ]);
     await keepHistory(db, { historyDays: 1, rollupDays: 400, logger, now: () => now });
+    expect((await listTokenEvents(db, { tokenId: token.id })).map((e) => e.event)).toEqual(['recovered', 'suspect']);
     expect((await db.kysely.selectFrom('token_daily').select('day').orderBy('day').execute()).map((d) => d.day)).toEqual(['2026-11-10', '2026-11-25']);
     expect(await listHistory(db, { limit: 10 })).toEqual([]);
 
