@@ -33,7 +33,7 @@ export interface KeeperOptions {
   /** Extends the lease the pass holds; false when it was lost: the pass stops. */
   renew?: () => Promise<boolean>;
   renewEveryMs?: number;
-  /** How long one step should take; its size follows. Default: 5 ms on SQLite, 100 ms elsewhere. */
+  /** How long one step should take; its size follows. Default: 3 ms on SQLite, 100 ms elsewhere. */
   stepMs?: number;
   /** Tests: the size (tokens, rows) of every first step; later ones follow the time they take. */
   firstStepSize?: number;
@@ -58,8 +58,7 @@ export interface KeeperReport {
 
 /** A day is rolled up this long after it ended: late batches and clocks a little behind are in. */
 export const ROLLUP_MARGIN_MS = 3_600_000;
-const CHECKPOINT_EVERY = 16;
-const VACUUM_PAGES = 400;
+const CHECKPOINT_EVERY = 8;
 const WAL_LIMIT_BYTES = 64 * 2 ** 20;
 
 /**
@@ -105,7 +104,7 @@ class Pass {
     readonly opts: KeeperOptions,
   ) {
     // SQLite's statements block the process: small steps, as one may take several times the target.
-    this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 5 : 100);
+    this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 3 : 100);
   }
 
   /** One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time stays free. */
@@ -117,7 +116,11 @@ class Pass {
     this.report.longestStepMs = Math.max(this.report.longestStepMs, took);
     if (size) size.value = nextStepSize(size.value, took, this.targetMs);
     await this.opts.afterStep?.(kind);
-    if (this.report.steps % CHECKPOINT_EVERY === 0) await this.db.dialect.fileUpkeep?.checkpoint(this.db.kysely);
+    if (this.report.steps % CHECKPOINT_EVERY === 0 && this.db.dialect.fileUpkeep) {
+      const at = performance.now();
+      await this.db.dialect.fileUpkeep.checkpoint(this.db.kysely);
+      this.report.longestStepMs = Math.max(this.report.longestStepMs, performance.now() - at);
+    }
     await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(took)))));
     return result;
   }
@@ -234,18 +237,28 @@ async function trimLongView(pass: Pass, b: Bounds): Promise<boolean> {
   return true;
 }
 
-/** SQLite files made with incremental vacuum give their free pages back, a few hundred at a time. */
+/**
+ * SQLite files made with incremental vacuum give their free pages back, a few at a time: moving
+ * a page from the end of the file costs far more than the ~20 µs of one already at the end, so
+ * the number of pages a step frees follows the time the last one took.
+ */
 async function vacuum(pass: Pass): Promise<void> {
   const { db } = pass;
   const upkeep = db.dialect.fileUpkeep;
   if (!upkeep) return;
+  const size = { value: pass.opts.firstStepSize ?? 8 };
   for (;;) {
+    size.value = Math.min(size.value, 128);
     const free = await upkeep.freePages(db.kysely);
     if (free === 0 || !(await pass.goOn())) return;
-    const pages = Math.min(VACUUM_PAGES, free);
-    await pass.step('vacuum', async () => {
-      for (let i = 0; i < pages; i++) await upkeep.vacuumPage(db.kysely);
-    });
+    const pages = Math.min(size.value, free);
+    await pass.step(
+      'vacuum',
+      async () => {
+        for (let i = 0; i < pages; i++) await upkeep.vacuumPage(db.kysely);
+      },
+      size,
+    );
     pass.report.pagesFreed += pages;
   }
 }
