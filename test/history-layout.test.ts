@@ -16,7 +16,7 @@ import { importTokens, listTokens, removeTokens } from '../src/db/tokens.js';
 import { createLogger } from '../src/logger.js';
 import { keepHistory } from '../src/history-keeper.js';
 import { fingerprint } from '../src/secret.js';
-import { dailyLiveShare } from '../src/console/queries.js';
+import { dailyLiveShare, tokenDays } from '../src/console/queries.js';
 import { tschk } from './helpers/cli.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 
@@ -227,22 +227,26 @@ describeEachDialect('history that lasts', (dialect) => {
     expect(await daily()).toEqual(expected);
   });
 
-  it("the console's 30-day live share reads the same from the rollups as it did from the raw checks", async () => {
+  it("the console's 30-day live share and a token's days read the same from the rollups as they did from the raw checks", async () => {
     await migrateToLatest(db);
     const secrets = Array.from({ length: 4 }, (_, i) => `tok-share-${i}-xxxx`);
     const { tok } = await seedTokens(secrets);
-    const now = new Date();
+    // Noon (UTC) of today: the checks of each day stay on that day.
+    const now = new Date(Math.floor(Date.now() / DAY) * DAY + 12 * HOUR);
     const records: CheckRecord[] = [];
     for (let d = 0; d < 6; d++) {
       for (const [i, s] of secrets.entries()) {
-        records.push(check(tok(s), new Date(now.getTime() - d * DAY - (i + 1) * 60_000), (i + d) % 3 === 0 ? 'dead' : 'live'));
+        records.push(check(tok(s), new Date(now.getTime() - d * DAY - (i + 1) * 60_000), (i + d) % 3 === 0 ? 'dead' : 'live', { latencyMs: 50 + d * 10 + i, balance: d % 2 ? `${d}.5` : null, currency: d % 2 ? 'CNY' : null }));
       }
     }
     await recordChecks(db, records);
     const before = await dailyLiveShare(db, { days: 30, now });
+    const daysBefore = await tokenDays(db, tok(secrets[1]!).id, 30, now);
     await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now });
     expect(await db.kysely.selectFrom('token_daily').select('day').execute()).not.toHaveLength(0);
     expect(await dailyLiveShare(db, { days: 30, now })).toEqual(before);
+    expect(await tokenDays(db, tok(secrets[1]!).id, 30, now)).toEqual(daysBefore);
+    expect(daysBefore).toHaveLength(6);
     expect([...before.values()][0]!.reduce((n, d) => n + d.checks, 0)).toBe(records.length);
   });
 

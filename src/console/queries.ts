@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { num } from '../db/dialect.js';
-import { VERDICT_CODES } from '../db/history.js';
+import { VERDICT_CODES, verdictWord } from '../db/history.js';
 import { readState, ROLLED_UNTIL } from '../db/retention.js';
 import { readLease } from '../db/lease.js';
 import { listProviders, type Provider } from '../db/providers.js';
@@ -405,20 +405,50 @@ export interface TokenDay {
 }
 
 /**
- * A token's last `days` UTC days, newest first, in the shape of the daily rollups. From its raw
- * history for now: one index range on (token_id, checked_at), folded here.
+ * A token's last `days` UTC days, newest first: the days already rolled up from `token_daily`,
+ * the rest from its raw checks (one range of the (token_id, at) key), folded here.
  */
 export async function tokenDays(db: Db, tokenId: number, days: number, now = new Date()): Promise<TokenDay[]> {
   const starts = dayStarts(days, now);
-  const rows = await db.kysely
-    .selectFrom('token_status')
-    .select(['checked_at', 'verdict', 'reason', 'latency_ms', 'balance', 'currency'])
+  const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? Number.NEGATIVE_INFINITY;
+  const firstRaw = new Date(Math.max(starts[0]!.getTime(), rolledUntil * DAY_MS));
+  const rolled = await db.kysely
+    .selectFrom('token_daily')
+    .selectAll()
     .where('token_id', '=', tokenId)
-    .where('checked_at', '>=', db.dialect.time(starts[0]!))
-    .orderBy('checked_at')
-    .orderBy('id')
+    .where('day', '>=', starts[0]!.toISOString().slice(0, 10))
+    .where('day', '<', firstRaw.toISOString().slice(0, 10))
+    .orderBy('day')
     .execute();
+  const rows = (
+    await db.kysely
+      .selectFrom('history_checks as c')
+      .select(['c.at', 'c.verdict', (eb) => eb.selectFrom('history_reasons as r').select('r.reason').whereRef('r.id', '=', 'c.reason_id').as('reason'), 'c.latency_ms', 'c.balance', 'c.currency'])
+      .where('c.token_id', '=', tokenId)
+      .where('c.at', '>=', db.dialect.historyTime(firstRaw))
+      .orderBy('c.at')
+      .orderBy('c.id')
+      .execute()
+  ).map((r) => ({ ...r, checked_at: r.at, verdict: verdictWord(r.verdict) }));
   const byDay = new Map<string, TokenDay & { latencySum: number; latencyN: number }>();
+  for (const d of rolled) {
+    const n = (v: unknown) => (v === null ? null : num(v));
+    byDay.set(d.day, {
+      day: d.day,
+      checks: num(d.checks),
+      live: num(d.live),
+      dead: num(d.dead),
+      exhausted: num(d.exhausted),
+      unknown: num(d.unknown),
+      latency_min: n(d.latency_min_ms),
+      latency_avg: n(d.latency_avg_ms),
+      latency_max: n(d.latency_max_ms),
+      last_reason: d.last_reason,
+      last_balance: d.last_balance === null ? null : d.last_currency ? `${d.last_balance} ${d.last_currency}` : d.last_balance,
+      latencySum: 0,
+      latencyN: 0,
+    });
+  }
   for (const r of rows) {
     const at = db.dialect.readTime(r.checked_at);
     if (!at) continue;
