@@ -70,14 +70,18 @@ function millis(flavour: Flavour, column: string): string {
 export function tokenStatusView(flavour: Flavour): string {
   const checkedAt = flavour === 'sqlite' ? `strftime('%Y-%m-%dT%H:%M:%fZ', c.at / 1000.0, 'unixepoch')` : 'c.at';
   const v = VERDICT_CODES;
+  // MySQL cannot merge a view with a subquery in its select list into the query (it would copy
+  // the whole view into a temporary table first): there the reason is a join, which MariaDB drops
+  // when unused.
+  const reason = flavour === 'mysql' ? 'r.reason' : '(SELECT r.reason FROM history_reasons r WHERE r.id = c.reason_id)';
   return `CREATE VIEW token_status AS
 SELECT c.id AS id, c.run_id AS run_id, c.token_id AS token_id, c.provider_id AS provider_id,
   k.fingerprint AS fingerprint, ${checkedAt} AS checked_at,
   CASE c.verdict WHEN ${v.live} THEN 'live' WHEN ${v.dead} THEN 'dead' WHEN ${v.exhausted} THEN 'exhausted' ELSE 'unknown' END AS verdict,
-  (SELECT r.reason FROM history_reasons r WHERE r.id = c.reason_id) AS reason, c.http_status AS http_status, c.latency_ms AS latency_ms, c.balance AS balance,
+  ${reason} AS reason, c.http_status AS http_status, c.latency_ms AS latency_ms, c.balance AS balance,
   c.currency AS currency, c.detail AS detail, ${millis(flavour, 'c.at')} AS checked_ms
 FROM history_checks c
-LEFT JOIN history_tokens k ON k.token_id = c.token_id`;
+LEFT JOIN history_tokens k ON k.token_id = c.token_id${flavour === 'mysql' ? '\nLEFT JOIN history_reasons r ON r.id = c.reason_id' : ''}`;
 }
 
 /** The 0.1.0 `checked_at` (ISO text on SQLite) as a `history_checks.at` value. */
