@@ -59,6 +59,7 @@ export interface KeeperReport {
 /** A day is rolled up this long after it ended: late batches and clocks a little behind are in. */
 export const ROLLUP_MARGIN_MS = 3_600_000;
 const CHECKPOINT_EVERY = 8;
+const ROLLUP_PAGE_MAX = 500;
 const WAL_LIMIT_BYTES = 64 * 2 ** 20;
 
 /**
@@ -178,6 +179,8 @@ async function rollUp(pass: Pass, b: Bounds): Promise<boolean> {
   while (day !== undefined && day <= b.lastRollupDay) {
     for (;;) {
       if (!(await pass.goOn())) return false;
+      // The day's checks of a page are summed up here, on the event loop: at most 500 tokens' worth.
+      size.value = Math.min(size.value, ROLLUP_PAGE_MAX);
       const page = await historyTokenPage(db, after, size.value);
       if (page.length === 0) break;
       const r = await pass.step('rollup', () => rollUpTokens(db, day!, page, b.cutoff, reasons), size);
