@@ -21,7 +21,7 @@ import { Scheduler } from './scheduler.js';
 import { syncSources } from './sources/index.js';
 
 /** The start-up pass of the history keeper begins this long after the HTTP server listens. */
-const KEEPER_START_DELAY_MS = 5_000;
+const KEEPER_START_DELAY_MS = 60_000;
 
 export interface DaemonOptions {
   logger: Logger;
