@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { Daemon } from '../src/daemon.js';
+import { appendHistory } from '../src/db/history.js';
 import { upsertProvider } from '../src/db/providers.js';
 import { importTokens, listTokens } from '../src/db/tokens.js';
 import { createLogger } from '../src/logger.js';
@@ -42,23 +43,19 @@ async function main(): Promise<number> {
   await importTokens(db, { providerId: p.id, pool: 'default', entries: Array.from({ length: n }, (_, i) => `sk-bench-${i}-${'x'.repeat(24)}`), source: 'cli' });
   const tokens = await listTokens(db, { providerId: p.id });
   const now = Date.now();
-  await db.kysely.transaction().execute(async (trx) => {
-    for (let d = days; d >= 0; d--) {
-      const at = db.dialect.time(new Date(now - d * 86_400_000 - 60_000));
-      for (let i = 0; i < tokens.length; i += 500) {
-        await trx
-          .insertInto('token_status')
-          .values(
-            tokens.slice(i, i + 500).map((t, j) => {
-              const verdict = (i + j + d) % 10 === 0 ? 'dead' : (i + j) % 17 === 0 ? 'unknown' : 'live';
-              return { run_id: null, token_id: t.id, provider_id: p.id, fingerprint: t.fingerprint, checked_at: at, verdict, reason: verdict === 'live' ? 'upstream_accepted' : verdict === 'dead' ? 'upstream_rejected' : 'timeout', http_status: 200, latency_ms: 100 + ((i + j) % 700), balance: null, currency: null, detail: null };
-            }),
-          )
-          .execute();
-      }
+  for (let d = days; d >= 0; d--) {
+    const at = new Date(now - d * 86_400_000 - 60_000);
+    for (let i = 0; i < tokens.length; i += 2000) {
+      await appendHistory(
+        db,
+        tokens.slice(i, i + 2000).map((t, j) => {
+          const verdict = (i + j + d) % 10 === 0 ? 'dead' : (i + j) % 17 === 0 ? 'unknown' : 'live';
+          return { run_id: null, token_id: t.id, provider_id: p.id, fingerprint: t.fingerprint, checked_at: at, verdict, reason: verdict === 'live' ? 'upstream_accepted' : verdict === 'dead' ? 'upstream_rejected' : 'timeout', http_status: 200, latency_ms: 100 + ((i + j) % 700), balance: null, currency: null, detail: null };
+        }),
+      );
     }
-    await trx.updateTable('tokens').set({ last_verdict: 'live', last_reason: 'upstream_accepted', last_checked_at: db.dialect.time(new Date(now - 60_000)) }).execute();
-  });
+  }
+  await db.kysely.updateTable('tokens').set({ last_verdict: 'live', last_reason: 'upstream_accepted', last_checked_at: db.dialect.time(new Date(now - 60_000)) }).execute();
   const seedS = (Date.now() - seedStart) / 1000;
   await daemon.start();
   const base = daemon.httpAddress!.url;

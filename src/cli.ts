@@ -7,7 +7,7 @@ import { checkerFor, providerKinds } from './checkers/index.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { openDatabase, type Db } from './db/connect.js';
-import { listHistory } from './db/history.js';
+import { fingerprintHasHistory, listHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { findProvider, findProviderById, listProviders, upsertProvider, type Provider } from './db/providers.js';
 import { readLease } from './db/lease.js';
@@ -485,13 +485,17 @@ async function historyCommand(config: Readonly<Config>, rest: string[], io: CliI
   return withDb(config, async (db) => {
     const p = values.provider ? await requireProvider(db, values.provider) : undefined;
     let tokenId: number | undefined;
+    let fingerprint: string | undefined;
     if (values.token !== undefined) {
       const t = /^\d+$/.test(values.token) ? await findToken(db, Number(values.token)) : (await findTokensByFingerprint(db, values.token))[0];
-      if (!t) throw new UsageError(`no token '${values.token}' (give an id or a fingerprint)`);
-      tokenId = t.id;
+      // A fingerprint finds the history of every token that had it, removed ones included.
+      if (!t && !/^\d+$/.test(values.token) && (await fingerprintHasHistory(db, values.token))) fingerprint = values.token;
+      else if (!t) throw new UsageError(`no token '${values.token}' (give an id or a fingerprint)`);
+      else if (/^\d+$/.test(values.token)) tokenId = t.id;
+      else fingerprint = t.fingerprint;
     }
     const names = new Map((await listProviders(db)).map((x) => [x.id, x.name]));
-    const rows = (await listHistory(db, { providerId: p?.id, tokenId, limit })).map((h) => ({
+    const rows = (await listHistory(db, { providerId: p?.id, tokenId, fingerprint, limit })).map((h) => ({
       provider: names.get(h.provider_id) ?? null,
       ...historyView(h, db.dialect),
     }));

@@ -26,6 +26,8 @@ export interface Config {
   retryBaseMs: number;
   minIntervalS: number;
   historyDays: number;
+  /** Daily rollups and the event log are kept this long (TSCHK_ROLLUP_DAYS). */
+  rollupDays: number;
   shutdownGraceMs: number;
   /** How long a run lease lasts unless renewed; a holder that dies loses it after this. */
   runLeaseMs: number;
@@ -190,6 +192,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     retryBaseMs: int('TSCHK_RETRY_BASE_MS', 1_000, 0, 600_000),
     minIntervalS: int('TSCHK_MIN_INTERVAL_S', 600, 0, 30 * 86_400),
     historyDays: int('TSCHK_HISTORY_DAYS', 90, 1, 36_500),
+    rollupDays: int('TSCHK_ROLLUP_DAYS', 400, 1, 36_500),
     shutdownGraceMs: int('TSCHK_SHUTDOWN_GRACE_MS', 30_000, 0, 600_000),
     runLeaseMs: int('TSCHK_RUN_LEASE_MS', 30_000, 200, 600_000),
     trimCron,

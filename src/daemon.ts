@@ -5,11 +5,11 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { faultLogging } from './db/fault-logging.js';
-import { trimHistory } from './db/history.js';
 import { migrateToLatest } from './db/migrate.js';
 import { redactDatabaseUrl } from './db/url.js';
-import { forgetDaemon, heartbeat, readLease, releaseLease, tryAcquireLease, type Holder } from './db/lease.js';
-import { abortOrphanedRuns, runningRuns, trimRuns } from './db/runs.js';
+import { forgetDaemon, heartbeat, readLease, releaseLease, renewLease, tryAcquireLease, type Holder } from './db/lease.js';
+import { keepHistory, type KeeperReport } from './history-keeper.js';
+import { abortOrphanedRuns, runningRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
@@ -20,6 +20,9 @@ import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { syncDeclaredProviders } from './sources/declared.js';
 import { syncSources } from './sources/index.js';
+
+/** The start-up pass of the history keeper begins this long after the HTTP server listens. */
+const KEEPER_START_DELAY_MS = 60_000;
 
 export interface DaemonOptions {
   logger: Logger;
@@ -46,6 +49,12 @@ export class Daemon {
   private startupSync: Promise<void> = Promise.resolve();
   private watcher: NodeJS.Timeout | undefined;
   private watching = false;
+  /** The history keeper's pass in flight, and what stops it between two steps. */
+  private keeping: Promise<number> | undefined;
+  private readonly keeperStop = new AbortController();
+  private keeperTimer: NodeJS.Timeout | undefined;
+  /** What the last pass of the history keeper in this process did. */
+  lastHistoryPass: KeeperReport | undefined;
   private toldReplicas = false;
   private readonly startedAt = new Date();
 
@@ -126,7 +135,14 @@ export class Daemon {
     await this.watchReplicas();
     this.watcher = setInterval(() => void this.watchReplicas(), this.context.runs.lease.pollMs);
     this.watcher.unref();
-    await this.trimHistory();
+    // In the background, a little after start-up: a pass over a large history takes minutes, in
+    // steps; start-up and the first run wait for none of it.
+    this.keeperTimer = setTimeout(() => {
+      void this.trimHistory().catch((err) =>
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'history upkeep failed; the next pass goes on from where it stopped'),
+      );
+    }, KEEPER_START_DELAY_MS);
+    this.keeperTimer.unref();
     if (config.runOnStart) {
       void this.runNow({ trigger: 'startup' }).catch((err) =>
         logger.error({ err: err instanceof Error ? err.message : String(err) }, 'start-up run failed'),
@@ -153,19 +169,36 @@ export class Daemon {
     }
   }
 
-  /** Trims history, unless another process is trimming or took this tick. */
-  async trimHistory(tick?: Date): Promise<number> {
+  /**
+   * One pass of the history keeper (rollups, retention, file upkeep), unless another process is
+   * doing it or took this tick; returns how many raw checks it removed.
+   */
+  trimHistory(tick?: Date): Promise<number> {
+    if (this.keeping) return this.keeping;
+    this.keeping = this.keepHistory(tick).finally(() => {
+      this.keeping = undefined;
+    });
+    return this.keeping;
+  }
+
+  private async keepHistory(tick?: Date): Promise<number> {
     const { config, db, logger } = this.context;
     const { holder, ttlMs } = this.context.runs.lease;
-    if (!(await tryAcquireLease(db, 'trim', holder, ttlMs, { tick }))) return 0;
+    if (this.stopping || !(await tryAcquireLease(db, 'trim', holder, ttlMs, { tick }))) return 0;
     try {
-      const cutoff = new Date(Date.now() - config.historyDays * 86_400_000);
-      const removed = await trimHistory(db, cutoff);
-      const runs = await trimRuns(db, cutoff);
-      logger.info({ removed, runs, olderThan: cutoff.toISOString(), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
-      return removed;
+      const report = await keepHistory(db, {
+        historyDays: config.historyDays,
+        rollupDays: config.rollupDays,
+        logger,
+        signal: this.keeperStop.signal,
+        renew: () => renewLease(db, 'trim', holder.id, ttlMs),
+        renewEveryMs: Math.max(50, Math.floor(ttlMs / 3)),
+      });
+      this.lastHistoryPass = report;
+      logger.info({ ...report, longestStepMs: Math.round(report.longestStepMs), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
+      return report.removed;
     } finally {
-      await releaseLease(db, 'trim', holder.id);
+      await releaseLease(db, 'trim', holder.id).catch(() => undefined);
     }
   }
 
@@ -213,9 +246,12 @@ export class Daemon {
       // Stop accepting first; requests in flight finish while the run winds down.
       const httpClosed = this.http?.close(graceMs);
       this.stopController.abort();
+      this.keeperStop.abort();
+      clearTimeout(this.keeperTimer);
       clearInterval(this.watcher);
       await this.scheduler?.stop();
       await this.startupSync;
+      await this.keeping?.catch(() => undefined);
       if (runs.busy) {
         logger.info({ graceMs }, 'waiting for the run in flight');
         let timer: NodeJS.Timeout | undefined;

@@ -289,6 +289,8 @@ describeEachDialect('web console over HTTP', (dialect) => {
     ]);
     const restored = await c.call('POST', `/console/api/archive/${archive.entries[0].id}/restore`);
     expect(restored.json.restored).toMatchObject({ provider: 'deep', pool: 'default', into: 'tokens' });
+    const restoredEvents = await seeded.s.db.kysely.selectFrom('token_events').select(['event', 'actor']).where('event', '=', 'restored').execute();
+    expect(restoredEvents).toEqual([{ event: 'restored', actor: 'console' }]);
     expect((await c.call('POST', `/console/api/archive/${archive.entries[0].id}/restore`)).status).toBe(409);
 
     await seedDays(seeded.s.db, seeded.deep, 30);
@@ -341,6 +343,9 @@ describeEachDialect('web console over HTTP', (dialect) => {
     expect((await c.call('POST', '/console/api/tokens', { provider: 'nope', text: 'a' })).status).toBe(404);
     const removed = await c.call('DELETE', `/console/api/tokens/${rows[0]!.id}`);
     expect(removed.json.archived).toMatchObject({ id: rows[0]!.id, fingerprint: rows[0]!.fingerprint });
+    // The event log says who removed it.
+    const events = await seeded.s.db.kysely.selectFrom('token_events').select(['event', 'reason', 'actor']).where('token_id', '=', rows[0]!.id).execute();
+    expect(events).toEqual([{ event: 'removed', reason: 'user_removed', actor: 'console' }]);
     for (const a of c.answers) for (const s of ['sk-new-console-1', 'sk-new-console-2', 'sk-new-console-3']) expect(a.text).not.toContain(s);
   });
 

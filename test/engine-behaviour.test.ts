@@ -89,12 +89,12 @@ describe('a run against an upstream in trouble', () => {
     // 40 checks of 100 ms on 2 workers take ~2 s: the writer's 1 s flush fails half-way
     mock.setDefault({ kind: 'delay', ms: 100, then: 'live' });
     await seed(ctx, 'deep', mock.checkUrl, Array.from({ length: 40 }, (_, i) => `tok-write-${String(i).padStart(4, '0')}-xxxx`));
-    await sql`DROP TABLE token_status`.execute(ctx.db.kysely);
+    await sql`DROP TABLE history_checks`.execute(ctx.db.kysely);
 
     const s = await ctx.daemon.runNow({ trigger: 'cli' });
 
     expect(s.status).toBe('failed');
-    expect(s.error).toMatch(/token_status/);
+    expect(s.error).toMatch(/history_checks/);
     // the workers stopped at the failure instead of checking every token regardless
     expect(mock.calls.length).toBeLessThan(40);
   });

@@ -3,6 +3,8 @@ import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { num } from '../db/dialect.js';
+import { VERDICT_CODES, verdictWord } from '../db/history.js';
+import { readState, ROLLED_UNTIL } from '../db/retention.js';
 import { readLease } from '../db/lease.js';
 import { listProviders, type Provider } from '../db/providers.js';
 import { countPruneCandidates, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
@@ -130,36 +132,56 @@ function dayStarts(days: number, now: Date): Date[] {
 
 /**
  * The share of each day's checks that answered live, per provider and pool, for the last `days`
- * UTC days. From raw history for now (one pass over the days' rows, bucketed by a CASE on the
- * day boundaries, so no dialect's date functions are needed); the daily rollups will answer the
- * same from one row per token per day.
+ * UTC days: the days already rolled up from `token_daily` (one row per token and day), the rest
+ * (today, usually yesterday) from the raw checks in the time index, bucketed by a CASE on the day
+ * boundaries so that no dialect's date functions are needed.
  */
 export async function dailyLiveShare(
   db: Db,
   q: { providerId?: number; pool?: string; days: number; now?: Date },
 ): Promise<Map<string, DayShare[]>> {
   const starts = dayStarts(q.days, q.now ?? new Date());
-  const t = (d: Date) => db.dialect.time(d);
+  const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? Number.NEGATIVE_INFINITY;
+  const firstRaw = Math.max(starts[0]!.getTime(), rolledUntil * DAY_MS);
+  const h = (d: Date) => db.dialect.historyTime(d);
   const bucket = sql.join(
-    starts.slice(1).map((d, i) => sql`when s.checked_at < ${t(d)} then ${i}`),
+    starts.slice(1).map((d, i) => sql`when c.at < ${h(d)} then ${i}`),
     sql` `,
   );
-  let query = db.kysely
-    .selectFrom('token_status as s')
-    .innerJoin('tokens as t', 't.id', 's.token_id')
-    .innerJoin('providers as p', 'p.id', 's.provider_id')
+  let raw = db.kysely
+    .selectFrom('history_checks as c')
+    .innerJoin('tokens as t', 't.id', 'c.token_id')
+    .innerJoin('providers as p', 'p.id', 'c.provider_id')
     .select((eb) => [
       'p.name as provider',
       't.pool as pool',
       sql<number>`case ${bucket} else ${starts.length - 1} end`.as('bucket'),
       eb.fn.countAll().as('checks'),
-      eb.fn.sum<number>(eb.case().when('s.verdict', '=', 'live').then(1).else(0).end()).as('live'),
+      eb.fn.sum<number>(eb.case().when('c.verdict', '=', VERDICT_CODES.live).then(1).else(0).end()).as('live'),
     ])
-    .where('s.checked_at', '>=', t(starts[0]!))
+    .where('c.at', '>=', h(new Date(firstRaw)))
     .groupBy(['p.name', 't.pool', 'bucket']);
-  if (q.providerId !== undefined) query = query.where('s.provider_id', '=', q.providerId);
-  if (q.pool !== undefined) query = query.where('t.pool', '=', q.pool);
-  const rows = await query.execute();
+  if (q.providerId !== undefined) raw = raw.where('c.provider_id', '=', q.providerId);
+  if (q.pool !== undefined) raw = raw.where('t.pool', '=', q.pool);
+  const rows: Array<{ provider: string; pool: string; bucket: number; checks: unknown; live: unknown }> = (await raw.execute()).map((r) => ({ ...r, bucket: num(r.bucket) }));
+  if (firstRaw > starts[0]!.getTime()) {
+    const day = (d: Date) => d.toISOString().slice(0, 10);
+    let rolled = db.kysely
+      .selectFrom('token_daily as d')
+      .innerJoin('tokens as t', 't.id', 'd.token_id')
+      .innerJoin('providers as p', 'p.id', 'd.provider_id')
+      .select((eb) => ['p.name as provider', 't.pool as pool', 'd.day', eb.fn.sum<number>('d.checks').as('checks'), eb.fn.sum<number>('d.live').as('live')])
+      .where('d.day', '>=', day(starts[0]!))
+      .where('d.day', '<', day(new Date(firstRaw)))
+      .groupBy(['p.name', 't.pool', 'd.day']);
+    if (q.providerId !== undefined) rolled = rolled.where('d.provider_id', '=', q.providerId);
+    if (q.pool !== undefined) rolled = rolled.where('t.pool', '=', q.pool);
+    const index = new Map(starts.map((d, i) => [day(d), i]));
+    for (const r of await rolled.execute()) {
+      const i = index.get(r.day);
+      if (i !== undefined) rows.push({ provider: r.provider, pool: r.pool, bucket: i, checks: r.checks, live: r.live });
+    }
+  }
   const out = new Map<string, DayShare[]>();
   for (const r of rows) {
     const key = `${r.provider}/${r.pool}`;
@@ -383,20 +405,50 @@ export interface TokenDay {
 }
 
 /**
- * A token's last `days` UTC days, newest first, in the shape of the daily rollups. From its raw
- * history for now: one index range on (token_id, checked_at), folded here.
+ * A token's last `days` UTC days, newest first: the days already rolled up from `token_daily`,
+ * the rest from its raw checks (one range of the (token_id, at) key), folded here.
  */
 export async function tokenDays(db: Db, tokenId: number, days: number, now = new Date()): Promise<TokenDay[]> {
   const starts = dayStarts(days, now);
-  const rows = await db.kysely
-    .selectFrom('token_status')
-    .select(['checked_at', 'verdict', 'reason', 'latency_ms', 'balance', 'currency'])
+  const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? Number.NEGATIVE_INFINITY;
+  const firstRaw = new Date(Math.max(starts[0]!.getTime(), rolledUntil * DAY_MS));
+  const rolled = await db.kysely
+    .selectFrom('token_daily')
+    .selectAll()
     .where('token_id', '=', tokenId)
-    .where('checked_at', '>=', db.dialect.time(starts[0]!))
-    .orderBy('checked_at')
-    .orderBy('id')
+    .where('day', '>=', starts[0]!.toISOString().slice(0, 10))
+    .where('day', '<', firstRaw.toISOString().slice(0, 10))
+    .orderBy('day')
     .execute();
+  const rows = (
+    await db.kysely
+      .selectFrom('history_checks as c')
+      .select(['c.at', 'c.verdict', (eb) => eb.selectFrom('history_reasons as r').select('r.reason').whereRef('r.id', '=', 'c.reason_id').as('reason'), 'c.latency_ms', 'c.balance', 'c.currency'])
+      .where('c.token_id', '=', tokenId)
+      .where('c.at', '>=', db.dialect.historyTime(firstRaw))
+      .orderBy('c.at')
+      .orderBy('c.id')
+      .execute()
+  ).map((r) => ({ ...r, checked_at: r.at, verdict: verdictWord(r.verdict) }));
   const byDay = new Map<string, TokenDay & { latencySum: number; latencyN: number }>();
+  for (const d of rolled) {
+    const n = (v: unknown) => (v === null ? null : num(v));
+    byDay.set(d.day, {
+      day: d.day,
+      checks: num(d.checks),
+      live: num(d.live),
+      dead: num(d.dead),
+      exhausted: num(d.exhausted),
+      unknown: num(d.unknown),
+      latency_min: n(d.latency_min_ms),
+      latency_avg: n(d.latency_avg_ms),
+      latency_max: n(d.latency_max_ms),
+      last_reason: d.last_reason,
+      last_balance: d.last_balance === null ? null : d.last_currency ? `${d.last_balance} ${d.last_currency}` : d.last_balance,
+      latencySum: 0,
+      latencyN: 0,
+    });
+  }
   for (const r of rows) {
     const at = db.dialect.readTime(r.checked_at);
     if (!at) continue;

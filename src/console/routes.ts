@@ -155,7 +155,10 @@ function changing(handler: SessionHandler): Handler {
   });
 }
 
-/** Logs what the console changed. The event log of the history tables records it too, once it exists. */
+/**
+ * Logs what the console changed. What it did to tokens (removed, restored) is also in the event
+ * log (`token_events`, actor 'console'), written by the same transaction as the change.
+ */
 function audit(app: AppContext, req: HttpRequest, action: string, details: Record<string, unknown>): void {
   app.logger.info({ via: 'console', client: clientOf(req, app.config), action, ...details }, 'console action');
 }
@@ -309,7 +312,7 @@ async function postBulk(req: HttpRequest, app: AppContext): Promise<Reply> {
     throw new HttpError(409, 'selection_changed', `the filter matches ${now.count} tokens now, not ${String(body.expected)}: look again before acting`);
   }
   if (action === 'remove') {
-    const r = await removeMatching(app, { provider, pool, match });
+    const r = await removeMatching(app, { provider, pool, match }, 'console');
     audit(app, req, 'bulk_remove', { provider: provider.name, pool, match, ...r });
     return json(200, r);
   }
@@ -338,7 +341,7 @@ async function getToken(req: HttpRequest, app: AppContext): Promise<Reply> {
 }
 
 async function deleteToken(req: HttpRequest, app: AppContext): Promise<Reply> {
-  const removed = await removeToken(app, idParam(req));
+  const removed = await removeToken(app, idParam(req), 'console');
   audit(app, req, 'remove', { id: removed.id, fingerprint: removed.fingerprint });
   return json(200, { archived: removed });
 }
@@ -374,7 +377,7 @@ async function postPrune(req: HttpRequest, app: AppContext): Promise<Reply> {
 async function postRestore(req: HttpRequest, app: AppContext): Promise<Reply> {
   const entry = await archiveEntry(app.db, idParam(req));
   if (!entry) throw new HttpError(404, 'not_archived', `no archive entry ${req.params.id}`);
-  const r = await restoreToken(app, entry.fingerprint, { provider: entry.provider_name, pool: entry.pool });
+  const r = await restoreToken(app, entry.fingerprint, { provider: entry.provider_name, pool: entry.pool }, 'console');
   audit(app, req, 'restore', { provider: r.provider, pool: r.pool, fingerprint: r.fingerprint, into: r.into });
   return json(200, { restored: r });
 }

@@ -1,5 +1,6 @@
 import type { Db } from './connect.js';
-import type { ArchiveRow } from './schema.js';
+import { eventsFor, recordTokenEvents } from './events.js';
+import type { ArchiveRow, EventActor } from './schema.js';
 
 export interface ArchiveFilter {
   providerName?: string;
@@ -19,11 +20,17 @@ export async function listArchive(db: Db, f: ArchiveFilter): Promise<ArchiveRow[
   return q.orderBy('id').execute();
 }
 
-export async function markRestored(db: Db, ids: readonly number[], now = new Date()): Promise<void> {
+/** Marks archive rows restored, with a `restored` event for each, in one transaction. */
+export async function markRestored(db: Db, ids: readonly number[], now = new Date(), actor: EventActor | null = null): Promise<void> {
   if (ids.length === 0) return;
-  await db.kysely
-    .updateTable('token_archive')
-    .set({ restored_at: db.dialect.time(now) })
-    .where('id', 'in', [...ids])
-    .execute();
+  await db.kysely.transaction().execute(async (trx) => {
+    const rows = await trx.selectFrom('token_archive').select(['token_id', 'fingerprint', 'provider_id', 'pool', 'reason']).where('id', 'in', [...ids]).execute();
+    await trx
+      .updateTable('token_archive')
+      .set({ restored_at: db.dialect.time(now) })
+      .where('id', 'in', [...ids])
+      .execute();
+    const events = rows.flatMap((r) => eventsFor([{ ...r, id: r.token_id }], { event: 'restored', reason: `archived as ${r.reason}`, at: now, actor }));
+    await recordTokenEvents(db, events, trx);
+  });
 }

@@ -150,9 +150,14 @@ function openSqlite(location: string, foreign: boolean): BetterSqlite3.Database 
 }
 
 function configureOwn(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
+  // Takes effect only in a new, empty file (before WAL mode writes it): retention can then give
+  // free pages back in small steps. Older files keep their mode until a VACUUM.
+  sqlite.pragma('auto_vacuum = INCREMENTAL');
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
+  // History rows go in token order, so a batch touches one page per token: keep more of them cached (32 MB).
+  sqlite.pragma('cache_size = -32768');
   return sqlite;
 }
 

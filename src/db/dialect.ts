@@ -1,4 +1,4 @@
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type InsertQueryBuilder, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
@@ -17,6 +17,11 @@ export type DialectName = 'sqlite' | 'postgres' | 'mysql';
  *   ISO-8601 text as `time()` writes, so that text comparison orders it correctly.
  * - MySQL evaluates an UPDATE's SET list left to right with the values already set; PostgreSQL
  *   and SQLite read the old row throughout. A SET item that reads another column goes first.
+ * - History time (`history_checks.at`, `historyTime`): integer milliseconds on SQLite (6 bytes a
+ *   row instead of 24 of text, in the table and in its index); the native timestamp elsewhere.
+ * - An insert that skips rows whose key exists: `INSERT OR IGNORE` on SQLite, `INSERT IGNORE`
+ *   on MySQL, `ON CONFLICT DO NOTHING` on PostgreSQL (`ignoreDuplicates`).
+ * - SQLite's file upkeep (`upkeep`): WAL checkpoints and incremental vacuum; nothing elsewhere.
  */
 export interface DialectProfile {
   name: DialectName;
@@ -27,12 +32,48 @@ export interface DialectProfile {
   placeholder(n: number): string;
   /** The database server's time, `offsetMs` from now, as the dialect stores timestamps. */
   clock(offsetMs?: number): RawBuilder<Date | string>;
+  /** A `history_checks.at` value. */
+  historyTime(d: Date): number | Date;
+  ignoreDuplicates<DB, T extends keyof DB & string, O>(q: InsertQueryBuilder<DB, T, O>): InsertQueryBuilder<DB, T, O>;
+  /** SQLite only: what keeps its file and WAL bounded while retention deletes. */
+  fileUpkeep?: FileUpkeep;
   insertId<DB, T extends keyof DB & string>(
     db: Kysely<DB> | Transaction<DB>,
     table: T,
     values: Record<string, unknown>,
   ): Promise<number>;
 }
+
+/** An SQLite file's upkeep; every call is one short statement. */
+export interface FileUpkeep {
+  /** The WAL shrinks back to this size after a checkpoint that emptied it. */
+  limitWal(db: Kysely<any>, bytes: number): Promise<void>;
+  /** Copies the WAL into the file without waiting for readers. */
+  checkpoint(db: Kysely<any>): Promise<void>;
+  /** Free pages the file could give back, when it was made with incremental vacuum (else 0). */
+  freePages(db: Kysely<any>): Promise<number>;
+  /** Gives one free page back to the file system (~20 µs). */
+  vacuumPage(db: Kysely<any>): Promise<void>;
+}
+
+const sqliteUpkeep: FileUpkeep = {
+  async limitWal(db, bytes) {
+    await sql.raw(`PRAGMA journal_size_limit = ${Math.floor(bytes)}`).execute(db);
+  },
+  async checkpoint(db) {
+    await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db);
+  },
+  async freePages(db) {
+    const mode = await sql<{ auto_vacuum: number }>`PRAGMA auto_vacuum`.execute(db);
+    if (num(mode.rows[0]?.auto_vacuum) !== 2) return 0;
+    const free = await sql<{ freelist_count: number }>`PRAGMA freelist_count`.execute(db);
+    return num(free.rows[0]?.freelist_count);
+  },
+  async vacuumPage(db) {
+    // The driver steps the pragma once, and each step frees one page.
+    await sql`PRAGMA incremental_vacuum(1)`.execute(db);
+  },
+};
 
 export function num(v: unknown): number {
   if (typeof v === 'number') return v;
@@ -44,6 +85,8 @@ export function num(v: unknown): number {
 function readDate(v: unknown): Date | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v;
+  // SQLite history time: milliseconds since 1970.
+  if (typeof v === 'number') return Number.isFinite(v) ? new Date(v) : null;
   if (typeof v === 'string') {
     // MySQL DATETIME read as text (dateStrings) or SQLite: both are UTC.
     const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : v.replace(' ', 'T') + 'Z');
@@ -60,6 +103,9 @@ export const profiles: Record<DialectName, DialectProfile> = {
     bool: (b) => (b ? 1 : 0),
     placeholder: () => '?',
     clock: (offsetMs = 0) => sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${offsetMs / 1000} seconds`})`,
+    historyTime: (d) => d.getTime(),
+    ignoreDuplicates: (q) => q.orIgnore(),
+    fileUpkeep: sqliteUpkeep,
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
@@ -72,6 +118,8 @@ export const profiles: Record<DialectName, DialectProfile> = {
     bool: (b) => b,
     placeholder: (n) => `$${n}`,
     clock: (offsetMs = 0) => sql<Date>`(clock_timestamp() + cast(${Math.round(offsetMs)} as integer) * interval '1 millisecond')`,
+    historyTime: (d) => d,
+    ignoreDuplicates: (q) => q.onConflict((oc) => oc.doNothing()),
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
       return num(r.id);
@@ -84,6 +132,8 @@ export const profiles: Record<DialectName, DialectProfile> = {
     bool: (b) => (b ? 1 : 0),
     placeholder: () => '?',
     clock: (offsetMs = 0) => sql<Date>`timestampadd(microsecond, ${Math.round(offsetMs) * 1000}, utc_timestamp(3))`,
+    historyTime: (d) => d,
+    ignoreDuplicates: (q) => q.ignore(),
     async insertId(db, table, values) {
       const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);

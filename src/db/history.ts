@@ -1,9 +1,13 @@
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, type Transaction } from 'kysely';
+import { VERDICT_CODES } from '../../migrations/dialect.js';
 import type { Db } from './connect.js';
-import type { DialectProfile } from './dialect.js';
+import { num, type DialectProfile } from './dialect.js';
+import { recordTokenEvents, type TokenEvent } from './events.js';
 import { renewLease } from './lease.js';
 import { verdictsByRun } from './runs.js';
-import type { TokenState, TokenStatusRow, Verdict } from './schema.js';
+import type { Database, TokenEventKind, TokenState, TokenStatusRow, Verdict } from './schema.js';
+
+export { VERDICT_CODES };
 
 /** One check, as it is written: a history row and the token's new state. */
 export interface CheckRecord {
@@ -47,12 +51,19 @@ const CHUNK = 50;
 /**
  * Writes a batch in one transaction: committed together or not at all, with the run's counts
  * moved on by the same transaction, so that a run row always matches the history carrying its id.
+ * The same transaction gives the rows their ids, notes first-time tokens in `history_tokens`, and
+ * writes an event for every token whose state the batch changed.
  */
 export async function recordChecks(db: Db, records: readonly CheckRecord[], opts: RecordOptions = {}): Promise<void> {
   if (records.length === 0) return;
+  // Outside the transaction: a reason code, once known, must exist even if this batch rolls back.
+  const reasons = await reasonCodes(db, records.map((r) => r.reason));
+  const fresh = newHistoryTokens(db, records);
   await db.kysely.transaction().execute(async (trx) => {
     if (opts.lease && !(await renewLease(db, 'run', opts.lease.holderId, opts.lease.ttlMs, trx))) throw new LeaseLostError();
+    const firstAt = firstCheckOfRun(records);
     for (const [runId, c] of verdictsByRun(records)) {
+      const from = db.dialect.historyTime(firstAt.get(runId)!);
       await trx
         .updateTable('check_runs')
         .set((eb) => ({
@@ -61,18 +72,134 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[], opts
           dead: eb('dead', '+', c.dead),
           exhausted: eb('exhausted', '+', c.exhausted),
           unknown: eb('unknown', '+', c.unknown),
+          history_from: eb.case().when('history_from', 'is', null).then(from).when('history_from', '>', from).then(from).else(eb.ref('history_from')).end(),
         }))
         .where('id', '=', runId)
         .execute();
     }
+    const firstId = await allocateCheckIds(trx, records.length);
+    if (fresh.length > 0) await noteHistoryTokens(db, trx, fresh);
     for (let i = 0; i < records.length; i += CHUNK) {
       const chunk = records.slice(i, i + CHUNK);
       if (i > 0) await nextTurn();
-      await trx.executeQuery(insertHistory(db.dialect, chunk));
+      await trx.executeQuery(insertChecks(db.dialect, chunk.map((r, j) => ({ ...r, at: r.checkedAt, id: firstId + i + j })), reasons));
       await nextTurn();
       await trx.executeQuery(updateTokenStates(db.dialect, chunk));
+      await recordTransitions(db, trx, chunk);
     }
   });
+  const known = knownTokens.get(db.kysely);
+  for (const id of fresh) known?.add(id);
+}
+
+export const NEXT_CHECK_ID = 'next_check_id';
+
+function firstCheckOfRun(records: readonly CheckRecord[]): Map<number, Date> {
+  const first = new Map<number, Date>();
+  for (const r of records) {
+    if (r.runId === null) continue;
+    const seen = first.get(r.runId);
+    if (!seen || r.checkedAt < seen) first.set(r.runId, r.checkedAt);
+  }
+  return first;
+}
+
+/** Ids for `n` rows, from the counter row: one UPDATE per batch, in the batch's transaction. */
+async function allocateCheckIds(trx: Transaction<Database>, n: number): Promise<number> {
+  await trx
+    .updateTable('history_state')
+    .set((eb) => ({ value: eb('value', '+', n) }))
+    .where('name', '=', NEXT_CHECK_ID)
+    .execute();
+  const row = await trx.selectFrom('history_state').select('value').where('name', '=', NEXT_CHECK_ID).executeTakeFirst();
+  if (!row || row.value === null) throw new Error('history_state has no next_check_id row: run tschk migrate');
+  return num(row.value) - n;
+}
+
+/** Token ids this process knows to have their `history_tokens` row, per database. */
+const knownTokens = new WeakMap<object, Set<number>>();
+
+function newHistoryTokens(db: Db, records: readonly CheckRecord[]): number[] {
+  let known = knownTokens.get(db.kysely);
+  if (!known) knownTokens.set(db.kysely, (known = new Set()));
+  return [...new Set(records.map((r) => r.tokenId))].filter((id) => !known.has(id));
+}
+
+/**
+ * Tokens checked for the first time get their `history_tokens` row (fingerprint, provider, pool),
+ * which stays after the token is removed: what finds a removed token's history by fingerprint.
+ */
+async function noteHistoryTokens(db: Db, trx: Transaction<Database>, ids: readonly number[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await trx.selectFrom('tokens').select(['id', 'provider_id', 'pool', 'fingerprint']).where('id', 'in', ids.slice(i, i + 500)).execute();
+    if (rows.length === 0) continue;
+    const values = rows.map((t) => ({ token_id: t.id, provider_id: t.provider_id, pool: t.pool, fingerprint: t.fingerprint }));
+    await db.dialect.ignoreDuplicates(trx.insertInto('history_tokens').values(values)).execute();
+  }
+}
+
+/** The event a check's new state is, if any. */
+function transitionEvent(r: CheckRecord): TokenEventKind | undefined {
+  if (r.next.state === r.prev.state) return undefined;
+  if (r.next.state === 'suspect') return 'suspect';
+  if (r.next.state === 'invalid') return 'invalid';
+  if (r.next.state === 'active') return 'recovered';
+  return undefined;
+}
+
+/**
+ * Events for the tokens whose state this chunk changed. A state change applies only if nobody
+ * changed the token since the run read it: the event is written only where the token now has the
+ * new state.
+ */
+async function recordTransitions(db: Db, trx: Transaction<Database>, records: readonly CheckRecord[]): Promise<void> {
+  const changed = new Map<number, CheckRecord>();
+  for (const r of records) {
+    if (transitionEvent(r)) changed.set(r.tokenId, r);
+    else changed.delete(r.tokenId);
+  }
+  if (changed.size === 0) return;
+  const now = await trx.selectFrom('tokens').select(['id', 'state', 'pool']).where('id', 'in', [...changed.keys()]).execute();
+  const events: TokenEvent[] = [];
+  for (const t of now) {
+    const r = changed.get(Number(t.id))!;
+    if (t.state !== r.next.state) continue;
+    events.push({
+      at: r.checkedAt,
+      event: transitionEvent(r)!,
+      tokenId: r.tokenId,
+      fingerprint: r.fingerprint,
+      providerId: r.providerId,
+      pool: t.pool,
+      runId: r.runId,
+      reason: r.prev.state === 'invalid' ? `${r.reason} (was invalid)` : r.reason,
+      actor: 'run',
+    });
+  }
+  await recordTokenEvents(db, events, trx);
+}
+
+/** Reason codes, from a cache per database; new reasons are added (by any process: duplicates are skipped). */
+export async function reasonCodes(db: Db, reasons: Iterable<string>): Promise<Map<string, number>> {
+  let cache = reasonCache.get(db.kysely);
+  if (!cache) reasonCache.set(db.kysely, (cache = new Map()));
+  const missing = [...new Set(reasons)].filter((r) => !cache!.has(r));
+  if (missing.length > 0) {
+    await db.dialect.ignoreDuplicates(db.kysely.insertInto('history_reasons').values(missing.map((reason) => ({ reason: reason.slice(0, 64) })))).execute();
+    for (const row of await db.kysely.selectFrom('history_reasons').select(['id', 'reason']).where('reason', 'in', missing.map((r) => r.slice(0, 64))).execute()) {
+      cache.set(row.reason, Number(row.id));
+    }
+    for (const r of missing) if (r.length > 64) cache.set(r, cache.get(r.slice(0, 64))!);
+  }
+  return cache;
+}
+
+const reasonCache = new WeakMap<object, Map<string, number>>();
+
+/** Reason texts by code. */
+export async function reasonNames(db: Db): Promise<Map<number, string>> {
+  const rows = await db.kysely.selectFrom('history_reasons').select(['id', 'reason']).execute();
+  return new Map(rows.map((r) => [Number(r.id), r.reason]));
 }
 
 function nextTurn(): Promise<void> {
@@ -99,16 +226,34 @@ function idLiteral(id: number): string {
   return String(id);
 }
 
-const HISTORY_COLUMNS = 'run_id, token_id, provider_id, fingerprint, checked_at, verdict, reason, http_status, latency_ms, balance, currency, detail';
+const HISTORY_COLUMNS = 'token_id, at, id, provider_id, run_id, verdict, reason_id, http_status, latency_ms, balance, currency, detail';
 
-function insertHistory(d: DialectProfile, records: readonly CheckRecord[]): CompiledQuery {
+/** One check as `history_checks` stores it. */
+export interface StoredCheck {
+  tokenId: number;
+  at: Date;
+  id: number;
+  providerId: number;
+  runId: number | null;
+  verdict: Verdict;
+  reason: string;
+  httpStatus: number | null;
+  latencyMs: number | null;
+  balance: string | null;
+  currency: string | null;
+  detail: string | null;
+}
+
+export function insertChecks(d: DialectProfile, rows: readonly StoredCheck[], reasons: ReadonlyMap<string, number>): CompiledQuery {
   const p = new Params(d);
-  const rows = records.map((r) =>
-    [r.runId, r.tokenId, r.providerId, r.fingerprint, d.time(r.checkedAt), r.verdict, r.reason, r.httpStatus, r.latencyMs, r.balance, r.currency, r.detail]
+  const values = rows.map((r) => {
+    const reason = reasons.get(r.reason);
+    if (reason === undefined) throw new Error(`no code for reason '${r.reason}'`);
+    return [r.tokenId, d.historyTime(r.at), r.id, r.providerId, r.runId, VERDICT_CODES[r.verdict], reason, r.httpStatus, r.latencyMs, r.balance, r.currency, r.detail]
       .map((v) => p.add(v))
-      .join(', '),
-  );
-  return CompiledQuery.raw(`insert into token_status (${HISTORY_COLUMNS}) values (${rows.join('), (')})`, p.values);
+      .join(', ');
+  });
+  return CompiledQuery.raw(`insert into history_checks (${HISTORY_COLUMNS}) values (${values.join('), (')})`, p.values);
 }
 
 /** In SET order: the columns whose new value is guarded by `state` and `consecutive_dead` come before those two. */
@@ -188,18 +333,138 @@ function sameValue(a: unknown, b: unknown): boolean {
 export interface HistoryQuery {
   providerId?: number;
   tokenId?: number;
+  /** Every token that had this fingerprint, removed ones included. */
+  fingerprint?: string;
   limit: number;
 }
 
-export async function listHistory(db: Db, q: HistoryQuery): Promise<TokenStatusRow[]> {
-  let query = db.kysely.selectFrom('token_status').selectAll();
-  if (q.providerId !== undefined) query = query.where('provider_id', '=', q.providerId);
-  if (q.tokenId !== undefined) query = query.where('token_id', '=', q.tokenId);
-  return query.orderBy('id', 'desc').limit(q.limit).execute();
+const WORDS = Object.fromEntries(Object.entries(VERDICT_CODES).map(([word, code]) => [code, word])) as Record<number, Verdict>;
+
+export function verdictWord(code: unknown): Verdict {
+  return WORDS[num(code)] ?? 'unknown';
 }
 
-/** Deletes history older than the cutoff; returns how many rows went. */
-export async function trimHistory(db: Db, olderThan: Date): Promise<number> {
-  const r = await db.kysely.deleteFrom('token_status').where('checked_at', '<', db.dialect.time(olderThan)).executeTakeFirst();
-  return Number(r.numDeletedRows);
+/** A stored time as `token_status` shows it: ISO text on SQLite, the driver's Date elsewhere. */
+function shownTime(d: DialectProfile, v: unknown): Date | string {
+  const t = d.readTime(v) ?? new Date(NaN);
+  return d.name === 'sqlite' ? t.toISOString() : t;
+}
+
+/**
+ * Recent checks, newest first, in the shape of a `token_status` row. Reads the tables rather than
+ * the view: on SQLite the view's `checked_at` is text computed per row, which no index can order.
+ */
+export async function listHistory(db: Db, q: HistoryQuery): Promise<TokenStatusRow[]> {
+  let query = db.kysely
+    .selectFrom('history_checks as c')
+    .leftJoin('history_tokens as k', 'k.token_id', 'c.token_id')
+    .leftJoin('history_reasons as r', 'r.id', 'c.reason_id')
+    .select(['c.id', 'c.run_id', 'c.token_id', 'c.provider_id', 'k.fingerprint', 'c.at', 'c.verdict', 'r.reason', 'c.http_status', 'c.latency_ms', 'c.balance', 'c.currency', 'c.detail']);
+  if (q.tokenId !== undefined) query = query.where('c.token_id', '=', q.tokenId);
+  if (q.providerId !== undefined) query = query.where('c.provider_id', '=', q.providerId);
+  if (q.fingerprint !== undefined) {
+    const fp = q.fingerprint;
+    query = query.where('c.token_id', 'in', (eb) => eb.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fp));
+  }
+  const rows = await query.orderBy('c.at', 'desc').orderBy('c.id', 'desc').limit(q.limit).execute();
+  return rows.map(
+    (h): TokenStatusRow => ({
+      id: num(h.id),
+      run_id: h.run_id === null ? null : num(h.run_id),
+      token_id: num(h.token_id),
+      provider_id: num(h.provider_id),
+      fingerprint: h.fingerprint ?? '',
+      checked_at: shownTime(db.dialect, h.at),
+      verdict: verdictWord(h.verdict),
+      reason: h.reason ?? '',
+      http_status: h.http_status === null ? null : num(h.http_status),
+      latency_ms: h.latency_ms === null ? null : num(h.latency_ms),
+      balance: h.balance,
+      currency: h.currency,
+      detail: h.detail,
+    }),
+  );
+}
+
+/** Whether any check of a token with this fingerprint was ever recorded (it may be removed since). */
+export async function fingerprintHasHistory(db: Db, fingerprint: string): Promise<boolean> {
+  return (await db.kysely.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fingerprint).limit(1).executeTakeFirst()) !== undefined;
+}
+
+/**
+ * The checks of a run, to select from or to use as a subquery: read from the time index, from
+ * the run's first check on (a run older than the column reads the whole index).
+ */
+export async function checksOfRun(db: Db, runId: number, verdicts?: readonly Verdict[]) {
+  const run = await db.kysely.selectFrom('check_runs').select('history_from').where('id', '=', runId).executeTakeFirst();
+  const from = db.dialect.readTime(run?.history_from ?? null);
+  let q = db.kysely.selectFrom('history_checks').where('run_id', '=', runId);
+  if (from) q = q.where('at', '>=', db.dialect.historyTime(from));
+  if (verdicts) q = q.where('verdict', 'in', verdicts.map((v) => VERDICT_CODES[v]));
+  return q;
+}
+
+/** A run's verdicts, counted from the history rows that carry its id. */
+export async function countRunVerdicts(db: Db, runId: number): Promise<Record<Verdict, number>> {
+  const counts = { live: 0, dead: 0, exhausted: 0, unknown: 0 };
+  const rows = await (await checksOfRun(db, runId))
+    .select(['verdict', (eb) => eb.fn.countAll().as('n')])
+    .groupBy('verdict')
+    .execute();
+  for (const r of rows) counts[verdictWord(r.verdict)] += num(r.n);
+  return counts;
+}
+
+/** Each token's latency in a run (One-API's `response_time`). */
+export async function runLatencies(db: Db, runId: number): Promise<Map<number, number>> {
+  const rows = await (await checksOfRun(db, runId)).select(['token_id', 'latency_ms']).execute();
+  return new Map(rows.map((h) => [num(h.token_id), num(h.latency_ms ?? 0)]));
+}
+
+/** A check in the shape of a `token_status` row, for `appendHistory`. */
+export interface HistoryRowInput {
+  run_id: number | null;
+  token_id: number;
+  provider_id: number;
+  fingerprint: string;
+  checked_at: Date;
+  verdict: Verdict;
+  reason: string;
+  http_status: number | null;
+  latency_ms: number | null;
+  balance: string | null;
+  currency: string | null;
+  detail: string | null;
+  pool?: string | null;
+}
+
+/**
+ * Appends checks as they are, without touching `tokens` or `check_runs`: for loading history
+ * from elsewhere (seeding a benchmark, a demo). Tokens met first keep the provider and
+ * fingerprint given here.
+ */
+export async function appendHistory(db: Db, rows: readonly HistoryRowInput[]): Promise<void> {
+  if (rows.length === 0) return;
+  const reasons = await reasonCodes(db, rows.map((r) => r.reason));
+  await db.kysely.transaction().execute(async (trx) => {
+    const tokens = new Map(rows.map((r) => [r.token_id, { token_id: r.token_id, provider_id: r.provider_id, pool: r.pool ?? null, fingerprint: r.fingerprint }]));
+    const list = [...tokens.values()];
+    for (let i = 0; i < list.length; i += 500) await db.dialect.ignoreDuplicates(trx.insertInto('history_tokens').values(list.slice(i, i + 500))).execute();
+    const firstId = await allocateCheckIds(trx, rows.length);
+    const checks = rows.map((r, i): StoredCheck => ({
+      tokenId: r.token_id,
+      at: r.checked_at,
+      id: firstId + i,
+      providerId: r.provider_id,
+      runId: r.run_id,
+      verdict: r.verdict,
+      reason: r.reason,
+      httpStatus: r.http_status,
+      latencyMs: r.latency_ms,
+      balance: r.balance,
+      currency: r.currency,
+      detail: r.detail,
+    }));
+    for (let i = 0; i < checks.length; i += 200) await trx.executeQuery(insertChecks(db.dialect, checks.slice(i, i + 200), reasons));
+  });
 }

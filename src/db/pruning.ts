@@ -1,6 +1,8 @@
 import type { Transaction } from 'kysely';
 import type { Db } from './connect.js';
-import type { Database, TokenRow, TokenState, Verdict } from './schema.js';
+import { checksOfRun } from './history.js';
+import { eventsFor, recordTokenEvents } from './events.js';
+import type { Database, EventActor, TokenRow, TokenState, Verdict } from './schema.js';
 
 export interface CandidateQuery {
   runId: number;
@@ -18,26 +20,25 @@ export interface CandidateQuery {
  * Tokens confirmed dead by this run: a dead verdict in this run's history and enough in a row.
  * Canaries are never pruned: they test the provider, they are not in rotation.
  */
-function candidates(db: Db, q: CandidateQuery) {
+async function candidates(db: Db, q: CandidateQuery) {
+  const checked = (await checksOfRun(db, q.runId, q.verdicts)).select('token_id');
   let query = db.kysely
     .selectFrom('tokens')
     .where('provider_id', '=', q.providerId)
     .where('expect', 'is', null)
     .where('consecutive_dead', '>=', q.after)
     .where('state', 'in', [...q.states])
-    .where('id', 'in', (eb) =>
-      eb.selectFrom('token_status').select('token_id').where('run_id', '=', q.runId).where('verdict', 'in', [...q.verdicts]),
-    );
+    .where('id', 'in', checked);
   if (q.pool !== undefined) query = query.where('pool', '=', q.pool);
   return query;
 }
 
 export async function pruneCandidates(db: Db, q: CandidateQuery & { afterId: number; limit: number }): Promise<TokenRow[]> {
-  return candidates(db, q).selectAll().where('id', '>', q.afterId).orderBy('id').limit(q.limit).execute();
+  return (await candidates(db, q)).selectAll().where('id', '>', q.afterId).orderBy('id').limit(q.limit).execute();
 }
 
 export async function countPruneCandidates(db: Db, q: CandidateQuery): Promise<number> {
-  const r = await candidates(db, q)
+  const r = await (await candidates(db, q))
     .select((eb) => eb.fn.countAll().as('n'))
     .executeTakeFirst();
   return Number(r?.n ?? 0);
@@ -51,6 +52,7 @@ export async function lastAnswersOutsideRun(
   db: Db,
   q: Pick<CandidateQuery, 'runId' | 'providerId' | 'verdicts'>,
 ): Promise<{ judged: number; dead: number }> {
+  const checked = (await checksOfRun(db, q.runId)).select('token_id');
   const rows = await db.kysely
     .selectFrom('tokens')
     .select(['last_verdict', (eb) => eb.fn.countAll().as('n')])
@@ -58,9 +60,8 @@ export async function lastAnswersOutsideRun(
     .where('expect', 'is', null)
     .where('state', 'in', ['active', 'suspect'])
     .where('last_verdict', 'in', ['live', 'dead', 'exhausted'])
-    .where('id', 'not in', (eb) =>
-      eb.selectFrom('token_status').select('token_id').where('run_id', '=', q.runId).where('provider_id', '=', q.providerId),
-    )
+    // A token id is one provider's: the run's checks of other providers never match.
+    .where('id', 'not in', checked)
     .groupBy('last_verdict')
     .execute();
   let judged = 0;
@@ -72,13 +73,32 @@ export async function lastAnswersOutsideRun(
   return { judged, dead };
 }
 
-/** Takes tokens out of rotation without deleting them. */
-export async function flagTokens(db: Db, ids: readonly number[], now = new Date(), trx?: Transaction<Database>): Promise<void> {
+/**
+ * Takes tokens out of rotation without deleting them, with an `invalid` event for each token
+ * this changes (one already invalid or disabled is no news).
+ */
+export async function flagTokens(
+  db: Db,
+  ids: readonly number[],
+  now = new Date(),
+  trx?: Transaction<Database>,
+  cause: { runId?: number | null; reason?: string; actor?: EventActor | null } = {},
+): Promise<void> {
   if (ids.length === 0) return;
-  await (trx ?? db.kysely)
-    .updateTable('tokens')
-    .set({ state: 'invalid', invalid_since: db.dialect.time(now), updated_at: db.dialect.time(now) })
-    .where('id', 'in', [...ids])
-    .where('state', '!=', 'disabled')
-    .execute();
+  const run = async (t: Transaction<Database>) => {
+    const changed = await t
+      .selectFrom('tokens')
+      .select(['id', 'fingerprint', 'provider_id', 'pool'])
+      .where('id', 'in', [...ids])
+      .where('state', 'not in', ['disabled', 'invalid'])
+      .execute();
+    await t
+      .updateTable('tokens')
+      .set({ state: 'invalid', invalid_since: db.dialect.time(now), updated_at: db.dialect.time(now) })
+      .where('id', 'in', [...ids])
+      .where('state', '!=', 'disabled')
+      .execute();
+    await recordTokenEvents(db, eventsFor(changed, { event: 'invalid', reason: cause.reason ?? 'confirmed_dead', at: now, ...cause }), t);
+  };
+  await (trx ? run(trx) : db.kysely.transaction().execute(run));
 }

@@ -1,4 +1,5 @@
 import type { Db } from './connect.js';
+import { countRunVerdicts } from './history.js';
 import type { CheckRunRow, RunStatus, RunTrigger, Verdict } from './schema.js';
 
 export interface RunCounts {
@@ -116,14 +117,7 @@ export function verdictsByRun(records: ReadonlyArray<{ runId: number | null; ver
 export async function abortOrphanedRuns(db: Db, now = new Date()): Promise<CheckRunRow[]> {
   const orphans = await runningRuns(db);
   for (const run of orphans) {
-    const rows = await db.kysely
-      .selectFrom('token_status')
-      .select(['verdict', (eb) => eb.fn.countAll().as('n')])
-      .where('run_id', '=', run.id)
-      .groupBy('verdict')
-      .execute();
-    const counts = { live: 0, dead: 0, exhausted: 0, unknown: 0 };
-    for (const r of rows) counts[r.verdict] = Number(r.n);
+    const counts = await countRunVerdicts(db, run.id);
     const checked = counts.live + counts.dead + counts.exhausted + counts.unknown;
     await db.kysely
       .updateTable('check_runs')

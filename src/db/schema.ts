@@ -60,6 +60,92 @@ export interface TokenStatusTable {
   detail: string | null;
 }
 
+/** The view over the compact history tables: `checked_ms` is `checked_at` in milliseconds since 1970. */
+export interface TokenStatusView extends TokenStatusTable {
+  checked_ms: number;
+}
+
+/** Raw checks as stored. `at`: milliseconds since 1970 on SQLite, the native timestamp elsewhere. */
+export interface HistoryChecksTable {
+  token_id: number;
+  at: number | Date;
+  id: number;
+  provider_id: number;
+  run_id: number | null;
+  verdict: number;
+  reason_id: number;
+  http_status: number | null;
+  latency_ms: number | null;
+  balance: string | null;
+  currency: string | null;
+  detail: string | null;
+}
+
+/** Every token that has history: what a check row does not repeat. Stays when the token is removed. */
+export interface HistoryTokensTable {
+  token_id: number;
+  provider_id: number;
+  pool: string | null;
+  fingerprint: string;
+}
+
+export interface HistoryReasonsTable {
+  id: Generated<number>;
+  reason: string;
+}
+
+/** Counters and marks of the history keeper (`next_check_id`, `rolled_until_day`, `rollup_token`). */
+export interface HistoryStateTable {
+  name: string;
+  value: number | string | null;
+}
+
+/** One row per token and UTC day ('YYYY-MM-DD'). */
+export interface TokenDailyTable {
+  token_id: number;
+  day: string;
+  provider_id: number;
+  checks: number;
+  live: number;
+  dead: number;
+  exhausted: number;
+  unknown: number;
+  latency_min_ms: number | null;
+  latency_avg_ms: number | null;
+  latency_max_ms: number | null;
+  last_reason: string | null;
+  last_balance: string | null;
+  last_currency: string | null;
+}
+
+export type TokenEventKind =
+  | 'suspect'
+  | 'recovered'
+  | 'invalid'
+  | 'held'
+  | 'pruned'
+  | 'removed'
+  | 'restored'
+  | 'channel_disabled'
+  | 'channel_enabled';
+
+/** Who caused an event: a run, or a person through one of these. */
+export type EventActor = 'run' | 'cli' | 'api' | 'console';
+
+/** State changes of tokens, kept as long as the daily rollups. */
+export interface TokenEventsTable {
+  id: Generated<number>;
+  at: Timestamp;
+  token_id: number | null;
+  fingerprint: string | null;
+  provider_id: number | null;
+  pool: string | null;
+  run_id: number | null;
+  event: TokenEventKind;
+  reason: string | null;
+  actor: EventActor | null;
+}
+
 export interface CheckRunsTable {
   id: Generated<number>;
   trigger: RunTrigger;
@@ -75,6 +161,8 @@ export interface CheckRunsTable {
   pruned: number;
   held: number;
   error: string | null;
+  /** The `history_checks.at` of the run's first check: where its rows begin in the time index. */
+  history_from: number | Date | null;
 }
 
 export interface TokenArchiveTable {
@@ -162,7 +250,13 @@ export interface ConsoleSessionsTable {
 export interface Database {
   providers: ProvidersTable;
   tokens: TokensTable;
-  token_status: TokenStatusTable;
+  token_status: TokenStatusView;
+  history_checks: HistoryChecksTable;
+  history_tokens: HistoryTokensTable;
+  history_reasons: HistoryReasonsTable;
+  history_state: HistoryStateTable;
+  token_daily: TokenDailyTable;
+  token_events: TokenEventsTable;
   check_runs: CheckRunsTable;
   token_archive: TokenArchiveTable;
   oneapi_disabled_channels: OneApiDisabledChannelsTable;
@@ -175,5 +269,7 @@ export interface Database {
 export type ProviderRow = Selectable<ProvidersTable>;
 export type TokenRow = Selectable<TokensTable>;
 export type TokenStatusRow = Selectable<TokenStatusTable>;
+export type TokenEventRow = Selectable<TokenEventsTable>;
+export type TokenDailyRow = Selectable<TokenDailyTable>;
 export type CheckRunRow = Selectable<CheckRunsTable>;
 export type ArchiveRow = Selectable<TokenArchiveTable>;

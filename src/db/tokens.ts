@@ -1,9 +1,16 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { fingerprint, splitTokens, UnusableTokensError, unusableEntries } from '../secret.js';
 import type { Db } from './connect.js';
-import type { Database, TokenRow, TokenSource, TokenState, Verdict } from './schema.js';
+import { eventsFor, recordTokenEvents } from './events.js';
+import type { Database, EventActor, TokenRow, TokenSource, TokenState, Verdict } from './schema.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
+
+/** Which run, or who, removed tokens: what their `pruned` or `removed` event says. */
+export interface EventCause {
+  runId?: number | null;
+  actor?: EventActor | null;
+}
 
 export interface ImportRequest {
   providerId: number;
@@ -206,7 +213,8 @@ export async function findTokensByFingerprint(db: Db, fp: string): Promise<Token
 
 /**
  * Archives the tokens, then deletes them, inside the caller's transaction, so that a token is
- * never gone without its archive row. History rows stay.
+ * never gone without its archive row, nor without the event that says why (`pruned` when a run
+ * confirmed it dead, `removed` otherwise). History rows stay.
  */
 export async function archiveAndDeleteTokens(
   trx: Transaction<Database>,
@@ -215,7 +223,9 @@ export async function archiveAndDeleteTokens(
   providerName: string,
   reason: string,
   now = new Date(),
+  cause: EventCause = {},
 ): Promise<void> {
+  await recordTokenEvents(db, eventsFor(tokens, { event: reason === 'pruned' ? 'pruned' : 'removed', reason, at: now, ...cause }), trx);
   for (let i = 0; i < tokens.length; i += INSERT_CHUNK) {
     const chunk = tokens.slice(i, i + INSERT_CHUNK);
     await trx
@@ -262,7 +272,7 @@ export async function removeProviderAndTokens(db: Db, provider: { id: number; na
 }
 
 /** Archives and removes tokens in their own transaction. */
-export async function removeTokens(db: Db, tokens: readonly TokenRow[], providerName: string, reason: string): Promise<void> {
+export async function removeTokens(db: Db, tokens: readonly TokenRow[], providerName: string, reason: string, cause: EventCause = {}): Promise<void> {
   if (tokens.length === 0) return;
-  await db.kysely.transaction().execute((trx) => archiveAndDeleteTokens(trx, db, tokens, providerName, reason));
+  await db.kysely.transaction().execute((trx) => archiveAndDeleteTokens(trx, db, tokens, providerName, reason, new Date(), cause));
 }

@@ -1,4 +1,5 @@
 import type { Provider } from '../db/providers.js';
+import { recordHeld } from '../db/events.js';
 import { countPruneCandidates, flagTokens, lastAnswersOutsideRun, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
 import type { TokenRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
@@ -60,6 +61,7 @@ export async function pruneProvider(
   if (decision.action === 'hold') {
     summary.held = decision.rule === 'canary' ? tally.distrusted : await countPruneCandidates(ctx.db, query);
     summary.heldReason = decision.reason;
+    if (decision.rule !== 'canary' && summary.held > 0) await recordHeldTokens(ctx, query, decision.reason);
     if (decision.rule === 'breaker' || summary.held > 0) {
       run.log.warn({ held: summary.held, rule: decision.rule }, `pruning held: ${decision.reason}; after a look, tschk check --force-prune overrides`);
     }
@@ -69,6 +71,17 @@ export async function pruneProvider(
   }
   const oneApiInScope = run.req.pool === undefined || run.req.pool === ONEAPI_POOL;
   if (ctx.config.oneApi && oneApiInScope && summary.checked > 0) await settleChannels(ctx, provider, run.runId, run.log);
+}
+
+/** A `held` event for each token whose pruning a safety rule holds back (once per stretch of holds). */
+async function recordHeldTokens(ctx: EngineContext, query: CandidateQuery, reason: string): Promise<void> {
+  for (let afterId = 0; ; ) {
+    const page = await pruneCandidates(ctx.db, { ...query, afterId, limit: PAGE });
+    if (page.length === 0) break;
+    await recordHeld(ctx.db, page, { reason, runId: query.runId });
+    afterId = page[page.length - 1]!.id;
+    if (page.length < PAGE) break;
+  }
 }
 
 async function act(
@@ -86,9 +99,9 @@ async function act(
     if (page.length === 0) break;
     afterId = page[page.length - 1]!.id;
     let pruned = page;
-    if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now);
+    if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now, undefined, { runId: query.runId });
     else {
-      const kept = await deleteEverywhere(ctx, log, provider, page, now);
+      const kept = await deleteEverywhere(ctx, log, provider, page, now, query.runId);
       flaggedInstead += kept.flagged;
       pruned = page.filter((t) => !kept.alreadyFlagged.has(t.id));
     }
@@ -117,10 +130,11 @@ async function deleteEverywhere(
   provider: Provider,
   tokens: TokenRow[],
   now: Date,
+  runId: number,
 ): Promise<{ flagged: number; alreadyFlagged: Set<number> }> {
-  const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now);
+  const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now, { runId });
   const alreadyFlagged = new Set(kept.filter((t) => t.state === 'invalid').map((t) => t.id));
   const flagged = kept.filter((t) => !alreadyFlagged.has(t.id)).map((t) => t.id);
-  await flagTokens(ctx.db, flagged, now);
+  await flagTokens(ctx.db, flagged, now, undefined, { runId, reason: 'kept_at_source' });
   return { flagged: flagged.length, alreadyFlagged };
 }

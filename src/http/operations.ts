@@ -7,6 +7,7 @@ import { RunBusyError } from '../engine/coordinator.js';
 import { RunScopeError } from '../engine/run.js';
 import { describeLineProblem, describeSecret, splitTokens, unusableEntries } from '../secret.js';
 import { removeFromSources } from '../sources/remove.js';
+import type { EventActor } from '../db/schema.js';
 import { restoreArchived, RestoreError, type RestoreResult } from '../sources/restore.js';
 import { charCount, LIMITS, quote } from '../validation.js';
 import { HttpError } from './router.js';
@@ -90,11 +91,11 @@ const STILL_AT_SOURCE =
   'the token is still in its source (its file was edited meanwhile or cannot be rewritten, see the log; or it is a line of a New-API multi-key channel): try again or remove it there';
 
 /** Removes a token from tschk and its source, archived with reason `user_removed`. */
-export async function removeToken(app: AppContext, id: number): Promise<{ id: number; mask: string; fingerprint: string }> {
+export async function removeToken(app: AppContext, id: number, actor: EventActor = 'api'): Promise<{ id: number; mask: string; fingerprint: string }> {
   const token = await findToken(app.db, id);
   if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${id}`);
   const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
-  const kept = await removeFromSources(app, provider, [token], 'user_removed', app.logger);
+  const kept = await removeFromSources(app, provider, [token], 'user_removed', app.logger, new Date(), { actor });
   if (kept.length > 0) throw new HttpError(409, 'still_at_source', STILL_AT_SOURCE);
   return { id: Number(token.id), ...describeSecret(token.secret) };
 }
@@ -108,6 +109,7 @@ const BULK_PAGE = 500;
 export async function removeMatching(
   app: AppContext,
   scope: { provider: Provider; pool: string; match: TokenMatch },
+  actor: EventActor = 'api',
 ): Promise<{ removed: number; kept: number }> {
   let removed = 0;
   let kept = 0;
@@ -115,7 +117,7 @@ export async function removeMatching(
     const page: TokenRow[] = await listTokens(app.db, { providerId: scope.provider.id, pool: scope.pool, afterId, limit: BULK_PAGE, match: scope.match });
     if (page.length === 0) break;
     afterId = Number(page[page.length - 1]!.id);
-    const left = await removeFromSources(app, scope.provider, page, 'user_removed', app.logger);
+    const left = await removeFromSources(app, scope.provider, page, 'user_removed', app.logger, new Date(), { actor });
     kept += left.length;
     removed += page.length - left.length;
     if (page.length < BULK_PAGE) break;
@@ -124,9 +126,9 @@ export async function removeMatching(
 }
 
 /** `tschk tokens restore`: back where it came from; 404 when nothing is archived under it, 409 when it cannot go back. */
-export async function restoreToken(app: AppContext, fingerprint: string, scope: { provider?: string; pool?: string } = {}): Promise<RestoreResult> {
+export async function restoreToken(app: AppContext, fingerprint: string, scope: { provider?: string; pool?: string } = {}, actor: EventActor = 'api'): Promise<RestoreResult> {
   try {
-    return await restoreArchived(app, fingerprint, scope);
+    return await restoreArchived(app, fingerprint, scope, new Date(), actor);
   } catch (err) {
     if (err instanceof RestoreError) {
       throw /^no archived token/.test(err.message) ? new HttpError(404, 'not_archived', err.message) : new HttpError(409, 'cannot_restore', err.message);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens, removeTokens, type EventCause } from '../db/tokens.js';
 import { closeTokenFile, folderExists, LineReader, openTokenFile, TokenFileUnreadable, type OpenTokenFile } from './file-read.js';
 import type { SourceContext } from './index.js';
 import { reconcilePoolInBatches, type SourceEntry } from './reconcile.js';
@@ -191,6 +191,7 @@ export async function deleteFromTokenFiles(
   tokens: readonly TokenRow[],
   reason: string,
   now = new Date(),
+  cause: EventCause = {},
 ): Promise<TokenRow[]> {
   const dir = ctx.config.legacyDataDir;
   const files = legacyTokenFiles(ctx.config);
@@ -204,13 +205,13 @@ export async function deleteFromTokenFiles(
     const file = files.find((f) => f.path === path && f.provider === provider.name);
     if (dir === undefined || !file) {
       // No file tschk still reads: the row is all there is.
-      await removeTokens(ctx.db, rows, provider.name, reason);
+      await removeTokens(ctx.db, rows, provider.name, reason, cause);
       continue;
     }
     const abs = join(dir, file.path);
     await withFileLock(abs, async () => {
       const done = await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
+        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now, cause);
         const expired = join(dirname(abs), EXPIRED_FILE);
         // Refused before the token file changes (a FIFO in its place): the dead lines need somewhere to go.
         await readIfExists(expired);

@@ -1,6 +1,6 @@
 import type { Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { removeTokens } from '../db/tokens.js';
+import { removeTokens, type EventCause } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import type { SourceContext } from './index.js';
 import { deleteFromTokenFiles } from './legacy-files.js';
@@ -19,6 +19,7 @@ export async function removeFromSources(
   reason: string,
   log: Logger,
   now = new Date(),
+  cause: EventCause = {},
 ): Promise<TokenRow[]> {
   const inOneApi = (t: TokenRow) => t.source === 'oneapi' && ctx.config.oneApi !== undefined;
   await removeTokens(
@@ -26,10 +27,11 @@ export async function removeFromSources(
     tokens.filter((t) => t.source !== 'file' && !inOneApi(t)),
     provider.name,
     reason,
+    cause,
   );
   const logged = { ...ctx, logger: log };
-  const kept = await deleteFromTokenFiles(logged, provider, tokens.filter((t) => t.source === 'file'), reason, now);
+  const kept = await deleteFromTokenFiles(logged, provider, tokens.filter((t) => t.source === 'file'), reason, now, cause);
   const oneapi = tokens.filter(inOneApi);
-  if (oneapi.length > 0) kept.push(...(await deleteFromOneApi(logged, provider, oneapi, reason, now)));
+  if (oneapi.length > 0) kept.push(...(await deleteFromOneApi(logged, provider, oneapi, reason, now, cause)));
   return kept;
 }

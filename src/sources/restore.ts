@@ -1,4 +1,5 @@
 import { listArchive, markRestored } from '../db/archive.js';
+import type { EventActor } from '../db/schema.js';
 import { findProvider } from '../db/providers.js';
 import { findTokensByFingerprint, importTokens } from '../db/tokens.js';
 import { describeSecret } from '../secret.js';
@@ -25,7 +26,13 @@ export interface RestoreResult {
  * Brings an archived token back to where it came from — its token file, its One-API channel, or
  * tschk's own table — at the end of its pool, active, and marks its archive rows restored.
  */
-export async function restoreArchived(ctx: SourceContext, fp: string, filter: { provider?: string; pool?: string } = {}, now = new Date()): Promise<RestoreResult> {
+export async function restoreArchived(
+  ctx: SourceContext,
+  fp: string,
+  filter: { provider?: string; pool?: string } = {},
+  now = new Date(),
+  actor: EventActor | null = null,
+): Promise<RestoreResult> {
   const scope = { fingerprint: fp, providerName: filter.provider, pool: filter.pool };
   const rows = await listArchive(ctx.db, { ...scope, unrestored: true });
   if (rows.length === 0) {
@@ -65,6 +72,6 @@ export async function restoreArchived(ctx: SourceContext, fp: string, filter: { 
     );
     if (imported.added > 0) into = 'tokens';
   }
-  await markRestored(ctx.db, rows.map((r) => r.id), now);
+  await markRestored(ctx.db, rows.map((r) => r.id), now, actor);
   return { provider: provider.name, pool: row.pool, ...describeSecret(row.secret), into, alreadyPresent };
 }

@@ -2,6 +2,7 @@ import { findProvider, type Provider } from '../../src/db/providers.js';
 import type { Verdict } from '../../src/db/schema.js';
 import { importTokens, listTokens } from '../../src/db/tokens.js';
 import type { Db } from '../../src/db/connect.js';
+import { appendHistory, type HistoryRowInput } from '../../src/db/history.js';
 import { fingerprint } from '../../src/secret.js';
 import { API_SECRET, servedDaemon, type Served } from './http.js';
 import { startMockFreeApi, type Behaviour, type MockFreeApi } from './mock-free-api.js';
@@ -61,13 +62,13 @@ export async function seededConsole(databaseUrl: string, env: Record<string, str
 }
 
 /**
- * History of the last `days` days for every token of the provider, one check a day, written
- * straight into token_status (the daily live share is read from it): the live share dips in the
+ * History of the last `days` days for every token of the provider, one check a day, appended
+ * straight to the history (the daily live share is read from it): the live share dips in the
  * middle of the month, as an outage would make it.
  */
 export async function seedDays(db: Db, provider: Provider, days: number, now = new Date()): Promise<void> {
   const tokens = await listTokens(db, { providerId: provider.id });
-  const rows: Array<Record<string, unknown>> = [];
+  const rows: HistoryRowInput[] = [];
   for (let d = days; d >= 1; d--) {
     const at = new Date(now.getTime() - d * 86_400_000);
     tokens.forEach((t, i) => {
@@ -78,7 +79,7 @@ export async function seedDays(db: Db, provider: Provider, days: number, now = n
         token_id: t.id,
         provider_id: provider.id,
         fingerprint: fingerprint(t.secret),
-        checked_at: db.dialect.time(at),
+        checked_at: at,
         verdict,
         reason: verdict === 'live' ? 'upstream_accepted' : verdict === 'dead' ? 'upstream_rejected' : 'http_502',
         http_status: 200,
@@ -89,5 +90,5 @@ export async function seedDays(db: Db, provider: Provider, days: number, now = n
       });
     });
   }
-  for (let i = 0; i < rows.length; i += 200) await db.kysely.insertInto('token_status').values(rows.slice(i, i + 200) as never).execute();
+  for (let i = 0; i < rows.length; i += 2000) await appendHistory(db, rows.slice(i, i + 2000));
 }

@@ -1,8 +1,10 @@
 import { disabledChannels, forgetDisabledChannel, rememberDisabledChannel } from '../../db/disabled-channels.js';
+import { runLatencies } from '../../db/history.js';
+import { eventsFor, recordTokenEvents } from '../../db/events.js';
 import { flagTokens } from '../../db/pruning.js';
 import { listProviders, type Provider } from '../../db/providers.js';
 import type { TokenRow } from '../../db/schema.js';
-import { archiveAndDeleteTokens } from '../../db/tokens.js';
+import { archiveAndDeleteTokens, type EventCause } from '../../db/tokens.js';
 import type { Logger } from '../../logger.js';
 import { fingerprint } from '../../secret.js';
 import type { SourceContext } from '../index.js';
@@ -79,6 +81,7 @@ export async function deleteFromOneApi(
   tokens: readonly TokenRow[],
   reason: string,
   now = new Date(),
+  cause: EventCause = {},
 ): Promise<TokenRow[]> {
   const flaggedTokens = await withOneApi(ctx, async (oneapi) => {
     const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
@@ -94,8 +97,8 @@ export async function deleteFromOneApi(
     const flagged = tokens.filter((t) => stillUsed.has(t.secret));
     try {
       await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, reason, now);
-        await flagTokens(ctx.db, flagged.map((t) => t.id), now, trx);
+        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, reason, now, cause);
+        await flagTokens(ctx.db, flagged.map((t) => t.id), now, trx, { ...cause, reason });
         await oneapi.kysely.transaction().execute(async (otrx) => {
           for (const r of rewrites) {
             if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) throw new KeyChanged(r.channel.id);
@@ -105,7 +108,7 @@ export async function deleteFromOneApi(
     } catch (err) {
       if (!(err instanceof KeyChanged)) throw err;
       ctx.logger.warn({ channel: err.channelId }, 'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run');
-      await flagTokens(ctx.db, tokens.map((t) => t.id), now);
+      await flagTokens(ctx.db, tokens.map((t) => t.id), now, undefined, { ...cause, reason });
       return [...tokens];
     }
     for (const r of rewrites) {
@@ -136,20 +139,12 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
     if (channels.length === 0) return;
     const rows = await ctx.db.kysely
       .selectFrom('tokens')
-      .select(['id', 'fingerprint', 'state'])
+      .select(['id', 'fingerprint', 'state', 'provider_id', 'pool'])
       .where('provider_id', '=', provider.id)
       .where('pool', '=', ONEAPI_POOL)
       .execute();
     const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
-    const latency = new Map<number, number>();
-    for (const h of await ctx.db.kysely
-      .selectFrom('token_status')
-      .select(['token_id', 'latency_ms'])
-      .where('run_id', '=', runId)
-      .where('provider_id', '=', provider.id)
-      .execute()) {
-      latency.set(Number(h.token_id), Number(h.latency_ms ?? 0));
-    }
+    const latency = await runLatencies(ctx.db, runId);
     const mode = ctx.config.prune.mode;
 
     for (const channel of channels) {
@@ -168,11 +163,13 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
         if (await setChannelStatus(oneapi, channel.id, CHANNEL_ENABLED, CHANNEL_AUTO_DISABLED, reason, now)) {
           await rememberDisabledChannel(ctx.db, { oneApiDatabase: oneapi.name, channelId: channel.id, providerName: provider.name, reason }, now);
           log.warn({ ...where, reason }, 'One-API channel disabled');
+          await recordTokenEvents(ctx.db, eventsFor(tokens.filter((t) => t !== undefined), { event: 'channel_disabled', reason: `channel ${channel.id}: ${reason}`, runId, at: now }));
         }
       } else if (action === 'enable') {
         if (await setChannelStatus(oneapi, channel.id, CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, ENABLED_AGAIN, now)) {
           await forgetDisabledChannel(ctx.db, oneapi.name, channel.id);
           log.info(where, 'One-API channel enabled again: its tokens are live');
+          await recordTokenEvents(ctx.db, eventsFor(tokens.filter((t) => t !== undefined), { event: 'channel_enabled', reason: `channel ${channel.id}: ${ENABLED_AGAIN}`, runId, at: now }));
         }
       }
       const checked = tokens.flatMap((t) => (t && latency.has(t.id) ? [latency.get(t.id)!] : []));

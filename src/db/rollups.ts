@@ -1,0 +1,105 @@
+import type { Transaction } from 'kysely';
+import type { Db } from './connect.js';
+import { num } from './dialect.js';
+import { verdictWord } from './history.js';
+import type { Database, TokenDailyTable, Verdict } from './schema.js';
+
+export const DAY_MS = 86_400_000;
+
+/** Days since 1970-01-01 (UTC) of an instant. */
+export const dayNumber = (ms: number): number => Math.floor(ms / DAY_MS);
+/** 'YYYY-MM-DD' of a day number. */
+export const dayString = (day: number): string => new Date(day * DAY_MS).toISOString().slice(0, 10);
+
+/** One raw check, as far as a rollup needs it. */
+export interface CheckForRollup {
+  tokenId: number;
+  atMs: number;
+  id: number;
+  verdict: Verdict;
+  reason: string | null;
+  latencyMs: number | null;
+  balance: string | null;
+  currency: string | null;
+}
+
+export type DailyRollup = Omit<TokenDailyTable, 'day' | 'provider_id'> & { day: string };
+
+/**
+ * Pure: one row per token of the checks of one day. The last reason is that of the day's last
+ * check; the last balance that of the last check that had one.
+ */
+export function summarizeDay(day: number, checks: readonly CheckForRollup[]): DailyRollup[] {
+  const byToken = new Map<number, CheckForRollup[]>();
+  for (const c of checks) {
+    let list = byToken.get(c.tokenId);
+    if (!list) byToken.set(c.tokenId, (list = []));
+    list.push(c);
+  }
+  const out: DailyRollup[] = [];
+  for (const [tokenId, list] of byToken) {
+    list.sort((a, b) => a.atMs - b.atMs || a.id - b.id);
+    const r: DailyRollup = {
+      token_id: tokenId,
+      day: dayString(day),
+      checks: list.length,
+      live: 0,
+      dead: 0,
+      exhausted: 0,
+      unknown: 0,
+      latency_min_ms: null,
+      latency_avg_ms: null,
+      latency_max_ms: null,
+      last_reason: list[list.length - 1]!.reason,
+      last_balance: null,
+      last_currency: null,
+    };
+    let sum = 0;
+    let timed = 0;
+    for (const c of list) {
+      r[c.verdict]++;
+      if (c.latencyMs !== null) {
+        sum += c.latencyMs;
+        timed++;
+        r.latency_min_ms = r.latency_min_ms === null ? c.latencyMs : Math.min(r.latency_min_ms, c.latencyMs);
+        r.latency_max_ms = r.latency_max_ms === null ? c.latencyMs : Math.max(r.latency_max_ms, c.latencyMs);
+      }
+      if (c.balance !== null) {
+        r.last_balance = c.balance;
+        r.last_currency = c.currency;
+      }
+    }
+    if (timed > 0) r.latency_avg_ms = Math.round(sum / timed);
+    out.push(r);
+  }
+  return out.sort((a, b) => a.token_id - b.token_id);
+}
+
+/** The checks of some tokens on one day, as `summarizeDay` takes them. */
+export async function checksOfDay(
+  db: Db,
+  tokenIds: readonly number[],
+  day: number,
+  reasons: ReadonlyMap<number, string>,
+  trx?: Transaction<Database>,
+): Promise<CheckForRollup[]> {
+  if (tokenIds.length === 0) return [];
+  const { historyTime, readTime } = db.dialect;
+  const rows = await (trx ?? db.kysely)
+    .selectFrom('history_checks')
+    .select(['token_id', 'at', 'id', 'verdict', 'reason_id', 'latency_ms', 'balance', 'currency'])
+    .where('token_id', 'in', [...tokenIds])
+    .where('at', '>=', historyTime(new Date(day * DAY_MS)))
+    .where('at', '<', historyTime(new Date((day + 1) * DAY_MS)))
+    .execute();
+  return rows.map((r) => ({
+    tokenId: num(r.token_id),
+    atMs: readTime(r.at)!.getTime(),
+    id: num(r.id),
+    verdict: verdictWord(r.verdict),
+    reason: reasons.get(num(r.reason_id)) ?? null,
+    latencyMs: r.latency_ms === null ? null : num(r.latency_ms),
+    balance: r.balance,
+    currency: r.currency,
+  }));
+}

@@ -1,0 +1,267 @@
+import type { Db } from './db/connect.js';
+import { reasonNames } from './db/history.js';
+import {
+  finishRollupDay,
+  firstCheckAt,
+  historyTokenPage,
+  readState,
+  ROLLED_UNTIL,
+  ROLLUP_TOKEN,
+  rollUpTokens,
+  trimChecks,
+  trimEvents,
+  trimRollups,
+} from './db/retention.js';
+import { DAY_MS, dayNumber } from './db/rollups.js';
+import { trimRuns } from './db/runs.js';
+import type { Logger } from './logger.js';
+
+// Glossary. A *pass* of the history keeper rolls up finished UTC days into `token_daily`,
+// deletes raw checks older than TSCHK_HISTORY_DAYS and rollups and events older than
+// TSCHK_ROLLUP_DAYS. It is made of *steps*: one short transaction
+// each, with a pause after it, so that the event loop, the HTTP answers and a run's writes go on
+// in between; and a mark in the database says what is done, so that a pass resumes where a
+// stopped one left off.
+
+export interface KeeperOptions {
+  historyDays: number;
+  rollupDays: number;
+  logger: Logger;
+  now?: () => Date;
+  /** Stops the pass between two steps. */
+  signal?: AbortSignal;
+  /** Extends the lease the pass holds; false when it was lost: the pass stops. */
+  renew?: () => Promise<boolean>;
+  renewEveryMs?: number;
+  /** How long one step should take; its size follows. Default: 3 ms on SQLite, 100 ms elsewhere. */
+  stepMs?: number;
+  /** Tests: the size (tokens, rows) of every first step; later ones follow the time they take. */
+  firstStepSize?: number;
+  /** Tests: runs after every step (a throw there is a crash half-way). */
+  afterStep?: (kind: StepKind) => void | Promise<void>;
+}
+
+export type StepKind = 'rollup' | 'trim' | 'rollups' | 'events' | 'runs' | 'vacuum';
+
+export interface KeeperReport {
+  rolledUp: number;
+  removed: number;
+  rollupsRemoved: number;
+  eventsRemoved: number;
+  runsRemoved: number;
+  pagesFreed: number;
+  steps: number;
+  longestStepMs: number;
+  /** Stopped early (shutdown, or the lease went to another process): the next pass goes on. */
+  stopped: boolean;
+}
+
+/** A day is rolled up this long after it ended: late batches and clocks a little behind are in. */
+export const ROLLUP_MARGIN_MS = 3_600_000;
+const CHECKPOINT_EVERY = 8;
+const ROLLUP_PAGE_MAX = 500;
+const WAL_LIMIT_BYTES = 64 * 2 ** 20;
+
+/**
+ * Pure: the size of the next step, from how long the last one took — halved when it took
+ * half again the target, grown by half when it took less than half of it.
+ */
+export function nextStepSize(size: number, tookMs: number, targetMs: number, min = 1, max = 5_000): number {
+  if (tookMs > targetMs * 1.5) return Math.max(min, Math.floor(size / 2));
+  if (tookMs < targetMs / 2) return Math.min(max, Math.ceil(size * 1.5));
+  return size;
+}
+
+/** Pure: what a pass may do at `now`. Days are UTC day numbers. */
+export function retentionBounds(now: Date, historyDays: number, rollupDays: number) {
+  const today = dayNumber(now.getTime());
+  return {
+    /** Raw checks before this instant go (once their day is rolled up). */
+    cutoff: new Date(now.getTime() - historyDays * DAY_MS),
+    /** Rollups of days before this one go; such days are not rolled up at all. */
+    firstRollupDay: today - rollupDays + 1,
+    /** The last day that may be rolled up now. */
+    lastRollupDay: dayNumber(now.getTime() - ROLLUP_MARGIN_MS) - 1,
+  };
+}
+
+class Pass {
+  readonly report: KeeperReport = {
+    rolledUp: 0,
+    removed: 0,
+    rollupsRemoved: 0,
+    eventsRemoved: 0,
+    runsRemoved: 0,
+    pagesFreed: 0,
+    steps: 0,
+    longestStepMs: 0,
+    stopped: false,
+  };
+  private lastRenew = performance.now();
+  private readonly targetMs: number;
+
+  constructor(
+    readonly db: Db,
+    readonly opts: KeeperOptions,
+  ) {
+    // SQLite's statements block the process: small steps, as one may take several times the target.
+    this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 3 : 100);
+  }
+
+  /** One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time stays free. */
+  async step<T>(kind: StepKind, fn: () => Promise<T>, size?: { value: number }): Promise<T> {
+    const began = performance.now();
+    const result = await fn();
+    const took = performance.now() - began;
+    this.report.steps++;
+    this.report.longestStepMs = Math.max(this.report.longestStepMs, took);
+    if (size) size.value = nextStepSize(size.value, took, this.targetMs);
+    await this.opts.afterStep?.(kind);
+    if (this.report.steps % CHECKPOINT_EVERY === 0 && this.db.dialect.fileUpkeep) {
+      const at = performance.now();
+      await this.db.dialect.fileUpkeep.checkpoint(this.db.kysely);
+      this.report.longestStepMs = Math.max(this.report.longestStepMs, performance.now() - at);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(took)))));
+    return result;
+  }
+
+  /** Whether the pass may go on: not stopping, and still holding its lease. */
+  async goOn(): Promise<boolean> {
+    if (this.opts.signal?.aborted) return this.stop();
+    if (this.opts.renew && performance.now() - this.lastRenew >= (this.opts.renewEveryMs ?? 10_000)) {
+      this.lastRenew = performance.now();
+      if (!(await this.opts.renew())) return this.stop();
+    }
+    return true;
+  }
+
+  private stop(): false {
+    this.report.stopped = true;
+    return false;
+  }
+}
+
+/** One pass of the history keeper; see the glossary above. */
+export async function keepHistory(db: Db, opts: KeeperOptions): Promise<KeeperReport> {
+  const pass = new Pass(db, opts);
+  await db.dialect.fileUpkeep?.limitWal(db.kysely, WAL_LIMIT_BYTES);
+  const bounds = retentionBounds((opts.now ?? (() => new Date()))(), opts.historyDays, opts.rollupDays);
+  if (!(await rollUp(pass, bounds))) return pass.report;
+  if (!(await trimRaw(pass, bounds))) return pass.report;
+  if (!(await trimLongView(pass, bounds))) return pass.report;
+  await vacuum(pass);
+  await db.dialect.fileUpkeep?.checkpoint(db.kysely);
+  return pass.report;
+}
+
+type Bounds = ReturnType<typeof retentionBounds>;
+
+/** The first day at or after `day` (or at all) that has raw checks, or undefined. */
+async function nextDayWithChecks(db: Db, day?: number): Promise<number | undefined> {
+  const at = await firstCheckAt(db, day === undefined ? undefined : new Date(day * DAY_MS));
+  return at ? dayNumber(at.getTime()) : undefined;
+}
+
+/**
+ * Rolls up the finished days not rolled up yet, oldest first, and deletes in the same step the
+ * raw checks of those days that are past the cutoff (a lowered TSCHK_HISTORY_DAYS).
+ */
+async function rollUp(pass: Pass, b: Bounds): Promise<boolean> {
+  const { db } = pass;
+  const rolledUntil = await readState(db.kysely, ROLLED_UNTIL);
+  let after = (await readState(db.kysely, ROLLUP_TOKEN)) ?? 0;
+  let day = await nextDayWithChecks(db, Math.max(rolledUntil ?? b.firstRollupDay, b.firstRollupDay));
+  if (day === undefined) return true;
+  if (day !== rolledUntil) after = 0;
+  const reasons = await reasonNames(db);
+  const size = { value: pass.opts.firstStepSize ?? 100 };
+  while (day !== undefined && day <= b.lastRollupDay) {
+    for (;;) {
+      if (!(await pass.goOn())) return false;
+      // The day's checks of a page are summed up here, on the event loop: at most 500 tokens' worth.
+      size.value = Math.min(size.value, ROLLUP_PAGE_MAX);
+      const page = await historyTokenPage(db, after, size.value);
+      if (page.length === 0) break;
+      const r = await pass.step('rollup', () => rollUpTokens(db, day!, page, b.cutoff, reasons), size);
+      pass.report.rolledUp += r.rollups;
+      pass.report.removed += r.removed;
+      after = page[page.length - 1]!.tokenId;
+    }
+    await finishRollupDay(db, day);
+    day = await nextDayWithChecks(db, day + 1);
+    after = 0;
+  }
+  return true;
+}
+
+/**
+ * Deletes raw checks past the cutoff of days already rolled up (or too old to be), a page of
+ * tokens at a time: each token's rows sit together in the table, so a step reads only what it deletes.
+ */
+async function trimRaw(pass: Pass, b: Bounds): Promise<boolean> {
+  const { db } = pass;
+  const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? -Infinity;
+  const bound = new Date(Math.min(b.cutoff.getTime(), Math.max(rolledUntil, b.firstRollupDay) * DAY_MS));
+  const oldest = await firstCheckAt(db);
+  if (!oldest || oldest >= bound) return true;
+  const size = { value: pass.opts.firstStepSize ?? 20 };
+  for (let after = 0; ; ) {
+    if (!(await pass.goOn())) return false;
+    const page = await historyTokenPage(db, after, size.value);
+    if (page.length === 0) break;
+    const ids = page.map((t) => t.tokenId);
+    pass.report.removed += await pass.step('trim', () => trimChecks(db, ids, bound), size);
+    after = ids[ids.length - 1]!;
+  }
+  return true;
+}
+
+/** Rollups and events older than TSCHK_ROLLUP_DAYS, and runs older than TSCHK_HISTORY_DAYS. */
+async function trimLongView(pass: Pass, b: Bounds): Promise<boolean> {
+  const { db } = pass;
+  const size = { value: pass.opts.firstStepSize ?? 500 };
+  for (let after = 0; ; ) {
+    if (!(await pass.goOn())) return false;
+    const page = await historyTokenPage(db, after, size.value);
+    if (page.length === 0) break;
+    const ids = page.map((t) => t.tokenId);
+    pass.report.rollupsRemoved += await pass.step('rollups', () => trimRollups(db, ids, b.firstRollupDay), size);
+    after = ids[ids.length - 1]!;
+  }
+  const events = { value: pass.opts.firstStepSize ?? 500 };
+  for (;;) {
+    if (!(await pass.goOn())) return false;
+    const removed = await pass.step('events', () => trimEvents(db, new Date(b.firstRollupDay * DAY_MS), events.value), events);
+    pass.report.eventsRemoved += removed;
+    if (removed === 0) break;
+  }
+  pass.report.runsRemoved = await pass.step('runs', () => trimRuns(db, b.cutoff));
+  return true;
+}
+
+/**
+ * SQLite files made with incremental vacuum give their free pages back, a few at a time: moving
+ * a page from the end of the file costs far more than the ~20 µs of one already at the end, so
+ * the number of pages a step frees follows the time the last one took.
+ */
+async function vacuum(pass: Pass): Promise<void> {
+  const { db } = pass;
+  const upkeep = db.dialect.fileUpkeep;
+  if (!upkeep) return;
+  const size = { value: pass.opts.firstStepSize ?? 8 };
+  for (;;) {
+    size.value = Math.min(size.value, 128);
+    const free = await upkeep.freePages(db.kysely);
+    if (free === 0 || !(await pass.goOn())) return;
+    const pages = Math.min(size.value, free);
+    await pass.step(
+      'vacuum',
+      async () => {
+        for (let i = 0; i < pages; i++) await upkeep.vacuumPage(db.kysely);
+      },
+      size,
+    );
+    pass.report.pagesFreed += pages;
+  }
+}
