@@ -5,7 +5,7 @@ import type { Provider } from './db/providers.js';
 import { lastFinishedRun, lastProviderOutcomes } from './db/runs.js';
 import type { Verdict } from './db/schema.js';
 import { currencyKey, isBelowThreshold } from './engine/low-balance.js';
-import type { EngineEvents, RunSummary } from './engine/run.js';
+import type { EngineEvents, RunSummary } from './engine/types.js';
 import type { Route } from './http/router.js';
 
 const VERDICTS: readonly Verdict[] = ['live', 'dead', 'exhausted', 'unknown'];

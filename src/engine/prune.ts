@@ -1,3 +1,4 @@
+import type { EngineContext } from '../context.js';
 import type { Provider } from '../db/providers.js';
 import { countPruneCandidates, flagTokens, lastAnswersOutsideRun, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
 import type { TokenRow } from '../db/schema.js';
@@ -7,17 +8,7 @@ import { ONEAPI_POOL } from '../sources/oneapi/channels.js';
 import { settleChannels } from '../sources/oneapi/index.js';
 import { removeFromSources } from '../sources/remove.js';
 import { decidePruning } from './policy.js';
-import type { EngineContext, ProviderRunSummary, RunRequest } from './run.js';
-
-/** What one run learnt about a provider's tokens in rotation (not flagged, not canaries). */
-export interface RunTally {
-  /** Reached TSCHK_PRUNE_AFTER in this run. */
-  confirmed: number;
-  /** Got a definite answer (live, dead, exhausted). */
-  judged: number;
-  /** Would have been confirmed, had a canary not made their dead verdicts untrustworthy. */
-  distrusted: number;
-}
+import type { ProviderRunSummary, RunRequest, RunTally } from './types.js';
 
 const PAGE = 500;
 const LISTED = 100;

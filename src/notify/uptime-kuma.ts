@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { num } from '../db/dialect.js';
 import type { Verdict } from '../db/schema.js';
-import type { RunSummary } from '../engine/run.js';
+import type { RunSummary } from '../engine/types.js';
 import type { OutgoingRequest } from './formats.js';
 
 export type KumaTarget = Config['notify']['uptimeKuma'][number];

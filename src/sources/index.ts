@@ -1,17 +1,9 @@
-import type { Config } from '../config.js';
-import type { Db } from '../db/connect.js';
-import type { Logger } from '../logger.js';
+import type { SourceContext } from '../context.js';
 import { syncDeclaredProviders } from './declared.js';
 import { syncLegacyFiles } from './legacy-files.js';
 import { syncOneApi } from './oneapi/index.js';
 
-export interface SourceContext {
-  db: Db;
-  config: Readonly<Config>;
-  logger: Logger;
-  /** Shutdown: a sync stops between files and batches, and waits on no file read. */
-  stopSignal?: AbortSignal;
-}
+export type { SourceContext } from '../context.js';
 
 /**
  * Step 1 of a run, and of every legacy request: bring every place tokens live in (the

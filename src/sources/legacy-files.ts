@@ -5,7 +5,7 @@ import { findProvider, upsertProvider, type Provider } from '../db/providers.js'
 import type { TokenRow } from '../db/schema.js';
 import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
 import { closeTokenFile, folderExists, LineReader, openTokenFile, TokenFileUnreadable, type OpenTokenFile } from './file-read.js';
-import type { SourceContext } from './index.js';
+import type { SourceContext } from '../context.js';
 import { reconcilePoolInBatches, type SourceEntry } from './reconcile.js';
 import { appendLines, judgeTokenFile, lineEntries, readIfExists, rewriteTokenFile, scanTokenFile, withFileLock, type FileScan, type LineSplit } from './token-file.js';
 

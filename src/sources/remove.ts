@@ -2,7 +2,7 @@ import type { Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
 import { removeTokens } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
-import type { SourceContext } from './index.js';
+import type { SourceContext } from '../context.js';
 import { deleteFromTokenFiles } from './legacy-files.js';
 import { deleteFromOneApi } from './oneapi/index.js';
 

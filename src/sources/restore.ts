@@ -2,7 +2,7 @@ import { listArchive, markRestored } from '../db/archive.js';
 import { findProvider } from '../db/providers.js';
 import { findTokensByFingerprint, importTokens } from '../db/tokens.js';
 import { describeSecret } from '../secret.js';
-import type { SourceContext } from './index.js';
+import type { SourceContext } from '../context.js';
 import { appendToTokenFile } from './legacy-files.js';
 import { appendToChannel } from './oneapi/index.js';
 

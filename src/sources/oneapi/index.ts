@@ -5,7 +5,7 @@ import type { TokenRow } from '../../db/schema.js';
 import { archiveAndDeleteTokens } from '../../db/tokens.js';
 import type { Logger } from '../../logger.js';
 import { fingerprint } from '../../secret.js';
-import type { SourceContext } from '../index.js';
+import type { SourceContext } from '../../context.js';
 import { reconcilePool, type SourceEntry } from '../reconcile.js';
 import {
   CHANNEL_AUTO_DISABLED,
