@@ -1,6 +1,5 @@
-import type { Transaction } from 'kysely';
-import type { Db } from './connect.js';
-import type { Database, TokenRow, TokenState, Verdict } from './schema.js';
+import type { Db, Executor } from './connect.js';
+import type { TokenRow, TokenState, Verdict } from './schema.js';
 
 export interface CandidateQuery {
   runId: number;
@@ -73,9 +72,9 @@ export async function lastAnswersOutsideRun(
 }
 
 /** Takes tokens out of rotation without deleting them. */
-export async function flagTokens(db: Db, ids: readonly number[], now = new Date(), trx?: Transaction<Database>): Promise<void> {
+export async function flagTokens(db: Executor, ids: readonly number[], now = new Date()): Promise<void> {
   if (ids.length === 0) return;
-  await (trx ?? db.kysely)
+  await db.kysely
     .updateTable('tokens')
     .set({ state: 'invalid', invalid_since: db.dialect.time(now), updated_at: db.dialect.time(now) })
     .where('id', 'in', [...ids])

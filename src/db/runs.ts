@@ -189,3 +189,24 @@ export async function lastFinishedRun(db: Db): Promise<CheckRunRow | undefined> 
     .limit(1)
     .executeTakeFirst();
 }
+
+/** When the last run that completed (status done) finished. */
+export async function lastCompletedAt(db: Db): Promise<Date | null> {
+  const r = await db.kysely
+    .selectFrom('check_runs')
+    .select((eb) => eb.fn.max('finished_at').as('at'))
+    .where('status', '=', 'done')
+    .executeTakeFirst();
+  return db.dialect.readTime(r?.at);
+}
+
+/** The latency of each of the provider's checks in the run, by token id. */
+export async function checkLatencies(db: Db, runId: number, providerId: number): Promise<Map<number, number>> {
+  const rows = await db.kysely
+    .selectFrom('token_status')
+    .select(['token_id', 'latency_ms'])
+    .where('run_id', '=', runId)
+    .where('provider_id', '=', providerId)
+    .execute();
+  return new Map(rows.map((h) => [Number(h.token_id), Number(h.latency_ms ?? 0)]));
+}

@@ -1,14 +1,13 @@
 import { checkerFor, providerKinds } from '../checkers/index.js';
 import type { HttpContext } from '../context.js';
-import { num } from '../db/dialect.js';
 import { listHistory } from '../db/history.js';
 import { findProvider, findProviderById, listProviders, upsertProvider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
-import { findToken, listTokens, removeProviderAndTokens } from '../db/tokens.js';
+import { findToken, listTokens, removeProviderAndTokens, tokenCountsByPool } from '../db/tokens.js';
 import { LIMITS, parseId, quote, textProblem } from '../validation.js';
 import { importIntoPool, providerByName, removeToken, startRun } from './operations.js';
-import { historyView, isoTime, providerView, runView, tokenView } from '../views.js';
+import { historyView, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
 const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
@@ -75,15 +74,10 @@ type PoolSummary = {
 
 /** Per provider and pool: how many tokens, by state and by current verdict, and when one was last checked. */
 async function poolSummaries(app: HttpContext): Promise<Map<number, PoolSummary[]>> {
-  const rows = await app.db.kysely
-    .selectFrom('tokens')
-    .select((eb) => ['provider_id', 'pool', 'state', 'last_verdict', eb.fn.countAll().as('n'), eb.fn.max('last_checked_at').as('last')])
-    .groupBy(['provider_id', 'pool', 'state', 'last_verdict'])
-    .execute();
   const byProvider = new Map<number, Map<string, PoolSummary>>();
-  for (const r of rows) {
-    const pools = byProvider.get(Number(r.provider_id)) ?? new Map<string, PoolSummary>();
-    byProvider.set(Number(r.provider_id), pools);
+  for (const r of await tokenCountsByPool(app.db)) {
+    const pools = byProvider.get(r.providerId) ?? new Map<string, PoolSummary>();
+    byProvider.set(r.providerId, pools);
     const s = pools.get(r.pool) ?? {
       pool: r.pool,
       tokens: 0,
@@ -92,11 +86,10 @@ async function poolSummaries(app: HttpContext): Promise<Map<number, PoolSummary[
       last_checked_at: null,
     };
     pools.set(r.pool, s);
-    const n = num(r.n);
-    s.tokens += n;
-    s.states[r.state] += n;
-    s.verdicts[r.last_verdict ?? 'unchecked'] += n;
-    const last = isoTime(app.db.dialect, r.last);
+    s.tokens += r.n;
+    s.states[r.state] += r.n;
+    s.verdicts[r.verdict ?? 'unchecked'] += r.n;
+    const last = r.lastCheckedAt?.toISOString() ?? null;
     if (last !== null && (s.last_checked_at === null || last > s.last_checked_at)) s.last_checked_at = last;
   }
   return new Map([...byProvider].map(([id, pools]) => [id, [...pools.values()].sort((a, b) => a.pool.localeCompare(b.pool))]));

@@ -1,9 +1,10 @@
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
+import { inTransaction } from '../db/connect.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { archiveAndDeleteTokens, removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens, hasSourceTokens } from '../db/tokens.js';
 import { closeTokenFile, folderExists, LineReader, openTokenFile, TokenFileUnreadable, type OpenTokenFile } from './file-read.js';
 import type { SourceContext } from '../context.js';
 import { reconcilePoolInBatches, type SourceEntry } from './reconcile.js';
@@ -106,7 +107,7 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
         ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
         : await findProvider(ctx.db, file.provider);
     if (!provider) return;
-    if ((read.scan?.tokens ?? 0) === 0 && (await hasFileTokens(ctx, provider.id, file.pool))) {
+    if ((read.scan?.tokens ?? 0) === 0 && (await hasSourceTokens(ctx.db, { providerId: provider.id, pool: file.pool, source: 'file' }))) {
       closeTokenFile(read.file);
       read = undefined;
       await sleep(EMPTY_FILE_REREAD_MS, undefined, { signal });
@@ -167,18 +168,6 @@ async function* fileEntries(reader: LineReader, file: TokenFile): AsyncGenerator
   }
 }
 
-async function hasFileTokens(ctx: SourceContext, providerId: number, pool: string): Promise<boolean> {
-  const row = await ctx.db.kysely
-    .selectFrom('tokens')
-    .select('id')
-    .where('provider_id', '=', providerId)
-    .where('pool', '=', pool)
-    .where('source', '=', 'file')
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 /**
  * File tokens leave their file (delete mode, or a user's removal): archive and delete the rows, and in the same transaction rewrite
  * the file without them (their lines appended to `expire_token.json` beside it). Returns the
@@ -204,13 +193,13 @@ export async function deleteFromTokenFiles(
     const file = files.find((f) => f.path === path && f.provider === provider.name);
     if (dir === undefined || !file) {
       // No file tschk still reads: the row is all there is.
-      await removeTokens(ctx.db, rows, provider.name, reason);
+      await archiveAndDeleteTokens(ctx.db, rows, provider.name, reason);
       continue;
     }
     const abs = join(dir, file.path);
     await withFileLock(abs, async () => {
-      const done = await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now);
+      const done = await inTransaction(ctx.db, async (tx) => {
+        await archiveAndDeleteTokens(tx, rows, provider.name, reason, now);
         const expired = join(dirname(abs), EXPIRED_FILE);
         // Refused before the token file changes (a FIFO in its place): the dead lines need somewhere to go.
         await readIfExists(expired);

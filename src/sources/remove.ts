@@ -1,6 +1,6 @@
 import type { Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { removeTokens } from '../db/tokens.js';
+import { archiveAndDeleteTokens } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import type { SourceContext } from '../context.js';
 import { deleteFromTokenFiles } from './legacy-files.js';
@@ -21,7 +21,7 @@ export async function removeFromSources(
   now = new Date(),
 ): Promise<TokenRow[]> {
   const inOneApi = (t: TokenRow) => t.source === 'oneapi' && ctx.config.oneApi !== undefined;
-  await removeTokens(
+  await archiveAndDeleteTokens(
     ctx.db,
     tokens.filter((t) => t.source !== 'file' && !inOneApi(t)),
     provider.name,

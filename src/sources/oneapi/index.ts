@@ -1,8 +1,10 @@
+import { inTransaction } from '../../db/connect.js';
 import { disabledChannels, forgetDisabledChannel, rememberDisabledChannel } from '../../db/disabled-channels.js';
 import { flagTokens } from '../../db/pruning.js';
 import { listProviders, type Provider } from '../../db/providers.js';
 import type { TokenRow } from '../../db/schema.js';
-import { archiveAndDeleteTokens } from '../../db/tokens.js';
+import { checkLatencies } from '../../db/runs.js';
+import { archiveAndDeleteTokens, poolTokenStates } from '../../db/tokens.js';
 import type { Logger } from '../../logger.js';
 import { fingerprint } from '../../secret.js';
 import type { SourceContext } from '../../context.js';
@@ -93,9 +95,9 @@ export async function deleteFromOneApi(
     const deleted = tokens.filter((t) => !stillUsed.has(t.secret));
     const flagged = tokens.filter((t) => stillUsed.has(t.secret));
     try {
-      await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, reason, now);
-        await flagTokens(ctx.db, flagged.map((t) => t.id), now, trx);
+      await inTransaction(ctx.db, async (tx) => {
+        await archiveAndDeleteTokens(tx, deleted, provider.name, reason, now);
+        await flagTokens(tx, flagged.map((t) => t.id), now);
         await oneapi.kysely.transaction().execute(async (otrx) => {
           for (const r of rewrites) {
             if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) throw new KeyChanged(r.channel.id);
@@ -134,22 +136,9 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
     }
     const channels = (await channelsByProvider(ctx, oneapi, all)).get(provider.name) ?? [];
     if (channels.length === 0) return;
-    const rows = await ctx.db.kysely
-      .selectFrom('tokens')
-      .select(['id', 'fingerprint', 'state'])
-      .where('provider_id', '=', provider.id)
-      .where('pool', '=', ONEAPI_POOL)
-      .execute();
+    const rows = await poolTokenStates(ctx.db, provider.id, ONEAPI_POOL);
     const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
-    const latency = new Map<number, number>();
-    for (const h of await ctx.db.kysely
-      .selectFrom('token_status')
-      .select(['token_id', 'latency_ms'])
-      .where('run_id', '=', runId)
-      .where('provider_id', '=', provider.id)
-      .execute()) {
-      latency.set(Number(h.token_id), Number(h.latency_ms ?? 0));
-    }
+    const latency = await checkLatencies(ctx.db, runId, provider.id);
     const mode = ctx.config.prune.mode;
 
     for (const channel of channels) {
