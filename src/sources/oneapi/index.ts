@@ -1,14 +1,13 @@
-import { inTransaction } from '../../db/connect.js';
 import { disabledChannels, forgetDisabledChannel, rememberDisabledChannel } from '../../db/disabled-channels.js';
-import { flagTokens } from '../../db/pruning.js';
 import { listProviders, type Provider } from '../../db/providers.js';
 import type { TokenRow } from '../../db/schema.js';
 import { checkLatencies } from '../../db/runs.js';
-import { archiveAndDeleteTokens, poolTokenStates } from '../../db/tokens.js';
+import { poolTokenStates } from '../../db/tokens.js';
 import type { Logger } from '../../logger.js';
 import { fingerprint } from '../../secret.js';
 import type { SourceContext } from '../../context.js';
 import { reconcilePool, type SourceEntry } from '../reconcile.js';
+import { SourceNotEdited, type Source, type SourceEdit, type SyncScope } from '../types.js';
 import {
   CHANNEL_AUTO_DISABLED,
   CHANNEL_ENABLED,
@@ -46,7 +45,7 @@ async function channelsByProvider(ctx: SourceContext, db: OneApiDb, all?: readon
  * Brings the tokens of every provider's channels into its `oneapi` pool (step 1 of a run). A token
  * in several channels is one row whose `source_ref` lists them all (`12,15`).
  */
-export async function syncOneApi(ctx: SourceContext, scope: { provider?: string; pool?: string }): Promise<void> {
+async function syncOneApi(ctx: SourceContext, scope: SyncScope): Promise<void> {
   if (scope.pool !== undefined && scope.pool !== ONEAPI_POOL) return;
   await withOneApi(ctx, async (oneapi) => {
     const matched = await channelsByProvider(ctx, oneapi);
@@ -69,54 +68,51 @@ export async function syncOneApi(ctx: SourceContext, scope: { provider?: string;
 }
 
 /**
- * Delete mode for One-API tokens. A dead token leaves every single-line key it is in (the key
- * keeps its other tokens, in order); its row is archived and deleted when no key holds it any
- * more, else flagged — a multi-key channel or one with nothing left is disabled by `settleChannels`.
- * tschk's archive and the key rewrites commit together; a key edited meanwhile undoes both.
- * Returns the tokens still in a key: those are flagged.
+ * How One-API tokens leave their channels (delete mode, or a user's removal). A token leaves
+ * every single-line key it is in (the key keeps its other tokens, in order); its row is archived
+ * and deleted when no key holds it any more, else flagged — a multi-key channel or one with
+ * nothing left is disabled by `settleChannels`. The keys are rewritten, compare-and-set, in One-API's
+ * own transaction inside tschk's: a key edited meanwhile rolls back both, and the tokens are
+ * flagged now and removed on a later run.
  */
-export async function deleteFromOneApi(
-  ctx: SourceContext,
-  provider: Provider,
-  tokens: readonly TokenRow[],
-  reason: string,
-  now = new Date(),
-): Promise<TokenRow[]> {
-  const flaggedTokens = await withOneApi(ctx, async (oneapi) => {
-    const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
-    const dead = new Set(tokens.map((t) => t.secret));
-    const rewrites: Array<{ channel: Channel; key: string }> = [];
-    const after = channels.map((channel) => {
-      const key = keyWithout(channel.key, dead) ?? channel.key;
-      if (key !== channel.key) rewrites.push({ channel, key });
-      return key;
-    });
-    const stillUsed = new Set(after.flatMap(channelTokens));
-    const deleted = tokens.filter((t) => !stillUsed.has(t.secret));
-    const flagged = tokens.filter((t) => stillUsed.has(t.secret));
-    try {
-      await inTransaction(ctx.db, async (tx) => {
-        await archiveAndDeleteTokens(tx, deleted, provider.name, reason, now);
-        await flagTokens(tx, flagged.map((t) => t.id), now);
-        await oneapi.kysely.transaction().execute(async (otrx) => {
-          for (const r of rewrites) {
-            if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) throw new KeyChanged(r.channel.id);
-          }
-        });
-      });
-    } catch (err) {
-      if (!(err instanceof KeyChanged)) throw err;
-      ctx.logger.warn({ channel: err.channelId }, 'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run');
-      await flagTokens(ctx.db, tokens.map((t) => t.id), now);
-      return [...tokens];
-    }
-    for (const r of rewrites) {
-      const removed = channelTokens(r.channel.key).length - channelTokens(r.key).length;
-      ctx.logger.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
-    }
-    return flagged;
+async function planOneApiRemoval(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[]): Promise<SourceEdit[]> {
+  const channels = (await withOneApi(ctx, async (oneapi) => (await channelsByProvider(ctx, oneapi)).get(provider.name))) ?? [];
+  const dead = new Set(tokens.map((t) => t.secret));
+  const rewrites: Array<{ channel: Channel; key: string }> = [];
+  const after = channels.map((channel) => {
+    const key = keyWithout(channel.key, dead) ?? channel.key;
+    if (key !== channel.key) rewrites.push({ channel, key });
+    return key;
   });
-  return flaggedTokens ?? [];
+  const stillUsed = new Set(after.flatMap(channelTokens));
+  return [
+    {
+      tokens,
+      staying: tokens.filter((t) => stillUsed.has(t.secret)),
+      flagStaying: true,
+      async apply() {
+        await withOneApi(ctx, (oneapi) =>
+          oneapi.kysely.transaction().execute(async (otrx) => {
+            for (const r of rewrites) {
+              if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) {
+                throw new SourceNotEdited(
+                  'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run',
+                  'warn',
+                  { channel: r.channel.id },
+                );
+              }
+            }
+          }),
+        );
+      },
+      async after() {
+        for (const r of rewrites) {
+          const removed = channelTokens(r.channel.key).length - channelTokens(r.key).length;
+          ctx.logger.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
+        }
+      },
+    },
+  ];
 }
 
 /**
@@ -173,7 +169,7 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
 }
 
 /** Restores an archived One-API token into the first of its channels whose key can take it. */
-export async function appendToChannel(ctx: SourceContext, provider: Provider, sourceRef: string | null, secret: string): Promise<number | undefined> {
+async function appendToChannel(ctx: SourceContext, provider: Provider, sourceRef: string | null, secret: string): Promise<number | undefined> {
   const ids = (sourceRef ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   const id = await withOneApi(ctx, async (oneapi) => {
     for (const id of ids) {
@@ -188,8 +184,18 @@ export async function appendToChannel(ctx: SourceContext, provider: Provider, so
   return id;
 }
 
-class KeyChanged extends Error {
-  constructor(readonly channelId: number) {
-    super(`channel ${channelId} changed`);
-  }
-}
+/** One-API's channels (`TSCHK_ONEAPI_DATABASE_URL`) as a source. */
+export const oneApiChannels: Source = {
+  name: 'oneapi',
+  configured: (config) => config.oneApi !== undefined,
+  sync: (ctx, scope) =>
+    syncOneApi(ctx, scope).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.logger.error({ err: message }, 'One-API channels could not be synced; their tokens keep their last known list');
+    }),
+  planRemoval: (ctx, provider, tokens) => planOneApiRemoval(ctx, provider, tokens),
+  async restore(ctx, provider, archived) {
+    const channel = await appendToChannel(ctx, provider, archived.sourceRef, archived.secret);
+    return channel === undefined ? undefined : `One-API channel ${channel}`;
+  },
+};
