@@ -19,6 +19,8 @@ import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
+import { createCheckers } from './checkers/index.js';
+import { OneApiConnection } from './sources/oneapi/database.js';
 import { syncDeclaredProviders } from './sources/declared.js';
 import { syncSources } from './sources/index.js';
 
@@ -82,6 +84,8 @@ export class Daemon {
       config,
       logger,
       dispatcher,
+      oneApi: config.oneApi && new OneApiConnection(config.oneApi, logger),
+      checkers: createCheckers(),
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
       observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
@@ -223,8 +227,10 @@ export class Daemon {
         }
         clearTimeout(timer);
       }
+      // What lives long is released in the reverse order of Daemon.create.
       if (this.ownsDispatcher) await this.context.dispatcher.close();
       await httpClosed;
+      await this.context.oneApi?.close();
       if (this.watcher) await forgetDaemon(db, this.context.runs.lease.holder.id).catch(() => {});
       await db.close();
       logger.info('stopped');

@@ -167,7 +167,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const began = performance.now();
   const summary = emptyProviderSummary(provider.name, provider.kind);
   const log = run.log.child({ provider: provider.name });
-  const checker = checkerFor(provider.kind);
+  const checker = checkerFor(provider.kind, ctx.checkers);
   if (!checker || (checker.requiresUrl && !provider.checkUrl)) {
     summary.error = checker ? 'provider has no check URL' : `no checker for kind '${provider.kind}'`;
     log.error({ kind: provider.kind }, `provider skipped: ${summary.error}`);

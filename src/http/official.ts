@@ -82,7 +82,7 @@ async function checkInOrder(req: HttpRequest, app: HttpContext, kind: OfficialKi
     for (let i = next++; i < items.length; i = next++) {
       const { provider, token } = items[i]!;
       const target = { providerName: provider.name, kind, checkUrl: provider.checkUrl };
-      results[i] = { secret: token.secret, result: await checkSafely(checkerFor(provider.kind)!, token.secret, target, ctx) };
+      results[i] = { secret: token.secret, result: await checkSafely(checkerFor(provider.kind, app.checkers)!, token.secret, target, ctx) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(app.config.providerConcurrency, items.length) }, worker));

@@ -26,8 +26,10 @@ const DISABLED_ALL_DEAD = 'tschk: all tokens dead';
 const DISABLED_MULTI_KEY = 'tschk: a key of this multi-key channel is dead';
 const ENABLED_AGAIN = 'tschk: tokens live again';
 
+/** The daemon's connection; a one-shot process (the CLI) that has none opens one for the call. */
 async function withOneApi<T>(ctx: SourceContext, fn: (db: OneApiDb) => Promise<T>): Promise<T | undefined> {
   if (!ctx.config.oneApi) return undefined;
+  if (ctx.oneApi) return fn(ctx.oneApi.get());
   const db = openOneApi(ctx.config.oneApi);
   try {
     return await fn(db);
