@@ -76,6 +76,13 @@ async function syncOneApi(ctx: SourceContext, scope: SyncScope): Promise<void> {
  * nothing left is disabled by `settleChannels`. The keys are rewritten, compare-and-set, in One-API's
  * own transaction inside tschk's: a key edited meanwhile rolls back both, and the tokens are
  * flagged now and removed on a later run.
+ *
+ * The two are separate databases and do not commit together: One-API's commits first, then
+ * tschk's. Should tschk's commit fail after it (its database goes away at that moment), the keys
+ * no longer hold the tokens while tschk still has their rows, neither archived nor flagged; the
+ * prune reports the error. The next sync finds the tokens in no key and archives them with reason
+ * `source_removed` instead of `pruned`: none goes back into rotation, none is lost. The other
+ * order would be worse: a key still holding a token tschk archived brings it back as new.
  */
 async function planOneApiRemoval(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[]): Promise<SourceEdit[]> {
   const channels = (await withOneApi(ctx, async (oneapi) => (await channelsByProvider(ctx, oneapi)).get(provider.name))) ?? [];
