@@ -4,8 +4,7 @@ import { countPruneCandidates, flagTokens, lastAnswersOutsideRun, pruneCandidate
 import type { TokenRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { mask } from '../secret.js';
-import { ONEAPI_POOL } from '../sources/oneapi/channels.js';
-import { settleChannels } from '../sources/oneapi/index.js';
+import { configuredSources } from '../sources/index.js';
 import { removeFromSources } from '../sources/remove.js';
 import { decidePruning } from './policy.js';
 import type { ProviderRunSummary, RunRequest, RunTally } from './types.js';
@@ -16,7 +15,7 @@ const LISTED = 100;
 /**
  * Steps 5 and 6 of a run for one provider, once its checks are written: decide by the safety
  * rules, then flag or delete the tokens this run confirmed dead (at their source too), then
- * bring its One-API channels in line. Selecting and recording stay separate steps of the engine.
+ * let each source settle (One-API's channels). Selecting and recording stay separate steps of the engine.
  */
 export async function pruneProvider(
   ctx: EngineContext,
@@ -58,8 +57,9 @@ export async function pruneProvider(
     if (decision.overrode) run.log.warn({ rule: decision.overrode }, 'pruning although a safety rule would hold it: --force-prune');
     await act(ctx, run.log, provider, summary, decision.action, query);
   }
-  const oneApiInScope = run.req.pool === undefined || run.req.pool === ONEAPI_POOL;
-  if (ctx.config.oneApi && oneApiInScope && summary.checked > 0) await settleChannels(ctx, provider, run.runId, run.log);
+  if (summary.checked > 0) {
+    for (const source of configuredSources(ctx.config)) await source.settle?.(ctx, provider, { runId: run.runId, pool: run.req.pool }, run.log);
+  }
 }
 
 async function act(

@@ -16,6 +16,11 @@ export function sourceOf(config: Readonly<Config>, name: string | null): Source 
   return source?.configured(config) ? source : undefined;
 }
 
+/** The sources this process reads. */
+export function configuredSources(config: Readonly<Config>): Source[] {
+  return SOURCES.filter((s) => s.configured(config));
+}
+
 /**
  * Step 1 of a run, and of every legacy request: bring every place tokens live in (the
  * environment, legacy files, One-API channels) into `providers` and `tokens`. A source that
@@ -23,5 +28,5 @@ export function sourceOf(config: Readonly<Config>, name: string | null): Source 
  */
 export async function syncSources(ctx: SourceContext, scope: SyncScope = {}): Promise<void> {
   await syncDeclaredProviders(ctx.db, ctx.config);
-  for (const source of SOURCES) if (source.configured(ctx.config)) await source.sync(ctx, scope);
+  for (const source of configuredSources(ctx.config)) await source.sync(ctx, scope);
 }

@@ -26,6 +26,11 @@ export interface Source {
    * no `apply`: their row is all there is.
    */
   planRemoval(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[], log: Logger): Promise<SourceEdit[]>;
+  /**
+   * After a provider's run that checked some of its tokens (`pool`: the run's scope): brings the
+   * source in line with their states (One-API disables a channel whose tokens are all flagged).
+   */
+  settle?(ctx: SourceContext, provider: Provider, run: { runId: number; pool?: string }, log: Logger): Promise<void>;
   /** Puts an archived token back at the end of its place; where it went (told to the user), or undefined when it could not. */
   restore(ctx: SourceContext, provider: Provider, archived: { sourceRef: string | null; secret: string }): Promise<string | undefined>;
 }

@@ -129,7 +129,7 @@ async function planOneApiRemoval(ctx: SourceContext, provider: Provider, tokens:
  * ones tschk disabled whose tokens came back, and write `test_time`/`response_time` of every
  * channel checked in this run. Channels with status 2 are not even looked at.
  */
-export async function settleChannels(ctx: SourceContext, provider: Provider, runId: number, log: Logger, now = new Date()): Promise<void> {
+async function settleChannels(ctx: SourceContext, provider: Provider, runId: number, log: Logger, now = new Date()): Promise<void> {
   await withOneApi(ctx, async (oneapi) => {
     const all = await listChannels(oneapi);
     const ours = await disabledChannels(ctx.db, oneapi.name);
@@ -203,6 +203,9 @@ export const oneApiChannels: Source = {
       ctx.logger.error({ err: message }, 'One-API channels could not be synced; their tokens keep their last known list');
     }),
   planRemoval: (ctx, provider, tokens) => planOneApiRemoval(ctx, provider, tokens),
+  async settle(ctx, provider, run, log) {
+    if (run.pool === undefined || run.pool === ONEAPI_POOL) await settleChannels(ctx, provider, run.runId, log);
+  },
   async restore(ctx, provider, archived) {
     const channel = await appendToChannel(ctx, provider, archived.sourceRef, archived.secret);
     return channel === undefined ? undefined : `One-API channel ${channel}`;
