@@ -48,7 +48,8 @@ async function applyEdit(ctx: SourceContext, provider: Provider, edit: SourceEdi
     try {
       await inTransaction(ctx.db, async (tx) => {
         // The one place a removal is recorded: whatever tells of it (the archive row) is written
-        // here, in the transaction that deletes the rows, and commits with the source's edit or not at all.
+        // here, in the transaction that deletes the rows. The source's edit runs inside it and
+        // undoes it by throwing (One-API commits its own first: see sources/oneapi/index.ts).
         await archiveAndDeleteTokens(tx, edit.tokens.filter((t) => !staying.has(t)), provider.name, reason, now);
         if (edit.flagStaying) await flagTokens(tx, ids(edit.staying), now);
         await edit.apply?.();
