@@ -20,7 +20,7 @@ import { recordChecks, type CheckRecord } from '../src/db/history.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { upsertProvider } from '../src/db/providers.js';
 import { closeRun, openRun } from '../src/db/runs.js';
-import { importTokens, listTokens, removeTokens } from '../src/db/tokens.js';
+import { archiveAndDeleteTokens, importTokens, listTokens } from '../src/db/tokens.js';
 import type { Verdict } from '../src/db/schema.js';
 import { createLogger } from '../src/logger.js';
 import { readmeQueries } from './readme-queries.js';
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     const rows = await countChecks(db);
     const bytesPerCheck = round((await historyBytes(db)) / rows);
     const removedToken = (await listTokens(db, { limit: 1 }))[0]!;
-    await removeTokens(db, [removedToken], 'deep', 'user_removed');
+    await archiveAndDeleteTokens(db, [removedToken], 'deep', 'user_removed');
     const someToken = (await listTokens(db, { limit: 1 }))[0]!;
     await db.close();
 

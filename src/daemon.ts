@@ -13,11 +13,14 @@ import { abortOrphanedRuns, runningRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
-import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
+import type { AppContext } from './context.js';
+import type { EngineEvents, RunRequest, RunSummary } from './engine/types.js';
 import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
+import { createCheckers } from './checkers/index.js';
+import { OneApiConnection } from './sources/oneapi/database.js';
 import { syncDeclaredProviders } from './sources/declared.js';
 import { syncSources } from './sources/index.js';
 
@@ -32,15 +35,10 @@ export interface DaemonOptions {
   observers?: EngineEvents[];
 }
 
-/** Everything a part of the daemon needs: the database, the logger, the engine. */
-export interface AppContext {
-  config: Readonly<Config>;
-  db: Db;
-  logger: Logger;
-  runs: RunCoordinator;
-  engine: EngineContext;
-  metrics: Metrics;
-}
+export type { AppContext } from './context.js';
+
+/** The daemon's context, with the concrete coordinator and metrics it built. */
+type DaemonContext = AppContext & { runs: RunCoordinator; metrics: Metrics };
 
 export class Daemon {
   private scheduler: Scheduler | undefined;
@@ -59,7 +57,7 @@ export class Daemon {
   private readonly startedAt = new Date();
 
   private constructor(
-    readonly context: AppContext,
+    readonly context: DaemonContext,
     /** Aborted when shutdown begins: runs take no new tokens. */
     private readonly stopController: AbortController,
     /** Aborted when the grace period is over: checks in flight are abandoned. */
@@ -90,17 +88,19 @@ export class Daemon {
     // once is the normal case, not a leak.
     setMaxListeners(0, abortController.signal);
     const metrics = new Metrics(db, config.lowBalance);
-    const engine: EngineContext = {
+    const engine = {
       db,
       config,
       logger,
       dispatcher,
+      oneApi: config.oneApi && new OneApiConnection(config.oneApi, logger),
+      checkers: createCheckers(),
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
       observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
     };
     const lease = { holder, ttlMs: config.runLeaseMs, pollMs: Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3))) };
-    const context: AppContext = { config, db, logger, runs: new RunCoordinator(engine, lease), engine, metrics };
+    const context: DaemonContext = { ...engine, runs: new RunCoordinator(engine, lease), metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');
     const daemon = new Daemon(context, stopController, abortController, !opts.dispatcher);
     // Token files and One-API can be large, slow or stuck: HTTP does not wait for them, stop() does.
@@ -263,8 +263,10 @@ export class Daemon {
         }
         clearTimeout(timer);
       }
-      if (this.ownsDispatcher) await this.context.engine.dispatcher.close();
+      // What lives long is released in the reverse order of Daemon.create.
+      if (this.ownsDispatcher) await this.context.dispatcher.close();
       await httpClosed;
+      await this.context.oneApi?.close();
       if (this.watcher) await forgetDaemon(db, this.context.runs.lease.holder.id).catch(() => {});
       await db.close();
       logger.info('stopped');

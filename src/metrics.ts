@@ -2,10 +2,11 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Db } from './db/connect.js';
 import { num } from './db/dialect.js';
 import type { Provider } from './db/providers.js';
-import { lastFinishedRun, lastProviderOutcomes } from './db/runs.js';
+import { lastCompletedAt, lastFinishedRun, lastProviderOutcomes } from './db/runs.js';
 import type { Verdict } from './db/schema.js';
+import { balancesNotDead, tokenCountsByPool } from './db/tokens.js';
 import { currencyKey, isBelowThreshold } from './engine/low-balance.js';
-import type { EngineEvents, RunSummary } from './engine/run.js';
+import type { EngineEvents, RunSummary } from './engine/types.js';
 import type { Route } from './http/router.js';
 
 const VERDICTS: readonly Verdict[] = ['live', 'dead', 'exhausted', 'unknown'];
@@ -106,14 +107,16 @@ export class Metrics implements EngineEvents {
       labelNames: ['provider', 'pool', 'state'],
       registers,
       async collect() {
-        const rows = await db.kysely
-          .selectFrom('tokens')
-          .innerJoin('providers', 'providers.id', 'tokens.provider_id')
-          .select((eb) => ['providers.name as provider', 'tokens.pool as pool', 'tokens.state as state', eb.fn.countAll().as('n')])
-          .groupBy(['providers.name', 'tokens.pool', 'tokens.state'])
-          .execute();
+        const rows = await tokenCountsByPool(db);
         this.reset();
-        for (const r of rows) this.set({ provider: r.provider, pool: r.pool, state: r.state }, num(r.n));
+        const sums = new Map<string, { labels: { provider: string; pool: string; state: string }; n: number }>();
+        for (const r of rows) {
+          const key = `${r.provider}\n${r.pool}\n${r.state}`;
+          const s = sums.get(key) ?? { labels: { provider: r.provider, pool: r.pool, state: r.state }, n: 0 };
+          s.n += r.n;
+          sums.set(key, s);
+        }
+        for (const s of sums.values()) this.set(s.labels, s.n);
       },
     });
     new Gauge({
@@ -121,26 +124,13 @@ export class Metrics implements EngineEvents {
       help: 'When the last run that completed (status done) finished, Unix seconds; 0 when none has.',
       registers,
       async collect() {
-        const r = await db.kysely
-          .selectFrom('check_runs')
-          .select((eb) => eb.fn.max('finished_at').as('at'))
-          .where('status', '=', 'done')
-          .executeTakeFirst();
-        const at = db.dialect.readTime(r?.at);
+        const at = await lastCompletedAt(db);
         this.reset();
         if (at) this.set(at.getTime() / 1000);
       },
     });
     // A dead key's last balance is no longer spendable; an unknown answer keeps the last one read.
-    const readBalances = () =>
-      db.kysely
-        .selectFrom('tokens')
-        .innerJoin('providers', 'providers.id', 'tokens.provider_id')
-        .select(['providers.name as provider', 'tokens.balance as balance', 'tokens.currency as currency'])
-        .where('tokens.balance', 'is not', null)
-        .where('tokens.currency', 'is not', null)
-        .where((eb) => eb.or([eb('tokens.last_verdict', 'is', null), eb('tokens.last_verdict', '!=', 'dead')]))
-        .execute();
+    const readBalances = () => balancesNotDead(db);
     // A scrape starts every collect at once: the two balance gauges share one query.
     let reading: ReturnType<typeof readBalances> | undefined;
     const balances = () => (reading ??= readBalances().finally(() => (reading = undefined)));
@@ -152,7 +142,7 @@ export class Metrics implements EngineEvents {
       async collect() {
         const sums = new Map<string, { provider: string; currency: string; sum: number }>();
         for (const r of await balances()) {
-          const currency = currencyKey(r.currency!);
+          const currency = currencyKey(r.currency);
           const entry = sums.get(`${r.provider}\n${currency}`) ?? { provider: r.provider, currency, sum: 0 };
           entry.sum += Number(r.balance) || 0;
           sums.set(`${r.provider}\n${currency}`, entry);
@@ -169,7 +159,7 @@ export class Metrics implements EngineEvents {
       async collect() {
         const counts = new Map<string, number>();
         for (const r of await balances()) {
-          counts.set(r.provider, (counts.get(r.provider) ?? 0) + (isBelowThreshold(r.balance!, r.currency!, lowBalance) ? 1 : 0));
+          counts.set(r.provider, (counts.get(r.provider) ?? 0) + (isBelowThreshold(r.balance, r.currency, lowBalance) ? 1 : 0));
         }
         this.reset();
         for (const [provider, n] of counts) this.set({ provider }, n);

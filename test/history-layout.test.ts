@@ -12,7 +12,7 @@ import { upsertProvider } from '../src/db/providers.js';
 import { flagTokens } from '../src/db/pruning.js';
 import { openRun } from '../src/db/runs.js';
 import type { TokenRow, Verdict } from '../src/db/schema.js';
-import { importTokens, listTokens, removeTokens } from '../src/db/tokens.js';
+import { archiveAndDeleteTokens, importTokens, listTokens } from '../src/db/tokens.js';
 import { createLogger } from '../src/logger.js';
 import { keepHistory } from '../src/history-keeper.js';
 import { fingerprint } from '../src/secret.js';
@@ -280,9 +280,9 @@ describeEachDialect('history that lasts', (dialect) => {
     expect(await recordHeld(db, [token], { reason: 'breaker: 80% dead in one run', runId: r1 })).toBe(1);
     expect(await recordHeld(db, [token], { reason: 'breaker: 80% dead in one run', runId: r1 })).toBe(0);
     await recordChecks(db, [check(token, new Date(at + 1000), 'dead', { runId: r2, prev: { state: 'suspect', consecutiveDead: 1 }, next: { state: 'suspect', consecutiveDead: 2, invalidSince: undefined } })]);
-    await flagTokens(db, [token.id], new Date(at + 2000), undefined, { runId: r2 });
+    await flagTokens(db, [token.id], new Date(at + 2000), { runId: r2 });
     const flagged = (await listTokens(db, {}))[0]!;
-    await removeTokens(db, [flagged], provider.name, 'pruned', { runId: r2 });
+    await archiveAndDeleteTokens(db, [flagged], provider.name, 'pruned', new Date(), { runId: r2 });
     const archived = await db.kysely.selectFrom('token_archive').select('id').execute();
     await markRestored(db, archived.map((a) => Number(a.id)), new Date(), 'cli');
 

@@ -33,9 +33,9 @@ async function seed(ctx: Ctx, name: string, checkUrl: string, pools: Record<stri
 
 /** A run whose observers are only a notifier with the given timing (the daemon's own uses the defaults). */
 function runWithNotifier(ctx: Ctx, timing: DeliveryTiming, now?: Date): Promise<RunSummary> {
-  const { db, config, logger, engine } = ctx.daemon.context;
-  const observer = notificationObserver({ db, config, logger, dispatcher: engine.dispatcher, timing, now: now && (() => now) });
-  return runChecks({ ...engine, observers: [observer] }, { trigger: 'cli', force: true });
+  const app = ctx.daemon.context;
+  const observer = notificationObserver({ db: app.db, config: app.config, logger: app.logger, dispatcher: app.dispatcher, timing, now: now && (() => now) });
+  return runChecks({ ...app, observers: [observer] }, { trigger: 'cli', force: true });
 }
 
 /** Everything that left tschk: receiver requests and log lines. */

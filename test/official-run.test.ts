@@ -55,7 +55,6 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
       kimi: 'sk-kimi-000000000000000000000005',
       router: 'sk-or-v1-00000000000000000000006',
     };
-    // Accounts are named per dialect: the registered checker's session cache lives for the process.
     const user = { rich: `1380000${dialect.length}001-pw-rich`, poor: `1380000${dialect.length}002-pw-poor`, wrong: `1380000${dialect.length}003-not-it` };
     mock.setKey(PATHS.deepseek, keys.rich, answers.deepseekBalance(true, [{ currency: 'USD', total: '2.00' }, { currency: 'CNY', total: '110.00' }]));
     mock.setKey(PATHS.deepseek, keys.low, answers.deepseekBalance(true, [{ currency: 'CNY', total: '3.20' }]));

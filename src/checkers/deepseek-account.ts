@@ -204,5 +204,3 @@ export function createDeepseekAccountChecker(opts: AccountCheckerOptions = {}): 
     },
   };
 }
-
-export const deepseekAccountChecker = createDeepseekAccountChecker();

@@ -1,4 +1,4 @@
-import { deepseekAccountChecker } from './deepseek-account.js';
+import { createDeepseekAccountChecker } from './deepseek-account.js';
 import { deepseekKeyChecker } from './deepseek-key.js';
 import { freeApiChecker } from './free-api.js';
 import { moonshotKeyChecker } from './moonshot-key.js';
@@ -8,21 +8,35 @@ import { stepfunKeyChecker } from './stepfun-key.js';
 import { fingerprint, scrubSecret } from '../secret.js';
 import type { CheckContext, Checker, CheckResult, CheckTarget } from './types.js';
 
-/** Every provider kind tschk can check; a provider's `kind` picks one. */
-const CHECKERS: readonly Checker[] = [
-  freeApiChecker,
-  deepseekKeyChecker,
-  deepseekAccountChecker,
-  moonshotKeyChecker,
-  stepfunKeyChecker,
-  openrouterKeyChecker,
-  openaiCompatibleChecker,
-];
+/** A checker for every provider kind tschk can check, by kind; a provider's `kind` picks one. */
+export type CheckerRegistry = ReadonlyMap<string, Checker>;
 
-const byKind = new Map(CHECKERS.map((c) => [c.kind, c]));
+/**
+ * A new set of checkers. The DeepSeek account checker keeps sessions and failed logins in memory:
+ * they belong to the set, so the daemon makes one for its life and they go with it.
+ */
+export function createCheckers(): CheckerRegistry {
+  const checkers: Checker[] = [
+    freeApiChecker,
+    deepseekKeyChecker,
+    createDeepseekAccountChecker(),
+    moonshotKeyChecker,
+    stepfunKeyChecker,
+    openrouterKeyChecker,
+    openaiCompatibleChecker,
+  ];
+  return new Map(checkers.map((c) => [c.kind, c]));
+}
 
-export function checkerFor(kind: string): Checker | undefined {
-  return byKind.get(kind);
+let defaults: CheckerRegistry | undefined;
+
+/**
+ * The checker of a kind in `checkers`, by default in a set made at first use for a process that
+ * has none of its own (a CLI command, a test). What a kind requires (`requiresUrl`,
+ * `wholeEntries`) is the same in every set.
+ */
+export function checkerFor(kind: string, checkers: CheckerRegistry = (defaults ??= createCheckers())): Checker | undefined {
+  return checkers.get(kind);
 }
 
 /**
@@ -39,5 +53,5 @@ export async function checkSafely(checker: Checker, secret: string, target: Chec
 }
 
 export function providerKinds(): string[] {
-  return [...byKind.keys()].sort();
+  return [...(defaults ??= createCheckers()).keys()].sort();
 }

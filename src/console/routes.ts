@@ -1,4 +1,4 @@
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 import { findProvider, type Provider } from '../db/providers.js';
 import type { TokenState, Verdict } from '../db/schema.js';
 import type { TokenMatch } from '../db/tokens.js';
@@ -89,8 +89,8 @@ const withHeaders = (r: Reply): Reply => ({ ...r, headers: { ...SECURITY_HEADERS
 const json = (status: number, body: unknown, headers?: Record<string, string>): Reply => withHeaders({ status, json: body, headers });
 const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
 
-const throttles = new WeakMap<AppContext, SignInThrottle>();
-const throttleOf = (app: AppContext) => {
+const throttles = new WeakMap<HttpContext, SignInThrottle>();
+const throttleOf = (app: HttpContext) => {
   let t = throttles.get(app);
   if (!t) throttles.set(app, (t = new SignInThrottle()));
   return t;
@@ -108,7 +108,7 @@ function safely(handler: Handler): Handler {
   };
 }
 
-function secretOf(app: AppContext): string {
+function secretOf(app: HttpContext): string {
   const secret = app.config.http.apiToken;
   if (secret === undefined) {
     throw new HttpError(503, 'auth_not_configured', `the console is disabled until an API secret is set: set ${API_TOKEN_VARIABLES}`);
@@ -120,7 +120,7 @@ function secretOf(app: AppContext): string {
  * A request from this console's own pages: when the browser says where it comes from (Origin,
  * Sec-Fetch-Site), that must be this origin. Browsers send both on every cross-site POST.
  */
-function requireSameOrigin(req: HttpRequest, app: AppContext): void {
+function requireSameOrigin(req: HttpRequest, app: HttpContext): void {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin') throw new HttpError(403, 'cross_site', 'refused: this request came from another site');
   const origin = req.headers.origin;
@@ -130,7 +130,7 @@ function requireSameOrigin(req: HttpRequest, app: AppContext): void {
   }
 }
 
-type SessionHandler = (req: HttpRequest, app: AppContext, session: Session) => Promise<Reply> | Reply;
+type SessionHandler = (req: HttpRequest, app: HttpContext, session: Session) => Promise<Reply> | Reply;
 
 /** A read for a signed-in browser. */
 function reading(handler: SessionHandler): Handler {
@@ -159,7 +159,7 @@ function changing(handler: SessionHandler): Handler {
  * Logs what the console changed. What it did to tokens (removed, restored) is also in the event
  * log (`token_events`, actor 'console'), written by the same transaction as the change.
  */
-function audit(app: AppContext, req: HttpRequest, action: string, details: Record<string, unknown>): void {
+function audit(app: HttpContext, req: HttpRequest, action: string, details: Record<string, unknown>): void {
   app.logger.info({ via: 'console', client: clientOf(req, app.config), action, ...details }, 'console action');
 }
 
@@ -213,7 +213,7 @@ function matchOf(get: (name: string) => unknown): TokenMatch {
   return m;
 }
 
-async function providerParam(app: AppContext, name: string | undefined): Promise<Provider> {
+async function providerParam(app: HttpContext, name: string | undefined): Promise<Provider> {
   const p = name === undefined ? undefined : await findProvider(app.db, name);
   if (!p) throw new HttpError(404, 'unknown_provider', `unknown provider ${quote(name ?? '')}`);
   return p;
@@ -231,7 +231,7 @@ function idParam(req: HttpRequest): number {
   return id;
 }
 
-async function getSession(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function getSession(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const lang = pickLanguage(req.headers['accept-language']);
   const secret = app.config.http.apiToken;
   if (secret === undefined) return json(200, { configured: false, signed_in: false, lang, variables: API_TOKEN_VARIABLES });
@@ -241,7 +241,7 @@ async function getSession(req: HttpRequest, app: AppContext): Promise<Reply> {
   return json(200, { configured: true, signed_in: true, lang, csrf: session.csrf, expires_at: session.expiresAt.toISOString() });
 }
 
-async function signIn(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function signIn(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const secret = secretOf(app);
   requireSameOrigin(req, app);
   const client = clientOf(req, app.config);
@@ -269,13 +269,13 @@ async function signIn(req: HttpRequest, app: AppContext): Promise<Reply> {
   );
 }
 
-async function signOut(req: HttpRequest, app: AppContext, session: Session): Promise<Reply> {
+async function signOut(req: HttpRequest, app: HttpContext, session: Session): Promise<Reply> {
   await endSession(app.db, secretOf(app), session.value);
   app.logger.info({ client: clientOf(req, app.config) }, 'console sign-out');
   return json(200, { signed_in: false }, { 'Set-Cookie': sessionCookieHeader('', 0, cameOverHttps(req, app.config)) });
 }
 
-async function getPoolTokens(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function getPoolTokens(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const provider = await providerParam(app, req.params.provider);
   const pool = poolParam(req);
   const match = matchOf((n) => req.query.get(n));
@@ -287,13 +287,13 @@ async function getPoolTokens(req: HttpRequest, app: AppContext): Promise<Reply> 
   return json(200, { provider: provider.name, pool, page, size, ...result, reasons: await poolReasons(app.db, provider.id, pool) });
 }
 
-async function getMatch(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function getMatch(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const provider = await providerParam(app, req.params.provider);
   const pool = poolParam(req);
   return json(200, await countMatching(app.db, { providerId: provider.id, pool, match: matchOf((n) => req.query.get(n)) }));
 }
 
-async function postBulk(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function postBulk(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const provider = await providerParam(app, req.params.provider);
   const pool = poolParam(req);
   const body = bodyOf(req, ['action', 'filter', 'max_id', 'expected']);
@@ -321,7 +321,7 @@ async function postBulk(req: HttpRequest, app: AppContext): Promise<Reply> {
   return json(202, { run_id: runId, tokens: now.count });
 }
 
-async function postImport(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function postImport(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const body = bodyOf(req, ['provider', 'pool', 'text', 'label', 'expect']);
   const provider = await providerParam(app, text(body.provider, 'provider', LIMITS.nameChars));
   const pool = text(body.pool, 'pool', LIMITS.nameChars) ?? 'default';
@@ -334,19 +334,19 @@ async function postImport(req: HttpRequest, app: AppContext): Promise<Reply> {
   return json(200, { provider: provider.name, pool, ...r });
 }
 
-async function getToken(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function getToken(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const page = await tokenPage(app.db, app.config, idParam(req));
   if (!page) throw new HttpError(404, 'unknown_token', `no token with id ${req.params.id}`);
   return json(200, page);
 }
 
-async function deleteToken(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function deleteToken(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const removed = await removeToken(app, idParam(req), 'console');
   audit(app, req, 'remove', { id: removed.id, fingerprint: removed.fingerprint });
   return json(200, { archived: removed });
 }
 
-async function postRun(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function postRun(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const body = bodyOf(req, ['provider', 'pool', 'force']);
   const provider = text(body.provider, 'provider', LIMITS.nameChars);
   const pool = text(body.pool, 'pool', LIMITS.nameChars);
@@ -357,12 +357,12 @@ async function postRun(req: HttpRequest, app: AppContext): Promise<Reply> {
   return json(202, { run_id: runId });
 }
 
-async function getHeld(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function getHeld(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const provider = await providerParam(app, req.params.name);
   return json(200, { provider: provider.name, ...(await heldPruning(app.db, app.config, provider)) });
 }
 
-async function postPrune(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function postPrune(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const provider = await providerParam(app, req.params.name);
   const body = bodyOf(req, ['run_id']);
   const held = await heldPruning(app.db, app.config, provider);
@@ -374,7 +374,7 @@ async function postPrune(req: HttpRequest, app: AppContext): Promise<Reply> {
   return json(202, { run_id: runId });
 }
 
-async function postRestore(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function postRestore(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const entry = await archiveEntry(app.db, idParam(req));
   if (!entry) throw new HttpError(404, 'not_archived', `no archive entry ${req.params.id}`);
   const r = await restoreToken(app, entry.fingerprint, { provider: entry.provider_name, pool: entry.pool }, 'console');

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
+import { deleteExpiredSessions, deleteSession, insertSession, sessionExpiry } from '../db/console-sessions.js';
 import type { HttpRequest } from '../http/router.js';
 
 /**
@@ -43,28 +44,19 @@ export interface Session {
 export async function createSession(db: Db, secret: string, client: string, lifetimeMs: number, now = new Date()): Promise<Session> {
   const value = randomBytes(32).toString('base64url');
   const expiresAt = new Date(now.getTime() + lifetimeMs);
-  // Sessions that ran out are of no use to anyone: each sign-in sweeps them away.
-  await db.kysely.deleteFrom('console_sessions').where('expires_at', '<=', db.dialect.time(now)).execute();
-  await db.kysely
-    .insertInto('console_sessions')
-    .values({ id: sessionId(secret, value), client: client.slice(0, 64), created_at: db.dialect.time(now), expires_at: db.dialect.time(expiresAt) })
-    .execute();
+  // Each sign-in sweeps away the sessions that ran out.
+  await deleteExpiredSessions(db, now);
+  await insertSession(db, { id: sessionId(secret, value), client, createdAt: now, expiresAt });
   return { value, expiresAt, csrf: csrfToken(secret, value) };
 }
 
 export async function findSession(db: Db, secret: string, value: string, now = new Date()): Promise<Session | undefined> {
-  const row = await db.kysely
-    .selectFrom('console_sessions')
-    .select('expires_at')
-    .where('id', '=', sessionId(secret, value))
-    .where('expires_at', '>', db.dialect.time(now))
-    .executeTakeFirst();
-  const expiresAt = row && db.dialect.readTime(row.expires_at);
+  const expiresAt = await sessionExpiry(db, sessionId(secret, value), now);
   return expiresAt ? { value, expiresAt, csrf: csrfToken(secret, value) } : undefined;
 }
 
 export async function endSession(db: Db, secret: string, value: string): Promise<void> {
-  await db.kysely.deleteFrom('console_sessions').where('id', '=', sessionId(secret, value)).execute();
+  await deleteSession(db, sessionId(secret, value));
 }
 
 /** Whether the request reached tschk over HTTPS: X-Forwarded-Proto counts only behind a trusted proxy. */

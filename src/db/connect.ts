@@ -20,6 +20,22 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/**
+ * What a repository function runs its SQL on: the database, or one transaction of it (`kysely`
+ * is then that transaction). One parameter either way; `inTransaction` makes the second kind.
+ */
+export type Executor = Pick<Db, 'kysely' | 'dialect'>;
+
+/**
+ * Runs `fn` in a transaction. Given an executor already in a transaction, `fn` joins it: a
+ * repository function that needs its statements to commit together may be called on its own or
+ * as a part of a larger transaction.
+ */
+export function inTransaction<T>(db: Executor, fn: (tx: Executor) => Promise<T>): Promise<T> {
+  if (db.kysely.isTransaction) return fn(db);
+  return db.kysely.transaction().execute((trx) => fn({ kysely: trx, dialect: db.dialect }));
+}
+
 export interface OpenOptions {
   /** Connections in the pool (PostgreSQL, MySQL). */
   poolSize?: number;

@@ -1,8 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Db } from './connect.js';
+import type { Executor } from './connect.js';
 import type { Database, EventActor, TokenEventKind, TokenEventRow } from './schema.js';
-
-type Executor = Kysely<Database> | Transaction<Database>;
 
 /**
  * One state change of a token, as `token_events` keeps it: long after the raw checks are gone,
@@ -56,7 +54,7 @@ export function eventsFor(tokens: readonly EventToken[], e: EventCause): TokenEv
 }
 
 /** Appends events; inside the caller's transaction when given one. */
-export async function recordTokenEvents(db: Db, events: readonly TokenEvent[], trx?: Executor): Promise<void> {
+export async function recordTokenEvents(db: Executor, events: readonly TokenEvent[], trx?: Kysely<Database> | Transaction<Database>): Promise<void> {
   for (let i = 0; i < events.length; i += CHUNK) {
     await (trx ?? db.kysely)
       .insertInto('token_events')
@@ -82,7 +80,7 @@ export async function recordTokenEvents(db: Db, events: readonly TokenEvent[], t
  * already `held`: an outage that lasts a day holds the same tokens at every run, and one event
  * says it. Returns how many were written.
  */
-export async function recordHeld(db: Db, tokens: readonly EventToken[], e: { reason: string; runId: number; at?: Date }): Promise<number> {
+export async function recordHeld(db: Executor, tokens: readonly EventToken[], e: { reason: string; runId: number; at?: Date }): Promise<number> {
   const fresh: EventToken[] = [];
   for (let i = 0; i < tokens.length; i += CHUNK) {
     const chunk = tokens.slice(i, i + CHUNK);
@@ -112,7 +110,7 @@ export interface EventQuery {
 }
 
 /** Events, newest first. */
-export async function listTokenEvents(db: Db, q: EventQuery): Promise<TokenEventRow[]> {
+export async function listTokenEvents(db: Executor, q: EventQuery): Promise<TokenEventRow[]> {
   let query = db.kysely.selectFrom('token_events').selectAll();
   if (q.tokenId !== undefined) query = query.where('token_id', '=', q.tokenId);
   if (q.fingerprint !== undefined) query = query.where('fingerprint', '=', q.fingerprint);

@@ -1,8 +1,7 @@
-import type { Transaction } from 'kysely';
-import type { Db } from './connect.js';
+import { inTransaction, type Db, type Executor } from './connect.js';
 import { checksOfRun } from './history.js';
 import { eventsFor, recordTokenEvents } from './events.js';
-import type { Database, EventActor, TokenRow, TokenState, Verdict } from './schema.js';
+import type { EventActor, TokenRow, TokenState, Verdict } from './schema.js';
 
 export interface CandidateQuery {
   runId: number;
@@ -78,27 +77,25 @@ export async function lastAnswersOutsideRun(
  * this changes (one already invalid or disabled is no news).
  */
 export async function flagTokens(
-  db: Db,
+  db: Executor,
   ids: readonly number[],
   now = new Date(),
-  trx?: Transaction<Database>,
   cause: { runId?: number | null; reason?: string; actor?: EventActor | null } = {},
 ): Promise<void> {
   if (ids.length === 0) return;
-  const run = async (t: Transaction<Database>) => {
-    const changed = await t
+  await inTransaction(db, async (tx) => {
+    const changed = await tx.kysely
       .selectFrom('tokens')
       .select(['id', 'fingerprint', 'provider_id', 'pool'])
       .where('id', 'in', [...ids])
       .where('state', 'not in', ['disabled', 'invalid'])
       .execute();
-    await t
+    await tx.kysely
       .updateTable('tokens')
       .set({ state: 'invalid', invalid_since: db.dialect.time(now), updated_at: db.dialect.time(now) })
       .where('id', 'in', [...ids])
       .where('state', '!=', 'disabled')
       .execute();
-    await recordTokenEvents(db, eventsFor(changed, { event: 'invalid', reason: cause.reason ?? 'confirmed_dead', at: now, ...cause }), t);
-  };
-  await (trx ? run(trx) : db.kysely.transaction().execute(run));
+    await recordTokenEvents(tx, eventsFor(changed, { event: 'invalid', reason: cause.reason ?? 'confirmed_dead', at: now, ...cause }));
+  });
 }

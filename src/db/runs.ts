@@ -183,3 +183,14 @@ export async function lastFinishedRun(db: Db): Promise<CheckRunRow | undefined> 
     .limit(1)
     .executeTakeFirst();
 }
+
+/** When the last run that completed (status done) finished. */
+export async function lastCompletedAt(db: Db): Promise<Date | null> {
+  const r = await db.kysely
+    .selectFrom('check_runs')
+    .select((eb) => eb.fn.max('finished_at').as('at'))
+    .where('status', '=', 'done')
+    .executeTakeFirst();
+  return db.dialect.readTime(r?.at);
+}
+

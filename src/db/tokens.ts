@@ -1,10 +1,9 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
 import { fingerprint, splitTokens, UnusableTokensError, unusableEntries } from '../secret.js';
-import type { Db } from './connect.js';
+import { inTransaction, type Db, type Executor } from './connect.js';
+import { num } from './dialect.js';
 import { eventsFor, recordTokenEvents } from './events.js';
 import type { Database, EventActor, TokenRow, TokenSource, TokenState, Verdict } from './schema.js';
-
-type Executor = Kysely<Database> | Transaction<Database>;
 
 /** Which run, or who, removed tokens: what their `pruned` or `removed` event says. */
 export interface EventCause {
@@ -33,14 +32,14 @@ export interface ImportResult {
 const INSERT_CHUNK = 200;
 
 /** Adds new tokens at the end of the pool; tokens already in the pool (or twice in the input) are skipped. */
-export async function importTokens(db: Db, req: ImportRequest, now = new Date()): Promise<ImportResult> {
+export async function importTokens(db: Executor, req: ImportRequest, now = new Date()): Promise<ImportResult> {
   const unusable = unusableEntries(req.entries);
   if (unusable.length > 0) throw new UnusableTokensError(unusable);
   const tokens = req.wholeEntries ? req.entries.map((e) => e.trim()).filter(Boolean) : req.entries.flatMap(splitTokens);
-  return db.kysely.transaction().execute(async (trx) => {
+  return inTransaction(db, async (tx) => {
     const existing = new Set(
       (
-        await trx
+        await tx.kysely
           .selectFrom('tokens')
           .select('fingerprint')
           .where('provider_id', '=', req.providerId)
@@ -48,7 +47,7 @@ export async function importTokens(db: Db, req: ImportRequest, now = new Date())
           .execute()
       ).map((r) => r.fingerprint),
     );
-    let position = await maxPosition(trx, req.providerId, req.pool);
+    let position = await maxPosition(tx, req.providerId, req.pool);
     const rows = [];
     let duplicates = 0;
     for (const secret of tokens) {
@@ -70,19 +69,19 @@ export async function importTokens(db: Db, req: ImportRequest, now = new Date())
         expect: req.expect ?? null,
         state: 'active' as const,
         consecutive_dead: 0,
-        created_at: db.dialect.time(now),
-        updated_at: db.dialect.time(now),
+        created_at: tx.dialect.time(now),
+        updated_at: tx.dialect.time(now),
       });
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await trx.insertInto('tokens').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+      await tx.kysely.insertInto('tokens').values(rows.slice(i, i + INSERT_CHUNK)).execute();
     }
     return { added: rows.length, duplicates };
   });
 }
 
 export async function maxPosition(db: Executor, providerId: number, pool: string): Promise<number> {
-  const r = await db
+  const r = await db.kysely
     .selectFrom('tokens')
     .select((eb) => eb.fn.max('position').as('max'))
     .where('provider_id', '=', providerId)
@@ -212,23 +211,29 @@ export async function findTokensByFingerprint(db: Db, fp: string): Promise<Token
 }
 
 /**
- * Archives the tokens, then deletes them, inside the caller's transaction, so that a token is
- * never gone without its archive row, nor without the event that says why (`pruned` when a run
- * confirmed it dead, `removed` otherwise). History rows stay.
+ * Archives the tokens, then deletes them, in one transaction (the caller's, when `db` is one), so
+ * that a token is never gone without its archive row, nor without the event that says why
+ * (`pruned` when a run confirmed it dead, `removed` otherwise). History rows stay.
  */
 export async function archiveAndDeleteTokens(
-  trx: Transaction<Database>,
-  db: Db,
+  db: Executor,
   tokens: readonly TokenRow[],
   providerName: string,
   reason: string,
   now = new Date(),
   cause: EventCause = {},
 ): Promise<void> {
-  await recordTokenEvents(db, eventsFor(tokens, { event: reason === 'pruned' ? 'pruned' : 'removed', reason, at: now, ...cause }), trx);
+  if (tokens.length === 0) return;
+  await inTransaction(db, async (tx) => {
+    await recordTokenEvents(tx, eventsFor(tokens, { event: reason === 'pruned' ? 'pruned' : 'removed', reason, at: now, ...cause }));
+    await archiveAndDeleteChunks(tx, tokens, providerName, reason, now);
+  });
+}
+
+async function archiveAndDeleteChunks(tx: Executor, tokens: readonly TokenRow[], providerName: string, reason: string, now: Date): Promise<void> {
   for (let i = 0; i < tokens.length; i += INSERT_CHUNK) {
     const chunk = tokens.slice(i, i + INSERT_CHUNK);
-    await trx
+    await tx.kysely
       .insertInto('token_archive')
       .values(
         chunk.map((t) => ({
@@ -245,12 +250,12 @@ export async function archiveAndDeleteTokens(
           last_verdict: t.last_verdict,
           last_reason: t.last_reason,
           reason,
-          archived_at: db.dialect.time(now),
+          archived_at: tx.dialect.time(now),
           restored_at: null,
         })),
       )
       .execute();
-    await trx
+    await tx.kysely
       .deleteFrom('tokens')
       .where(
         'id',
@@ -262,17 +267,95 @@ export async function archiveAndDeleteTokens(
 }
 
 /** Archives every token of the provider, then removes them and the provider, in one transaction. */
-export async function removeProviderAndTokens(db: Db, provider: { id: number; name: string }): Promise<number> {
-  return db.kysely.transaction().execute(async (trx) => {
-    const tokens = await trx.selectFrom('tokens').selectAll().where('provider_id', '=', provider.id).execute();
-    await archiveAndDeleteTokens(trx, db, tokens, provider.name, 'provider_removed');
-    await trx.deleteFrom('providers').where('id', '=', provider.id).execute();
+export async function removeProviderAndTokens(db: Executor, provider: { id: number; name: string }): Promise<number> {
+  return inTransaction(db, async (tx) => {
+    const tokens = await tx.kysely.selectFrom('tokens').selectAll().where('provider_id', '=', provider.id).execute();
+    await archiveAndDeleteTokens(tx, tokens, provider.name, 'provider_removed');
+    await tx.kysely.deleteFrom('providers').where('id', '=', provider.id).execute();
     return tokens.length;
   });
 }
 
-/** Archives and removes tokens in their own transaction. */
-export async function removeTokens(db: Db, tokens: readonly TokenRow[], providerName: string, reason: string, cause: EventCause = {}): Promise<void> {
-  if (tokens.length === 0) return;
-  await db.kysely.transaction().execute((trx) => archiveAndDeleteTokens(trx, db, tokens, providerName, reason, new Date(), cause));
+/** How many tokens a pool holds in one state with one current verdict (null: never checked). */
+export interface PoolCountRow {
+  providerId: number;
+  provider: string;
+  pool: string;
+  state: TokenState;
+  verdict: Verdict | null;
+  n: number;
+  /** The latest check of these tokens. */
+  lastCheckedAt: Date | null;
+}
+
+/**
+ * Tokens grouped by provider, pool, state and current verdict: the status pages, the metrics and
+ * the Uptime Kuma pushes each sum the groups they show. `inRotation`: disabled tokens and the
+ * tokens of disabled providers left out.
+ */
+export async function tokenCountsByPool(db: Executor, opts: { inRotation?: boolean } = {}): Promise<PoolCountRow[]> {
+  let query = db.kysely
+    .selectFrom('tokens')
+    .innerJoin('providers', 'providers.id', 'tokens.provider_id')
+    .select((eb) => [
+      'providers.id as provider_id',
+      'providers.name as provider',
+      'tokens.pool as pool',
+      'tokens.state as state',
+      'tokens.last_verdict as verdict',
+      eb.fn.countAll().as('n'),
+      eb.fn.max('tokens.last_checked_at').as('last'),
+    ])
+    .groupBy(['providers.id', 'providers.name', 'tokens.pool', 'tokens.state', 'tokens.last_verdict']);
+  if (opts.inRotation) query = query.where('tokens.state', '!=', 'disabled').where('providers.enabled', '=', 1);
+  const rows = await query.execute();
+  return rows.map((r) => ({
+    providerId: num(r.provider_id),
+    provider: r.provider,
+    pool: r.pool,
+    state: r.state,
+    verdict: r.verdict,
+    n: num(r.n),
+    lastCheckedAt: db.dialect.readTime(r.last),
+  }));
+}
+
+/** The last balance of every key that has one and is not dead (an unknown answer keeps the last one read). */
+export async function balancesNotDead(db: Executor): Promise<Array<{ provider: string; balance: string; currency: string }>> {
+  const rows = await db.kysely
+    .selectFrom('tokens')
+    .innerJoin('providers', 'providers.id', 'tokens.provider_id')
+    .select(['providers.name as provider', 'tokens.balance as balance', 'tokens.currency as currency'])
+    .where('tokens.balance', 'is not', null)
+    .where('tokens.currency', 'is not', null)
+    .where((eb) => eb.or([eb('tokens.last_verdict', 'is', null), eb('tokens.last_verdict', '!=', 'dead')]))
+    .execute();
+  return rows.map((r) => ({ provider: r.provider, balance: r.balance!, currency: r.currency! }));
+}
+
+/** Whether the pool holds a token that `source` brought. */
+export async function hasSourceTokens(db: Executor, q: { providerId: number; pool: string; source: TokenSource }): Promise<boolean> {
+  const row = await db.kysely
+    .selectFrom('tokens')
+    .select('id')
+    .where('provider_id', '=', q.providerId)
+    .where('pool', '=', q.pool)
+    .where('source', '=', q.source)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Id, fingerprint and state of every token of a pool (with what an event names of it). */
+export async function poolTokenStates(
+  db: Executor,
+  providerId: number,
+  pool: string,
+): Promise<Array<Pick<TokenRow, 'id' | 'fingerprint' | 'state' | 'provider_id' | 'pool'>>> {
+  return db.kysely
+    .selectFrom('tokens')
+    .select(['id', 'fingerprint', 'state', 'provider_id', 'pool'])
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .execute();
 }

@@ -1,13 +1,5 @@
-import type { Db } from '../db/connect.js';
+import type { CloseRunContext } from '../context.js';
 import { dbErrorCode, dbFault, defaultSleep, describeDbError, retryDelay } from '../db/errors.js';
-import type { Logger } from '../logger.js';
-
-export interface CloseRunContext {
-  db: Db;
-  logger: Logger;
-  /** Background tries end when this aborts (the daemon stops); the next start closes the row. */
-  stopSignal?: AbortSignal;
-}
 
 export interface CloseRetryTiming {
   baseMs: number;
@@ -24,7 +16,8 @@ export const CLOSE_RETRY: CloseRetryTiming = { baseMs: 250, maxMs: 5_000 };
  * the disk is full), the run must not stay `running` for the life of the process: the close is
  * tried again in the background, with backoff and at once after any other write succeeds, until
  * it succeeds or the daemon stops. Resolves once the first try is over: true when it closed the
- * row. An error that is not the database's (a bug) is thrown, as before.
+ * row. An error that is not the database's (a bug) is thrown, as before. The background tries end
+ * when `ctx.stopSignal` aborts (the daemon stops); the next start closes the row.
  */
 export async function closeRunWhenPossible(
   ctx: CloseRunContext,

@@ -1,7 +1,11 @@
 import { abortOrphanedRuns, findRun } from '../db/runs.js';
-import { readLease, releaseLease, renewLease, setLeaseRun, tickTaken, tryAcquireLease, type Holder, type LeaseState } from '../db/lease.js';
+import { readLease, releaseLease, renewLease, setLeaseRun, tickTaken, tryAcquireLease, type LeaseState } from '../db/lease.js';
 import { sleep } from './limits.js';
-import { runChecks, type EngineContext, type RunRequest, type RunSummary } from './run.js';
+import type { EngineContext } from '../context.js';
+import { runChecks } from './run.js';
+import type { HeldRun, LeaseSettings, RunControl, RunRequest, RunSummary, StartedRun, StartOptions } from './types.js';
+
+export type { HeldRun, LeaseSettings, StartedRun, StartOptions } from './types.js';
 import { summaryFromDb } from './stored-summary.js';
 
 interface Pending {
@@ -10,27 +14,6 @@ interface Pending {
   /** Resolves once the run's row is opened; rejects if the run fails before that. */
   runId: Promise<number>;
   openedId?: number;
-}
-
-export interface StartedRun {
-  runId: Promise<number>;
-  summary: Promise<RunSummary>;
-}
-
-/** The run another process holds the lease for. */
-export interface HeldRun {
-  runId: number | null;
-  host: string | null;
-  pid: number | null;
-  since: Date | null;
-  scope: RunRequest;
-}
-
-export interface StartOptions {
-  /** A run held by another process that does not cover the request: wait for it (default), or refuse. */
-  whenBusy?: 'wait' | 'refuse';
-  /** Told once when the request waits for another process's run (to join it, or for it to end). */
-  onWait?: (held: HeldRun) => void;
 }
 
 /** Another run is in flight and does not cover the request (`whenBusy: 'refuse'`). */
@@ -46,13 +29,6 @@ export class TickTakenError extends Error {
   override name = 'TickTakenError';
 }
 
-export interface LeaseSettings {
-  holder: Holder;
-  ttlMs: number;
-  /** How often a waiting process asks the database again. */
-  pollMs: number;
-}
-
 /**
  * Runs one at a time, across every process on the database (the engine counts consecutive dead
  * verdicts; two runs at once would count twice). In this process a request that the run in
@@ -60,7 +36,7 @@ export interface LeaseSettings {
  * processes the `run` lease decides: a request covered by another process's run waits for it and
  * answers with its stored summary; any other waits for the lease, or is refused.
  */
-export class RunCoordinator {
+export class RunCoordinator implements RunControl {
   private current: Pending | undefined;
   private queued: Pending[] = [];
   private tail: Promise<unknown> = Promise.resolve();

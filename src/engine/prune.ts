@@ -1,24 +1,14 @@
+import type { EngineContext } from '../context.js';
 import type { Provider } from '../db/providers.js';
 import { recordHeld } from '../db/events.js';
 import { countPruneCandidates, flagTokens, lastAnswersOutsideRun, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
 import type { TokenRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { mask } from '../secret.js';
-import { ONEAPI_POOL } from '../sources/oneapi/channels.js';
-import { settleChannels } from '../sources/oneapi/index.js';
+import { configuredSources } from '../sources/index.js';
 import { removeFromSources } from '../sources/remove.js';
 import { decidePruning } from './policy.js';
-import type { EngineContext, ProviderRunSummary, RunRequest } from './run.js';
-
-/** What one run learnt about a provider's tokens in rotation (not flagged, not canaries). */
-export interface RunTally {
-  /** Reached TSCHK_PRUNE_AFTER in this run. */
-  confirmed: number;
-  /** Got a definite answer (live, dead, exhausted). */
-  judged: number;
-  /** Would have been confirmed, had a canary not made their dead verdicts untrustworthy. */
-  distrusted: number;
-}
+import type { ProviderRunSummary, RunRequest, RunTally } from './types.js';
 
 const PAGE = 500;
 const LISTED = 100;
@@ -26,7 +16,7 @@ const LISTED = 100;
 /**
  * Steps 5 and 6 of a run for one provider, once its checks are written: decide by the safety
  * rules, then flag or delete the tokens this run confirmed dead (at their source too), then
- * bring its One-API channels in line. Selecting and recording stay separate steps of the engine.
+ * let each source settle (One-API's channels). Selecting and recording stay separate steps of the engine.
  */
 export async function pruneProvider(
   ctx: EngineContext,
@@ -69,8 +59,9 @@ export async function pruneProvider(
     if (decision.overrode) run.log.warn({ rule: decision.overrode }, 'pruning although a safety rule would hold it: --force-prune');
     await act(ctx, run.log, provider, summary, decision.action, query);
   }
-  const oneApiInScope = run.req.pool === undefined || run.req.pool === ONEAPI_POOL;
-  if (ctx.config.oneApi && oneApiInScope && summary.checked > 0) await settleChannels(ctx, provider, run.runId, run.log);
+  if (summary.checked > 0) {
+    for (const source of configuredSources(ctx.config)) await source.settle?.(ctx, provider, { runId: run.runId, pool: run.req.pool }, run.log);
+  }
 }
 
 /** A `held` event for each token whose pruning a safety rule holds back (once per stretch of holds). */
@@ -99,7 +90,7 @@ async function act(
     if (page.length === 0) break;
     afterId = page[page.length - 1]!.id;
     let pruned = page;
-    if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now, undefined, { runId: query.runId });
+    if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now, { runId: query.runId });
     else {
       const kept = await deleteEverywhere(ctx, log, provider, page, now, query.runId);
       flaggedInstead += kept.flagged;
@@ -135,6 +126,6 @@ async function deleteEverywhere(
   const kept = await removeFromSources(ctx, provider, tokens, 'pruned', log, now, { runId });
   const alreadyFlagged = new Set(kept.filter((t) => t.state === 'invalid').map((t) => t.id));
   const flagged = kept.filter((t) => !alreadyFlagged.has(t.id)).map((t) => t.id);
-  await flagTokens(ctx.db, flagged, now, undefined, { runId, reason: 'kept_at_source' });
+  await flagTokens(ctx.db, flagged, now, { runId, reason: 'kept_at_source' });
   return { flagged: flagged.length, alreadyFlagged };
 }

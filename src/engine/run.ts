@@ -1,12 +1,11 @@
-import type { Dispatcher } from 'undici';
 import { checkerFor, checkSafely } from '../checkers/index.js';
 import type { CheckContext, Checker, CheckResult } from '../checkers/types.js';
-import type { Config } from '../config.js';
+import type { EngineContext } from '../context.js';
 import type { Db } from '../db/connect.js';
 import type { CheckRecord } from '../db/history.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
 import { closeRun, countsOf, openRun, zeroCounts, type ProviderOutcome, type RunCounts } from '../db/runs.js';
-import type { RunStatus, RunTrigger, Verdict } from '../db/schema.js';
+import type { Verdict } from '../db/schema.js';
 import { selectDueTokens, type DueToken, type TokenMatch } from '../db/tokens.js';
 import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
@@ -15,90 +14,12 @@ import { closeRunWhenPossible } from './close-run.js';
 import { ProviderGate, Semaphore, sleep } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
-import { pruneProvider, type RunTally } from './prune.js';
+import { pruneProvider } from './prune.js';
+import type { ProviderRunSummary, RunOptions, RunRequest, RunSummary, RunTally } from './types.js';
 import { BatchWriter } from './writer.js';
 
-export interface EngineContext {
-  db: Db;
-  config: Readonly<Config>;
-  logger: Logger;
-  /** One undici Agent: a connection pool per upstream origin. */
-  dispatcher: Dispatcher;
-  /** Set when shutdown begins: no new checks start. */
-  stopSignal?: AbortSignal;
-  /** Set when the shutdown grace period is over: checks in flight are abandoned. */
-  abortSignal?: AbortSignal;
-  /** Metrics, notifications: each is told about every check and every finished run. */
-  observers: readonly EngineEvents[];
-  random?: () => number;
-}
-
-/** Observers of a run (metrics, notifications); they must not throw. */
-export interface EngineEvents {
-  checked?(provider: Provider, verdict: Verdict, latencyMs: number): void;
-  runFinished?(summary: RunSummary): void | Promise<void>;
-}
-
-export interface RunRequest {
-  trigger: RunTrigger;
-  provider?: string;
-  pool?: string;
-  /** Ignore TSCHK_MIN_INTERVAL_S. */
-  force?: boolean;
-  /** Prune even when a safety rule would hold (a human looked); checks every token again, like `force`. */
-  forcePrune?: boolean;
-  /** Only the pool's tokens matching this (a bulk re-check); canaries are asked as in any run. */
-  selection?: TokenMatch;
-  /** The cron tick that asked for the run: of all processes on the database, one runs each tick. */
-  tick?: Date;
-}
-
-export interface RunOptions {
-  /** Learns the run's id as soon as its row exists (the HTTP API answers 202 with it). */
-  onRunOpened?: (runId: number) => void;
-  /** The run lease this run holds: its history is written only while the lease is held. */
-  lease?: { holderId: string; ttlMs: number };
-}
-
-export interface TokenRef {
-  id: number;
-  pool: string;
-  mask: string;
-  fingerprint: string;
-}
-
-export interface ProviderRunSummary extends RunCounts {
-  provider: string;
-  kind: string;
-  durationMs: number;
-  /** Every check of the run was unknown: the provider, not its tokens, is in trouble. */
-  unreachable: boolean;
-  /** A canary disagreed with its expectation: dead verdicts were not trusted. */
-  unreliable: boolean;
-  medianLatencyMs: number | null;
-  becameSuspect: TokenRef[];
-  confirmedDead: TokenRef[];
-  recovered: TokenRef[];
-  /** Flagged invalid or deleted this run (listed up to a cap, like the lists above). */
-  prunedTokens: TokenRef[];
-  /** Why pruning was held for this provider (breaker, canary), when it was. */
-  heldReason?: string;
-  /** Keys whose balance fell below TSCHK_LOW_BALANCE. */
-  lowBalance: Array<TokenRef & { balance: string; currency: string }>;
-  error?: string;
-}
-
-export interface RunSummary extends RunCounts {
-  runId: number;
-  trigger: RunTrigger;
-  scope: string;
-  status: Exclude<RunStatus, 'running'>;
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  providers: ProviderRunSummary[];
-  error?: string;
-}
+export type { EngineContext } from '../context.js';
+export type { EngineEvents, ProviderRunSummary, RunOptions, RunRequest, RunSummary, TokenRef } from './types.js';
 
 export class RunScopeError extends Error {
   override name = 'RunScopeError';
@@ -246,7 +167,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
   const began = performance.now();
   const summary = emptyProviderSummary(provider.name, provider.kind);
   const log = run.log.child({ provider: provider.name });
-  const checker = checkerFor(provider.kind);
+  const checker = checkerFor(provider.kind, ctx.checkers);
   if (!checker || (checker.requiresUrl && !provider.checkUrl)) {
     summary.error = checker ? 'provider has no check URL' : `no checker for kind '${provider.kind}'`;
     log.error({ kind: provider.kind }, `provider skipped: ${summary.error}`);

@@ -1,7 +1,8 @@
 import type { Db } from '../db/connect.js';
 import { findRunProviders } from '../db/runs.js';
 import type { CheckRunRow } from '../db/schema.js';
-import { emptyProviderSummary, type ProviderRunSummary, type RunSummary } from './run.js';
+import { emptyProviderSummary } from './run.js';
+import type { ProviderRunSummary, RunSummary } from './types.js';
 
 /**
  * A closed run's summary as the database keeps it, for a request that another process's run

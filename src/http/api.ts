@@ -1,14 +1,13 @@
 import { checkerFor, providerKinds } from '../checkers/index.js';
-import type { AppContext } from '../daemon.js';
-import { num } from '../db/dialect.js';
+import type { HttpContext } from '../context.js';
 import { listHistory } from '../db/history.js';
 import { findProvider, findProviderById, listProviders, upsertProvider } from '../db/providers.js';
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
-import { findToken, listTokens, removeProviderAndTokens } from '../db/tokens.js';
+import { findToken, listTokens, removeProviderAndTokens, tokenCountsByPool } from '../db/tokens.js';
 import { LIMITS, parseId, quote, textProblem } from '../validation.js';
 import { importIntoPool, providerByName, removeToken, startRun } from './operations.js';
-import { historyView, isoTime, providerView, runView, tokenView } from '../views.js';
+import { historyView, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
 const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
@@ -74,16 +73,11 @@ type PoolSummary = {
 };
 
 /** Per provider and pool: how many tokens, by state and by current verdict, and when one was last checked. */
-async function poolSummaries(app: AppContext): Promise<Map<number, PoolSummary[]>> {
-  const rows = await app.db.kysely
-    .selectFrom('tokens')
-    .select((eb) => ['provider_id', 'pool', 'state', 'last_verdict', eb.fn.countAll().as('n'), eb.fn.max('last_checked_at').as('last')])
-    .groupBy(['provider_id', 'pool', 'state', 'last_verdict'])
-    .execute();
+async function poolSummaries(app: HttpContext): Promise<Map<number, PoolSummary[]>> {
   const byProvider = new Map<number, Map<string, PoolSummary>>();
-  for (const r of rows) {
-    const pools = byProvider.get(Number(r.provider_id)) ?? new Map<string, PoolSummary>();
-    byProvider.set(Number(r.provider_id), pools);
+  for (const r of await tokenCountsByPool(app.db)) {
+    const pools = byProvider.get(r.providerId) ?? new Map<string, PoolSummary>();
+    byProvider.set(r.providerId, pools);
     const s = pools.get(r.pool) ?? {
       pool: r.pool,
       tokens: 0,
@@ -92,23 +86,22 @@ async function poolSummaries(app: AppContext): Promise<Map<number, PoolSummary[]
       last_checked_at: null,
     };
     pools.set(r.pool, s);
-    const n = num(r.n);
-    s.tokens += n;
-    s.states[r.state] += n;
-    s.verdicts[r.last_verdict ?? 'unchecked'] += n;
-    const last = isoTime(app.db.dialect, r.last);
+    s.tokens += r.n;
+    s.states[r.state] += r.n;
+    s.verdicts[r.verdict ?? 'unchecked'] += r.n;
+    const last = r.lastCheckedAt?.toISOString() ?? null;
     if (last !== null && (s.last_checked_at === null || last > s.last_checked_at)) s.last_checked_at = last;
   }
   return new Map([...byProvider].map(([id, pools]) => [id, [...pools.values()].sort((a, b) => a.pool.localeCompare(b.pool))]));
 }
 
-async function getProviders(app: AppContext) {
+async function getProviders(app: HttpContext) {
   const summaries = await poolSummaries(app);
   const providers = (await listProviders(app.db)).map((p) => ({ ...providerView(p, app.config), pools: summaries.get(p.id) ?? [] }));
   return reply(200, { providers });
 }
 
-async function postProvider(req: HttpRequest, app: AppContext) {
+async function postProvider(req: HttpRequest, app: HttpContext) {
   const body = bodyObject(req, ['name', 'kind', 'url', 'concurrency']);
   const name = stringField(body, 'name', { pattern: NAME, says: NAME_RULE });
   if (name === undefined) throw badRequest(`name is required: ${NAME_RULE}`);
@@ -129,7 +122,7 @@ async function postProvider(req: HttpRequest, app: AppContext) {
   return reply(existed ? 200 : 201, { provider: providerView(p, app.config) });
 }
 
-async function deleteProvider(req: HttpRequest, app: AppContext) {
+async function deleteProvider(req: HttpRequest, app: HttpContext) {
   const p = await providerByName(app, req.params.name!, 404);
   const declared = app.config.legacyProviders.find((d) => d.name === p.name);
   if (declared) {
@@ -139,7 +132,7 @@ async function deleteProvider(req: HttpRequest, app: AppContext) {
   return reply(200, { removed: p.name, archived_tokens: archived });
 }
 
-async function getTokens(req: HttpRequest, app: AppContext) {
+async function getTokens(req: HttpRequest, app: HttpContext) {
   const providerName = queryText(req, 'provider', LIMITS.nameChars);
   const provider = providerName === undefined ? undefined : await providerByName(app, providerName, 400);
   const pool = queryText(req, 'pool', LIMITS.nameChars);
@@ -168,7 +161,7 @@ async function getTokens(req: HttpRequest, app: AppContext) {
   });
 }
 
-async function postTokens(req: HttpRequest, app: AppContext) {
+async function postTokens(req: HttpRequest, app: HttpContext) {
   const body = bodyObject(req, ['provider', 'pool', 'tokens', 'expect', 'label']);
   const providerName = stringField(body, 'provider', undefined, LIMITS.nameChars);
   if (providerName === undefined) throw badRequest('provider is required');
@@ -184,11 +177,11 @@ async function postTokens(req: HttpRequest, app: AppContext) {
   return reply(200, { provider: provider.name, pool, added: r.added, duplicates: r.duplicates });
 }
 
-async function deleteToken(req: HttpRequest, app: AppContext) {
+async function deleteToken(req: HttpRequest, app: HttpContext) {
   return reply(200, { archived: await removeToken(app, pathId(req)) });
 }
 
-async function tokenHistory(req: HttpRequest, app: AppContext) {
+async function tokenHistory(req: HttpRequest, app: HttpContext) {
   const id = pathId(req);
   const limit = queryInt(req, 'limit', 50, 1, 1000);
   const token = await findToken(app.db, id);
@@ -202,7 +195,7 @@ async function tokenHistory(req: HttpRequest, app: AppContext) {
   });
 }
 
-async function postRun(req: HttpRequest, app: AppContext) {
+async function postRun(req: HttpRequest, app: HttpContext) {
   const body = bodyObject(req, ['provider', 'pool', 'force'], true);
   const providerName = stringField(body, 'provider', undefined, LIMITS.nameChars);
   const pool = stringField(body, 'pool', poolRule);
@@ -211,12 +204,12 @@ async function postRun(req: HttpRequest, app: AppContext) {
   return reply(202, { run_id: runId }, { Location: `/api/v1/runs/${runId}` });
 }
 
-async function getRuns(req: HttpRequest, app: AppContext) {
+async function getRuns(req: HttpRequest, app: HttpContext) {
   const limit = queryInt(req, 'limit', 20, 1, 500);
   return reply(200, { runs: (await listRuns(app.db, limit)).map((r) => runView(r, app.db.dialect)) });
 }
 
-async function getRun(req: HttpRequest, app: AppContext) {
+async function getRun(req: HttpRequest, app: HttpContext) {
   const run = await findRun(app.db, pathId(req));
   if (!run) throw new HttpError(404, 'unknown_run', `no run with id ${req.params.id}`);
   return reply(200, { run: runView(run, app.db.dialect) });

@@ -1,4 +1,4 @@
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 import { lastFinishedRun } from '../db/runs.js';
 import type { CheckRunRow } from '../db/schema.js';
 import { runView } from '../views.js';
@@ -10,7 +10,7 @@ import { reply, type Route } from './router.js';
  * (a full disk, a read-only database): the daemon is up and serves what it has, but records
  * nothing. Degraded clears with the next write that succeeds.
  */
-async function health(app: AppContext) {
+async function health(app: HttpContext) {
   let last: CheckRunRow | undefined;
   try {
     last = await lastFinishedRun(app.db);

@@ -1,5 +1,5 @@
 import { LEGACY_SERVICES, legacyVariable } from '../config.js';
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 import { findProvider, type Provider } from '../db/providers.js';
 import type { Verdict } from '../db/schema.js';
 import { hasDueTokens, poolTokens } from '../db/tokens.js';
@@ -72,7 +72,7 @@ interface LegacyService {
  * The original's keys (`deep`, `mita`, …, any letter case) and any free-api provider by its name.
  * A known key whose variable is not set is a 404 naming that variable.
  */
-async function resolveService(app: AppContext, service: string): Promise<LegacyService> {
+async function resolveService(app: HttpContext, service: string): Promise<LegacyService> {
   const legacy = LEGACY_SERVICES.find((s) => s.name === service.toLowerCase());
   const provider = await findProvider(app.db, legacy?.name ?? service);
   if (provider?.kind === 'free-api') return { provider, serviceName: legacy ? `LLM-${legacy.suffix}` : provider.name };
@@ -90,12 +90,12 @@ async function resolveService(app: AppContext, service: string): Promise<LegacyS
   );
 }
 
-async function answerPool(app: AppContext, { provider, serviceName }: LegacyService, pool: string): Promise<Reply> {
+async function answerPool(app: HttpContext, { provider, serviceName }: LegacyService, pool: string): Promise<Reply> {
   return reply(200, legacyPoolAnswer(serviceName, await poolTokens(app.db, provider.id, pool)));
 }
 
 /** Checks the pool (joining a run in flight, reusing verdicts fresher than TSCHK_MIN_INTERVAL_S), then answers. */
-async function checkPool(req: HttpRequest, app: AppContext, pool: string): Promise<Reply> {
+async function checkPool(req: HttpRequest, app: HttpContext, pool: string): Promise<Reply> {
   const service = await resolveService(app, req.params.service!);
   if (!service.provider.enabled) {
     throw new HttpError(409, 'provider_disabled', `provider '${service.provider.name}' is disabled; enable it to check it`);
@@ -119,7 +119,7 @@ async function checkPool(req: HttpRequest, app: AppContext, pool: string): Promi
 }
 
 /** For monitors that poll often: stored verdicts, no check. */
-async function cachedPool(req: HttpRequest, app: AppContext, pool: string): Promise<Reply> {
+async function cachedPool(req: HttpRequest, app: HttpContext, pool: string): Promise<Reply> {
   const cached = req.query.get('cached');
   if (cached !== '1' && cached !== 'true') {
     throw new HttpError(

@@ -2,7 +2,7 @@ import { summaryUrl } from '../checkers/deepseek-account.js';
 import { httpCall, parseJson } from '../checkers/http.js';
 import { checkerFor, checkSafely } from '../checkers/index.js';
 import type { CheckContext, CheckResult } from '../checkers/types.js';
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 import { findProvider, listProviders, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
 import { listTokens, poolTokens } from '../db/tokens.js';
@@ -47,7 +47,7 @@ const LEGACY_FEEDS = { 'deepseek-account': 'deep_user', 'deepseek-key': 'deep_ke
 type OfficialKind = keyof typeof LEGACY_FEEDS;
 
 /** The tokens to answer for, in order: the lines of the legacy file, else every provider of the kind. */
-async function officialTokens(app: AppContext, kind: OfficialKind): Promise<Array<{ provider: Provider; token: TokenRow }>> {
+async function officialTokens(app: HttpContext, kind: OfficialKind): Promise<Array<{ provider: Provider; token: TokenRow }>> {
   if (app.config.legacyDataDir !== undefined) {
     const name = LEGACY_FEEDS[kind];
     await syncSources(app, { provider: name, pool: 'default' });
@@ -67,11 +67,11 @@ async function officialTokens(app: AppContext, kind: OfficialKind): Promise<Arra
 const poolRank = (pool: string) => (pool === 'default' ? 0 : 1);
 
 /** Checks every token now with its provider's checker (no retries, no history row), answers in order. */
-async function checkInOrder(req: HttpRequest, app: AppContext, kind: OfficialKind): Promise<Array<{ secret: string; result: CheckResult }>> {
+async function checkInOrder(req: HttpRequest, app: HttpContext, kind: OfficialKind): Promise<Array<{ secret: string; result: CheckResult }>> {
   const items = await officialTokens(app, kind);
-  const abort = app.engine.abortSignal;
+  const abort = app.abortSignal;
   const ctx: CheckContext = {
-    dispatcher: app.engine.dispatcher,
+    dispatcher: app.dispatcher,
     timeoutMs: app.config.timeoutMs,
     signal: abort ? AbortSignal.any([req.signal, abort]) : req.signal,
     logger: app.logger,
@@ -82,7 +82,7 @@ async function checkInOrder(req: HttpRequest, app: AppContext, kind: OfficialKin
     for (let i = next++; i < items.length; i = next++) {
       const { provider, token } = items[i]!;
       const target = { providerName: provider.name, kind, checkUrl: provider.checkUrl };
-      results[i] = { secret: token.secret, result: await checkSafely(checkerFor(provider.kind)!, token.secret, target, ctx) };
+      results[i] = { secret: token.secret, result: await checkSafely(checkerFor(provider.kind, app.checkers)!, token.secret, target, ctx) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(app.config.providerConcurrency, items.length) }, worker));
@@ -90,14 +90,14 @@ async function checkInOrder(req: HttpRequest, app: AppContext, kind: OfficialKin
 }
 
 /** Forwards the caller's own platform `userToken` to the user summary and answers what came back. */
-async function deepSingle(req: HttpRequest, app: AppContext): Promise<Reply> {
+async function deepSingle(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const userToken = bearerToken(req.headers);
   if (userToken === undefined) {
     throw new HttpError(401, 'unauthorized', 'send Authorization: Bearer <userToken> (from platform.deepseek.com local storage)', {
       'WWW-Authenticate': 'Bearer',
     });
   }
-  const ctx: CheckContext = { dispatcher: app.engine.dispatcher, timeoutMs: app.config.timeoutMs, signal: req.signal, logger: app.logger };
+  const ctx: CheckContext = { dispatcher: app.dispatcher, timeoutMs: app.config.timeoutMs, signal: req.signal, logger: app.logger };
   const res = await httpCall(
     summaryUrl(app.config.deepseek.platformUrl),
     { method: 'GET', headers: { authorization: `Bearer ${userToken}`, accept: 'application/json' } },

@@ -1,5 +1,5 @@
 import { checkerFor } from '../checkers/index.js';
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 import { findProvider, findProviderById, type Provider } from '../db/providers.js';
 import type { RunTrigger, TokenRow, TokenSource } from '../db/schema.js';
 import { findToken, importTokens, listTokens, type ImportResult, type TokenMatch } from '../db/tokens.js';
@@ -19,7 +19,7 @@ import { HttpError } from './router.js';
 
 const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
 
-export async function providerByName(app: AppContext, name: string, status: 400 | 404): Promise<Provider> {
+export async function providerByName(app: HttpContext, name: string, status: 400 | 404): Promise<Provider> {
   const p = await findProvider(app.db, name);
   if (!p) throw new HttpError(status, 'unknown_provider', `unknown provider ${quote(name)}; see GET /api/v1/providers`);
   return p;
@@ -38,7 +38,7 @@ export interface RunOrder {
  * Starts a run (or joins the one in flight that covers it) and resolves with its id once its row
  * exists; 409 while a run that does not cover it is in flight, rather than queue behind it.
  */
-export async function startRun(app: AppContext, order: RunOrder): Promise<number> {
+export async function startRun(app: HttpContext, order: RunOrder): Promise<number> {
   if (order.provider !== undefined) {
     const p = await providerByName(app, order.provider, 400);
     if (!p.enabled) throw new HttpError(409, 'provider_disabled', `provider '${p.name}' is disabled`);
@@ -68,7 +68,7 @@ function checkTokenLengths(entries: readonly string[], wholeEntries: boolean | u
 
 /** `tschk tokens import`'s rules: duplicates skipped and counted, `T1,T2` is two tokens (unless the kind keeps entries whole). */
 export async function importIntoPool(
-  app: AppContext,
+  app: HttpContext,
   order: { provider: Provider; pool: string; entries: string[]; source: TokenSource; label?: string; expect?: 'live' | 'dead' },
 ): Promise<ImportResult> {
   const wholeEntries = checkerFor(order.provider.kind)?.wholeEntries;
@@ -91,7 +91,7 @@ const STILL_AT_SOURCE =
   'the token is still in its source (its file was edited meanwhile or cannot be rewritten, see the log; or it is a line of a New-API multi-key channel): try again or remove it there';
 
 /** Removes a token from tschk and its source, archived with reason `user_removed`. */
-export async function removeToken(app: AppContext, id: number, actor: EventActor = 'api'): Promise<{ id: number; mask: string; fingerprint: string }> {
+export async function removeToken(app: HttpContext, id: number, actor: EventActor = 'api'): Promise<{ id: number; mask: string; fingerprint: string }> {
   const token = await findToken(app.db, id);
   if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${id}`);
   const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
@@ -107,7 +107,7 @@ const BULK_PAGE = 500;
  * statement names at most one page of ids, however many tokens match.
  */
 export async function removeMatching(
-  app: AppContext,
+  app: HttpContext,
   scope: { provider: Provider; pool: string; match: TokenMatch },
   actor: EventActor = 'api',
 ): Promise<{ removed: number; kept: number }> {
@@ -126,7 +126,7 @@ export async function removeMatching(
 }
 
 /** `tschk tokens restore`: back where it came from; 404 when nothing is archived under it, 409 when it cannot go back. */
-export async function restoreToken(app: AppContext, fingerprint: string, scope: { provider?: string; pool?: string } = {}, actor: EventActor = 'api'): Promise<RestoreResult> {
+export async function restoreToken(app: HttpContext, fingerprint: string, scope: { provider?: string; pool?: string } = {}, actor: EventActor = 'api'): Promise<RestoreResult> {
   try {
     return await restoreArchived(app, fingerprint, scope, new Date(), actor);
   } catch (err) {

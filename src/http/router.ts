@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 
 /**
  * The routing vocabulary every HTTP module uses. A module exports `Route[]`; `server.ts`
@@ -21,7 +21,7 @@ export interface Route {
   handler: Handler;
 }
 
-export type Handler = (req: HttpRequest, app: AppContext) => Promise<Reply> | Reply;
+export type Handler = (req: HttpRequest, app: HttpContext) => Promise<Reply> | Reply;
 
 export interface HttpRequest {
   method: string;

@@ -1,7 +1,7 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { parseJson } from '../checkers/http.js';
-import type { AppContext } from '../daemon.js';
+import type { HttpContext } from '../context.js';
 import { metricsRoutes } from '../metrics.js';
 import { consoleRoutes } from '../console/routes.js';
 import { apiRoutes } from './api.js';
@@ -50,7 +50,7 @@ export interface HttpServer {
 }
 
 export async function startHttpServer(
-  app: AppContext,
+  app: HttpContext,
   routes: readonly Route[] = ROUTES,
   options: HttpServerOptions = {},
 ): Promise<HttpServer> {
@@ -210,7 +210,7 @@ function jsonBody(body: Buffer): unknown {
  * Answers a request Node refused before it reached a route: 408 when its headers or body came too
  * slowly, 431 when its headers are too large, 400 when it is not HTTP. The connection then closes.
  */
-function refuseMalformed(err: NodeJS.ErrnoException, socket: Socket, log: AppContext['logger']): void {
+function refuseMalformed(err: NodeJS.ErrnoException, socket: Socket, log: HttpContext['logger']): void {
   const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
   // An answer already under way on this connection must not get a second one spliced in.
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
@@ -236,7 +236,7 @@ function refuseMalformed(err: NodeJS.ErrnoException, socket: Socket, log: AppCon
   log.debug({ code: err.code, status }, 'request refused before routing');
 }
 
-function errorReply(err: unknown, log: AppContext['logger']): Reply {
+function errorReply(err: unknown, log: HttpContext['logger']): Reply {
   if (err instanceof HttpError) return { status: err.status, json: errorBody(err.code, err.message), headers: err.headers };
   log.error({ err: err instanceof Error ? err.message : String(err) }, 'route failed');
   return { status: 500, json: errorBody('internal_error', 'internal error; the daemon log has the details') };

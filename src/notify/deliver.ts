@@ -1,8 +1,7 @@
-import type { Dispatcher } from 'undici';
+import type { AppContext } from '../context.js';
 import { httpCall } from '../checkers/http.js';
 import { sleep } from '../engine/limits.js';
 import { backoffDelay } from '../engine/policy.js';
-import type { Logger } from '../logger.js';
 import type { Answer, OutgoingRequest } from './formats.js';
 
 export interface DeliveryTiming {
@@ -15,14 +14,8 @@ export interface DeliveryTiming {
 
 export const DEFAULT_TIMING: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 5_000, deadlineMs: 10_000, backoffBaseMs: 500 };
 
-export interface DeliveryContext {
-  dispatcher: Dispatcher;
-  logger: Logger;
-  timing: DeliveryTiming;
-  /** The daemon's forceful-shutdown signal: past the grace period nobody waits for a receiver. */
-  abortSignal?: AbortSignal;
-  random?: () => number;
-}
+/** `abortSignal`, the daemon's forceful-shutdown signal: past the grace period nobody waits for a receiver. */
+export type DeliveryContext = Pick<AppContext, 'dispatcher' | 'logger' | 'abortSignal' | 'random'> & { timing: DeliveryTiming };
 
 export interface Delivery {
   /** `webhook wecom`, `uptime-kuma deep/free`: what was notified, never the URL. */

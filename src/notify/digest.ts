@@ -1,7 +1,7 @@
 import type { PruneMode } from '../config.js';
 import { countsOf, type RunCounts } from '../db/runs.js';
 import type { RunTrigger } from '../db/schema.js';
-import type { ProviderRunSummary, RunSummary, TokenRef } from '../engine/run.js';
+import type { ProviderRunSummary, RunSummary, TokenRef } from '../engine/types.js';
 
 export type LowBalanceRef = TokenRef & { balance: string; currency: string };
 

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { PruneMode, WebhookFormat } from '../config.js';
 import { parseJson } from '../checkers/http.js';
-import type { TokenRef } from '../engine/run.js';
+import type { TokenRef } from '../engine/types.js';
 import { renderDigest, type Digest, type LowBalanceRef } from './digest.js';
 
 export interface OutgoingRequest {

@@ -1,22 +1,16 @@
-import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
-import type { Db } from '../db/connect.js';
-import type { EngineEvents, RunSummary } from '../engine/run.js';
+import type { AppContext } from '../context.js';
+import type { EngineEvents, RunSummary } from '../engine/types.js';
 import type { Logger } from '../logger.js';
 import { DEFAULT_TIMING, deliver, type Delivery, type DeliveryContext, type DeliveryTiming } from './deliver.js';
 import { buildDigest, type Digest } from './digest.js';
 import { judgeAnswer, webhookRequest, type WebhookSettings } from './formats.js';
 import { currentPoolCounts, kumaLabel, kumaPush, kumaRequest, type KumaPush, type KumaTarget, type PoolCounts } from './uptime-kuma.js';
 
-export interface NotifyContext {
-  db: Db;
-  config: Readonly<Config>;
-  logger: Logger;
-  dispatcher: Dispatcher;
+export type NotifyContext = Pick<AppContext, 'db' | 'config' | 'logger' | 'dispatcher' | 'abortSignal'> & {
   timing?: DeliveryTiming;
-  abortSignal?: AbortSignal;
   now?: () => Date;
-}
+};
 
 const settings = (config: Readonly<Config>): WebhookSettings => ({
   format: config.notify.webhookFormat,

@@ -1,8 +1,7 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
-import { num } from '../db/dialect.js';
-import type { Verdict } from '../db/schema.js';
-import type { RunSummary } from '../engine/run.js';
+import { tokenCountsByPool } from '../db/tokens.js';
+import type { RunSummary } from '../engine/types.js';
 import type { OutgoingRequest } from './formats.js';
 
 export type KumaTarget = Config['notify']['uptimeKuma'][number];
@@ -21,21 +20,12 @@ export interface PoolCounts {
 
 /** Tokens per provider, pool and last verdict; disabled tokens and providers are not part of a pool's health. */
 export async function currentPoolCounts(db: Db): Promise<PoolCounts[]> {
-  const rows = await db.kysely
-    .selectFrom('tokens')
-    .innerJoin('providers', 'providers.id', 'tokens.provider_id')
-    .select((eb) => ['providers.name as provider', 'tokens.pool as pool', 'tokens.last_verdict as verdict', eb.fn.countAll().as('n')])
-    .where('tokens.state', '!=', 'disabled')
-    .where('providers.enabled', '=', 1)
-    .groupBy(['providers.name', 'tokens.pool', 'tokens.last_verdict'])
-    .execute();
   const pools = new Map<string, PoolCounts>();
-  for (const r of rows) {
+  for (const r of await tokenCountsByPool(db, { inRotation: true })) {
     const key = `${r.provider}/${r.pool}`;
     const c = pools.get(key) ?? { provider: r.provider, pool: r.pool, total: 0, live: 0, dead: 0, exhausted: 0, unknown: 0 };
-    const n = num(r.n);
-    c.total += n;
-    c[(r.verdict as Verdict | null) ?? 'unknown'] += n;
+    c.total += r.n;
+    c[r.verdict ?? 'unknown'] += r.n;
     pools.set(key, c);
   }
   return [...pools.values()];

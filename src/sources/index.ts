@@ -1,16 +1,24 @@
+import type { SourceContext } from '../context.js';
 import type { Config } from '../config.js';
-import type { Db } from '../db/connect.js';
-import type { Logger } from '../logger.js';
 import { syncDeclaredProviders } from './declared.js';
-import { syncLegacyFiles } from './legacy-files.js';
-import { syncOneApi } from './oneapi/index.js';
+import { tokenFiles } from './legacy-files.js';
+import { oneApiChannels } from './oneapi/index.js';
+import type { Source, SyncScope } from './types.js';
 
-export interface SourceContext {
-  db: Db;
-  config: Readonly<Config>;
-  logger: Logger;
-  /** Shutdown: a sync stops between files and batches, and waits on no file read. */
-  stopSignal?: AbortSignal;
+export type { SourceContext } from '../context.js';
+
+/** Every place tokens live outside tschk's own table, in the order a sync reads them. */
+const SOURCES: readonly Source[] = [tokenFiles, oneApiChannels];
+
+/** The source a token came from, when this process reads it; undefined: its row is all there is. */
+export function sourceOf(config: Readonly<Config>, name: string | null): Source | undefined {
+  const source = SOURCES.find((s) => s.name === name);
+  return source?.configured(config) ? source : undefined;
+}
+
+/** The sources this process reads. */
+export function configuredSources(config: Readonly<Config>): Source[] {
+  return SOURCES.filter((s) => s.configured(config));
 }
 
 /**
@@ -18,11 +26,7 @@ export interface SourceContext {
  * environment, legacy files, One-API channels) into `providers` and `tokens`. A source that
  * cannot be read is logged and skipped: its tokens keep their last known list.
  */
-export async function syncSources(ctx: SourceContext, scope: { provider?: string; pool?: string } = {}): Promise<void> {
+export async function syncSources(ctx: SourceContext, scope: SyncScope = {}): Promise<void> {
   await syncDeclaredProviders(ctx.db, ctx.config);
-  await syncLegacyFiles(ctx, scope);
-  await syncOneApi(ctx, scope).catch((err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err);
-    ctx.logger.error({ err: message }, 'One-API channels could not be synced; their tokens keep their last known list');
-  });
+  for (const source of configuredSources(ctx.config)) await source.sync(ctx, scope);
 }

@@ -3,10 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
-import { archiveAndDeleteTokens, removeTokens, type EventCause } from '../db/tokens.js';
+import { hasSourceTokens } from '../db/tokens.js';
 import { closeTokenFile, folderExists, LineReader, openTokenFile, TokenFileUnreadable, type OpenTokenFile } from './file-read.js';
-import type { SourceContext } from './index.js';
+import type { SourceContext } from '../context.js';
 import { reconcilePoolInBatches, type SourceEntry } from './reconcile.js';
+import { SourceNotEdited, type Source, type SourceEdit, type SyncScope } from './types.js';
 import { appendLines, judgeTokenFile, lineEntries, readIfExists, rewriteTokenFile, scanTokenFile, withFileLock, type FileScan, type LineSplit } from './token-file.js';
 
 /** One file of the original's data folder (`TSCHK_LEGACY_DATA_DIR`) and the pool it fills. */
@@ -59,7 +60,7 @@ function fileOfSourceRef(ref: string | null): string | undefined {
  * A file that cannot be read (not a regular file, a read that does not answer) or is not a token
  * list changes nothing either: its pool keeps its last known list.
  */
-export async function syncLegacyFiles(ctx: SourceContext, scope: { provider?: string; pool?: string }): Promise<void> {
+async function syncLegacyFiles(ctx: SourceContext, scope: SyncScope): Promise<void> {
   const dir = ctx.config.legacyDataDir;
   if (dir === undefined) return;
   for (const file of legacyTokenFiles(ctx.config)) {
@@ -106,7 +107,7 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
         ? await upsertProvider(ctx.db, { name: file.provider, kind: file.creates.kind, checkUrl: file.creates.checkUrl })
         : await findProvider(ctx.db, file.provider);
     if (!provider) return;
-    if ((read.scan?.tokens ?? 0) === 0 && (await hasFileTokens(ctx, provider.id, file.pool))) {
+    if ((read.scan?.tokens ?? 0) === 0 && (await hasSourceTokens(ctx.db, { providerId: provider.id, pool: file.pool, source: 'file' }))) {
       closeTokenFile(read.file);
       read = undefined;
       await sleep(EMPTY_FILE_REREAD_MS, undefined, { signal });
@@ -167,32 +168,14 @@ async function* fileEntries(reader: LineReader, file: TokenFile): AsyncGenerator
   }
 }
 
-async function hasFileTokens(ctx: SourceContext, providerId: number, pool: string): Promise<boolean> {
-  const row = await ctx.db.kysely
-    .selectFrom('tokens')
-    .select('id')
-    .where('provider_id', '=', providerId)
-    .where('pool', '=', pool)
-    .where('source', '=', 'file')
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 /**
- * File tokens leave their file (delete mode, or a user's removal): archive and delete the rows, and in the same transaction rewrite
- * the file without them (their lines appended to `expire_token.json` beside it). Returns the
- * tokens that could not leave their file: the user kept editing it, or it cannot be rewritten
- * from here (mounted on its own, read-only).
+ * File tokens leave their file (delete mode, or a user's removal): one edit per file rewrites it
+ * without them (their lines appended to `expire_token.json` beside it) inside the transaction that
+ * archives their rows, and the file is read again after. The file cannot change under the edit
+ * (the user kept editing it, or it cannot be rewritten from here: mounted on its own, read-only):
+ * then its tokens stay, in the file and in tschk.
  */
-export async function deleteFromTokenFiles(
-  ctx: SourceContext,
-  provider: Provider,
-  tokens: readonly TokenRow[],
-  reason: string,
-  now = new Date(),
-  cause: EventCause = {},
-): Promise<TokenRow[]> {
+async function planFileRemoval(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[]): Promise<SourceEdit[]> {
   const dir = ctx.config.legacyDataDir;
   const files = legacyTokenFiles(ctx.config);
   const byFile = new Map<string, TokenRow[]>();
@@ -200,49 +183,43 @@ export async function deleteFromTokenFiles(
     const path = fileOfSourceRef(t.source_ref) ?? '';
     byFile.set(path, [...(byFile.get(path) ?? []), t]);
   }
-  const kept: TokenRow[] = [];
+  const edits: SourceEdit[] = [];
   for (const [path, rows] of byFile) {
     const file = files.find((f) => f.path === path && f.provider === provider.name);
-    if (dir === undefined || !file) {
-      // No file tschk still reads: the row is all there is.
-      await removeTokens(ctx.db, rows, provider.name, reason, cause);
-      continue;
-    }
-    const abs = join(dir, file.path);
-    await withFileLock(abs, async () => {
-      const done = await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, rows, provider.name, reason, now, cause);
+    // No file tschk still reads: the row is all there is.
+    if (dir === undefined || !file) edits.push({ tokens: rows, staying: [] });
+    else edits.push(fileEdit(ctx, dir, file, provider, rows));
+  }
+  return edits;
+}
+
+function fileEdit(ctx: SourceContext, dir: string, file: TokenFile, provider: Provider, rows: readonly TokenRow[]): SourceEdit {
+  const abs = join(dir, file.path);
+  const fields = { provider: provider.name, file: file.path, tokens: rows.length };
+  return {
+    tokens: rows,
+    staying: [],
+    exclusive: (fn) => withFileLock(abs, fn),
+    async apply() {
+      try {
         const expired = join(dirname(abs), EXPIRED_FILE);
         // Refused before the token file changes (a FIFO in its place): the dead lines need somewhere to go.
         await readIfExists(expired);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
-        if ('conflict' in r) throw new FileConflict();
-        if ('unwritable' in r) throw new FileUnwritable(r.unwritable);
+        if ('conflict' in r) throw new SourceNotEdited('token file kept changing while tschk rewrote it: its tokens stay in it for now', 'warn', fields);
+        if ('unwritable' in r) throw new SourceNotEdited(unwritableMessage(r.unwritable), 'error', { ...fields, code: r.unwritable });
         await appendLines(expired, r.removed, r.mode, r.eol);
-        return true;
-      }).catch((err) => {
-        if (err instanceof FileConflict || err instanceof FileUnwritable || err instanceof TokenFileUnreadable) return err;
+      } catch (err) {
+        if (err instanceof TokenFileUnreadable) throw new SourceNotEdited(`${err.message}; its tokens stay in it for now`, 'error', { ...fields, reason: err.reason });
         throw err;
-      });
-      if (done instanceof FileConflict) {
-        ctx.logger.warn({ provider: provider.name, file: file.path, tokens: rows.length }, 'token file kept changing while tschk rewrote it: its tokens stay in it for now');
-      } else if (done instanceof TokenFileUnreadable) {
-        ctx.logger.error({ provider: provider.name, file: file.path, tokens: rows.length, reason: done.reason }, `${done.message}; its tokens stay in it for now`);
-      } else if (done instanceof FileUnwritable) {
-        ctx.logger.error({ provider: provider.name, file: file.path, tokens: rows.length, code: done.code }, done.message);
       }
-      if (done !== true) {
-        kept.push(...rows);
-        return;
-      }
-      await syncTokenFile(ctx, dir, file);
-    });
-  }
-  return kept;
+    },
+    after: () => syncTokenFile(ctx, dir, file),
+  };
 }
 
 /** Restores an archived file token: its line goes back at the end of its file; the next sync picks it up. */
-export async function appendToTokenFile(ctx: SourceContext, providerName: string, sourceRef: string | null, secret: string): Promise<string | undefined> {
+async function appendToTokenFile(ctx: SourceContext, providerName: string, sourceRef: string | null, secret: string): Promise<string | undefined> {
   const dir = ctx.config.legacyDataDir;
   const path = fileOfSourceRef(sourceRef);
   const file = legacyTokenFiles(ctx.config).find((f) => f.path === path && f.provider === providerName);
@@ -256,14 +233,17 @@ export async function appendToTokenFile(ctx: SourceContext, providerName: string
   return file.path;
 }
 
-class FileConflict extends Error {}
+/** The original's token files (`TSCHK_LEGACY_DATA_DIR`) as a source. */
+export const tokenFiles: Source = {
+  name: 'file',
+  configured: (config) => config.legacyDataDir !== undefined,
+  sync: syncLegacyFiles,
+  planRemoval: (ctx, provider, tokens) => planFileRemoval(ctx, provider, tokens),
+  restore: (ctx, provider, archived) => appendToTokenFile(ctx, provider.name, archived.sourceRef, archived.secret),
+};
 
-class FileUnwritable extends Error {
-  constructor(readonly code: string) {
-    super(
-      code === 'EBUSY' || code === 'EXDEV'
-        ? 'token file cannot be replaced: it looks mounted on its own; mount its folder instead (as the original did with ./data). Its tokens stay in it'
-        : `token file cannot be rewritten: its folder is read-only for tschk (${code}). Its tokens stay in it`,
-    );
-  }
+function unwritableMessage(code: string): string {
+  return code === 'EBUSY' || code === 'EXDEV'
+    ? 'token file cannot be replaced: it looks mounted on its own; mount its folder instead (as the original did with ./data). Its tokens stay in it'
+    : `token file cannot be rewritten: its folder is read-only for tschk (${code}). Its tokens stay in it`;
 }

@@ -1,20 +1,24 @@
 import { setImmediate as turn } from 'node:timers/promises';
-import type { Db } from '../db/connect.js';
-import type { TokenSource } from '../db/schema.js';
-import { archiveAndDeleteTokens } from '../db/tokens.js';
+import { inTransaction, type Db } from '../db/connect.js';
+import {
+  archiveSourceTokens,
+  countSourceTokens,
+  insertSourceTokens,
+  otherSourcesTokens,
+  placedTokens,
+  placeToken,
+  poolFingerprintPage,
+  setPositions,
+  type PoolSource,
+} from '../db/reconcile.js';
 import { fingerprint } from '../secret.js';
+
+export type { PoolSource } from '../db/reconcile.js';
 
 export interface SourceEntry {
   secret: string;
   /** `LLM-Deep/token.json:3`, a One-API channel id, … */
   sourceRef: string;
-}
-
-export interface PoolSource {
-  providerId: number;
-  providerName: string;
-  pool: string;
-  source: Extract<TokenSource, 'file' | 'oneapi'>;
 }
 
 export interface ReconcileResult {
@@ -41,8 +45,6 @@ export interface ReconcileOptions {
  * that random fingerprints touch.
  */
 const BATCH = 5_000;
-/** 13 columns a row: well below every dialect's limit of bound values in one statement. */
-const INSERT_CHUNK = 500;
 const PAGE = 2_000;
 
 /**
@@ -68,7 +70,6 @@ export async function reconcilePoolInBatches(
   opts: ReconcileOptions = {},
 ): Promise<ReconcileResult> {
   const now = opts.now ?? new Date();
-  const t = db.dialect.time(now);
   const wanted = new Set<string>();
   let added = 0;
 
@@ -81,49 +82,23 @@ export async function reconcilePoolInBatches(
       batch.push({ fp, entry, position: wanted.size });
     }
     if (batch.length === 0) return;
-    await db.kysely.transaction().execute(async (trx) => {
-      const rows = await trx
-        .selectFrom('tokens')
-        .select(['id', 'fingerprint', 'position', 'source', 'source_ref'])
-        .where('provider_id', '=', target.providerId)
-        .where('pool', '=', target.pool)
-        .where(
-          'fingerprint',
-          'in',
-          batch.map((b) => b.fp),
-        )
-        .execute();
+    await inTransaction(db, async (tx) => {
+      const rows = await placedTokens(
+        tx,
+        target,
+        batch.map((b) => b.fp),
+      );
       const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
       const inserts = [];
       for (const { fp, entry, position } of batch) {
         const row = byFingerprint.get(fp);
         if (!row) {
-          inserts.push({
-            provider_id: target.providerId,
-            pool: target.pool,
-            position,
-            secret: entry.secret,
-            fingerprint: fp,
-            label: null,
-            source: target.source,
-            source_ref: entry.sourceRef,
-            expect: null,
-            state: 'active' as const,
-            consecutive_dead: 0,
-            created_at: t,
-            updated_at: t,
-          });
+          inserts.push({ secret: entry.secret, fingerprint: fp, sourceRef: entry.sourceRef, position });
         } else if (row.position !== position || row.source !== target.source || row.source_ref !== entry.sourceRef) {
-          await trx
-            .updateTable('tokens')
-            .set({ position, source: target.source, source_ref: entry.sourceRef, updated_at: t })
-            .where('id', '=', row.id)
-            .execute();
+          await placeToken(tx, target, row.id, { position, sourceRef: entry.sourceRef }, now);
         }
       }
-      for (let i = 0; i < inserts.length; i += INSERT_CHUNK) {
-        await trx.insertInto('tokens').values(inserts.slice(i, i + INSERT_CHUNK)).execute();
-      }
+      await insertSourceTokens(tx, target, inserts, now);
       added += inserts.length;
     });
     await turn();
@@ -150,26 +125,10 @@ export async function reconcilePoolInBatches(
 /** Archives the source's tokens that the listing lacks, a batch per transaction. */
 async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<string>, now: Date): Promise<number> {
   // Every listed token has its row now: when the source has no more rows than that, none is unlisted.
-  const owned = await db.kysely
-    .selectFrom('tokens')
-    .select((eb) => eb.fn.countAll().as('n'))
-    .where('provider_id', '=', target.providerId)
-    .where('pool', '=', target.pool)
-    .where('source', '=', target.source)
-    .executeTakeFirst();
-  if (Number(owned?.n ?? 0) <= wanted.size) return 0;
+  if ((await countSourceTokens(db, target)) <= wanted.size) return 0;
   const gone: number[] = [];
-  // Paged along the unique (provider, pool, fingerprint) index: no sort, whatever the planner knows.
   for (let after = ''; ; ) {
-    const page = await db.kysely
-      .selectFrom('tokens')
-      .select(['id', 'fingerprint', 'source'])
-      .where('provider_id', '=', target.providerId)
-      .where('pool', '=', target.pool)
-      .where('fingerprint', '>', after)
-      .orderBy('fingerprint')
-      .limit(PAGE)
-      .execute();
+    const page = await poolFingerprintPage(db, target, after, PAGE);
     for (const r of page) if (r.source === target.source && !wanted.has(r.fingerprint)) gone.push(Number(r.id));
     if (page.length < PAGE) break;
     after = page[page.length - 1]!.fingerprint;
@@ -177,11 +136,7 @@ async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<st
   let removed = 0;
   for (let i = 0; i < gone.length; i += BATCH) {
     const ids = gone.slice(i, i + BATCH);
-    removed += await db.kysely.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('tokens').selectAll().where('id', 'in', ids).where('source', '=', target.source).execute();
-      await archiveAndDeleteTokens(trx, db, rows, target.providerName, 'source_removed', now);
-      return rows.length;
-    });
+    removed += await archiveSourceTokens(db, target, ids, now);
     await turn();
   }
   return removed;
@@ -189,20 +144,10 @@ async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<st
 
 /** The pool's tokens of other sources (imports), in their order, after the source's `count`. */
 async function moveOthersAfter(db: Db, target: PoolSource, count: number): Promise<void> {
-  const others = await db.kysely
-    .selectFrom('tokens')
-    .select(['id', 'position'])
-    .where('provider_id', '=', target.providerId)
-    .where('pool', '=', target.pool)
-    .where('source', '!=', target.source)
-    .orderBy('position')
-    .orderBy('id')
-    .execute();
+  const others = await otherSourcesTokens(db, target);
   const moves = others.map((r, i) => ({ id: r.id, from: r.position, to: count + i + 1 })).filter((m) => m.from !== m.to);
   for (let i = 0; i < moves.length; i += BATCH) {
-    await db.kysely.transaction().execute(async (trx) => {
-      for (const m of moves.slice(i, i + BATCH)) await trx.updateTable('tokens').set({ position: m.to }).where('id', '=', m.id).execute();
-    });
+    await setPositions(db, moves.slice(i, i + BATCH));
     await turn();
   }
 }

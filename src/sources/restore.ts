@@ -3,9 +3,8 @@ import type { EventActor } from '../db/schema.js';
 import { findProvider } from '../db/providers.js';
 import { findTokensByFingerprint, importTokens } from '../db/tokens.js';
 import { describeSecret } from '../secret.js';
-import type { SourceContext } from './index.js';
-import { appendToTokenFile } from './legacy-files.js';
-import { appendToChannel } from './oneapi/index.js';
+import type { SourceContext } from '../context.js';
+import { sourceOf } from './index.js';
 
 export class RestoreError extends Error {
   override name = 'RestoreError';
@@ -50,12 +49,8 @@ export async function restoreArchived(
   );
   let into = 'tokens';
   if (!alreadyPresent) {
-    if (row.source === 'file') {
-      into = (await appendToTokenFile(ctx, provider.name, row.source_ref, row.secret)) ?? into;
-    } else if (row.source === 'oneapi' && ctx.config.oneApi) {
-      const channel = await appendToChannel(ctx, provider, row.source_ref, row.secret);
-      if (channel !== undefined) into = `One-API channel ${channel}`;
-    }
+    const source = sourceOf(ctx.config, row.source);
+    if (source) into = (await source.restore(ctx, provider, { sourceRef: row.source_ref, secret: row.secret })) ?? into;
     // Not picked up from its source (gone, or no longer read): it goes back into tschk's own table.
     const imported = await importTokens(
       ctx.db,

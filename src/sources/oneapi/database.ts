@@ -3,7 +3,9 @@ import type { Config, OneApiFlavor } from '../../config.js';
 import { openTarget } from '../../db/connect.js';
 import type { DialectProfile } from '../../db/dialect.js';
 import { num } from '../../db/dialect.js';
+import { dbErrorCode, describeDbError } from '../../db/errors.js';
 import { redactDatabaseUrl } from '../../db/url.js';
+import type { Logger } from '../../logger.js';
 import { CHANNEL_ENABLED, type Channel } from './channels.js';
 
 /** The columns tschk uses of One-API's tables (GORM names, docs/one-api.md). */
@@ -35,9 +37,37 @@ export interface OneApiDb {
   close(): Promise<void>;
 }
 
-export function openOneApi(config: NonNullable<Config['oneApi']>): OneApiDb {
-  const { kysely, dialect, close } = openTarget<OneApiTables>(config.database, { poolSize: 2, foreign: true });
+/** `onError`: a pooled connection failed (One-API's server restarted); the pool opens another. */
+export function openOneApi(config: NonNullable<Config['oneApi']>, onError?: (err: unknown) => void): OneApiDb {
+  const { kysely, dialect, close } = openTarget<OneApiTables>(config.database, { poolSize: 2, foreign: true, onError });
   return { kysely, dialect, flavor: config.flavor, name: redactDatabaseUrl(config.database.url).slice(0, 255), close };
+}
+
+/**
+ * One-API's database for the life of the daemon: opened at its first use (not at start-up: a
+ * One-API that is not there yet must not stop tschk), then kept until `close`. An open that
+ * fails is thrown to that use and tried again at the next.
+ */
+export class OneApiConnection {
+  private db: OneApiDb | undefined;
+
+  constructor(
+    private readonly config: NonNullable<Config['oneApi']>,
+    private readonly logger: Logger,
+  ) {}
+
+  get(): OneApiDb {
+    this.db ??= openOneApi(this.config, (err) =>
+      this.logger.warn({ area: 'oneapi', code: dbErrorCode(err), err: describeDbError(err) }, 'One-API database connection lost; the next query opens a new one'),
+    );
+    return this.db;
+  }
+
+  async close(): Promise<void> {
+    const db = this.db;
+    this.db = undefined;
+    await db?.close();
+  }
 }
 
 function toChannel(r: { id: unknown; key: string | null; status: unknown; name: string | null; base_url: string | null; other_info?: string | null }): Channel {

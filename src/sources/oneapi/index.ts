@@ -1,14 +1,14 @@
 import { disabledChannels, forgetDisabledChannel, rememberDisabledChannel } from '../../db/disabled-channels.js';
 import { runLatencies } from '../../db/history.js';
 import { eventsFor, recordTokenEvents } from '../../db/events.js';
-import { flagTokens } from '../../db/pruning.js';
 import { listProviders, type Provider } from '../../db/providers.js';
 import type { TokenRow } from '../../db/schema.js';
-import { archiveAndDeleteTokens, type EventCause } from '../../db/tokens.js';
+import { poolTokenStates } from '../../db/tokens.js';
 import type { Logger } from '../../logger.js';
 import { fingerprint } from '../../secret.js';
-import type { SourceContext } from '../index.js';
+import type { SourceContext } from '../../context.js';
 import { reconcilePool, type SourceEntry } from '../reconcile.js';
+import { SourceNotEdited, type Source, type SourceEdit, type SyncScope } from '../types.js';
 import {
   CHANNEL_AUTO_DISABLED,
   CHANNEL_ENABLED,
@@ -27,8 +27,10 @@ const DISABLED_ALL_DEAD = 'tschk: all tokens dead';
 const DISABLED_MULTI_KEY = 'tschk: a key of this multi-key channel is dead';
 const ENABLED_AGAIN = 'tschk: tokens live again';
 
+/** The daemon's connection; a one-shot process (the CLI) that has none opens one for the call. */
 async function withOneApi<T>(ctx: SourceContext, fn: (db: OneApiDb) => Promise<T>): Promise<T | undefined> {
   if (!ctx.config.oneApi) return undefined;
+  if (ctx.oneApi) return fn(ctx.oneApi.get());
   const db = openOneApi(ctx.config.oneApi);
   try {
     return await fn(db);
@@ -46,7 +48,7 @@ async function channelsByProvider(ctx: SourceContext, db: OneApiDb, all?: readon
  * Brings the tokens of every provider's channels into its `oneapi` pool (step 1 of a run). A token
  * in several channels is one row whose `source_ref` lists them all (`12,15`).
  */
-export async function syncOneApi(ctx: SourceContext, scope: { provider?: string; pool?: string }): Promise<void> {
+async function syncOneApi(ctx: SourceContext, scope: SyncScope): Promise<void> {
   if (scope.pool !== undefined && scope.pool !== ONEAPI_POOL) return;
   await withOneApi(ctx, async (oneapi) => {
     const matched = await channelsByProvider(ctx, oneapi);
@@ -69,55 +71,58 @@ export async function syncOneApi(ctx: SourceContext, scope: { provider?: string;
 }
 
 /**
- * Delete mode for One-API tokens. A dead token leaves every single-line key it is in (the key
- * keeps its other tokens, in order); its row is archived and deleted when no key holds it any
- * more, else flagged — a multi-key channel or one with nothing left is disabled by `settleChannels`.
- * tschk's archive and the key rewrites commit together; a key edited meanwhile undoes both.
- * Returns the tokens still in a key: those are flagged.
+ * How One-API tokens leave their channels (delete mode, or a user's removal). A token leaves
+ * every single-line key it is in (the key keeps its other tokens, in order); its row is archived
+ * and deleted when no key holds it any more, else flagged — a multi-key channel or one with
+ * nothing left is disabled by `settleChannels`. The keys are rewritten, compare-and-set, in One-API's
+ * own transaction inside tschk's: a key edited meanwhile rolls back both, and the tokens are
+ * flagged now and removed on a later run.
+ *
+ * The two are separate databases and do not commit together: One-API's commits first, then
+ * tschk's. Should tschk's commit fail after it (its database goes away at that moment), the keys
+ * no longer hold the tokens while tschk still has their rows, neither archived nor flagged; the
+ * prune reports the error. The next sync finds the tokens in no key and archives them with reason
+ * `source_removed` instead of `pruned`: none goes back into rotation, none is lost. The other
+ * order would be worse: a key still holding a token tschk archived brings it back as new.
  */
-export async function deleteFromOneApi(
-  ctx: SourceContext,
-  provider: Provider,
-  tokens: readonly TokenRow[],
-  reason: string,
-  now = new Date(),
-  cause: EventCause = {},
-): Promise<TokenRow[]> {
-  const flaggedTokens = await withOneApi(ctx, async (oneapi) => {
-    const channels = (await channelsByProvider(ctx, oneapi)).get(provider.name) ?? [];
-    const dead = new Set(tokens.map((t) => t.secret));
-    const rewrites: Array<{ channel: Channel; key: string }> = [];
-    const after = channels.map((channel) => {
-      const key = keyWithout(channel.key, dead) ?? channel.key;
-      if (key !== channel.key) rewrites.push({ channel, key });
-      return key;
-    });
-    const stillUsed = new Set(after.flatMap(channelTokens));
-    const deleted = tokens.filter((t) => !stillUsed.has(t.secret));
-    const flagged = tokens.filter((t) => stillUsed.has(t.secret));
-    try {
-      await ctx.db.kysely.transaction().execute(async (trx) => {
-        await archiveAndDeleteTokens(trx, ctx.db, deleted, provider.name, reason, now, cause);
-        await flagTokens(ctx.db, flagged.map((t) => t.id), now, trx, { ...cause, reason });
-        await oneapi.kysely.transaction().execute(async (otrx) => {
-          for (const r of rewrites) {
-            if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) throw new KeyChanged(r.channel.id);
-          }
-        });
-      });
-    } catch (err) {
-      if (!(err instanceof KeyChanged)) throw err;
-      ctx.logger.warn({ channel: err.channelId }, 'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run');
-      await flagTokens(ctx.db, tokens.map((t) => t.id), now, undefined, { ...cause, reason });
-      return [...tokens];
-    }
-    for (const r of rewrites) {
-      const removed = channelTokens(r.channel.key).length - channelTokens(r.key).length;
-      ctx.logger.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
-    }
-    return flagged;
+async function planOneApiRemoval(ctx: SourceContext, provider: Provider, tokens: readonly TokenRow[]): Promise<SourceEdit[]> {
+  const channels = (await withOneApi(ctx, async (oneapi) => (await channelsByProvider(ctx, oneapi)).get(provider.name))) ?? [];
+  const dead = new Set(tokens.map((t) => t.secret));
+  const rewrites: Array<{ channel: Channel; key: string }> = [];
+  const after = channels.map((channel) => {
+    const key = keyWithout(channel.key, dead) ?? channel.key;
+    if (key !== channel.key) rewrites.push({ channel, key });
+    return key;
   });
-  return flaggedTokens ?? [];
+  const stillUsed = new Set(after.flatMap(channelTokens));
+  return [
+    {
+      tokens,
+      staying: tokens.filter((t) => stillUsed.has(t.secret)),
+      flagStaying: true,
+      async apply() {
+        await withOneApi(ctx, (oneapi) =>
+          oneapi.kysely.transaction().execute(async (otrx) => {
+            for (const r of rewrites) {
+              if (!(await replaceKey(otrx, r.channel.id, r.channel.key, r.key))) {
+                throw new SourceNotEdited(
+                  'One-API channel key changed while tschk edited it: its dead tokens are flagged now and removed on a later run',
+                  'warn',
+                  { channel: r.channel.id },
+                );
+              }
+            }
+          }),
+        );
+      },
+      async after() {
+        for (const r of rewrites) {
+          const removed = channelTokens(r.channel.key).length - channelTokens(r.key).length;
+          ctx.logger.info({ channel: r.channel.id, name: r.channel.name, removed }, 'dead tokens removed from a One-API channel key');
+        }
+      },
+    },
+  ];
 }
 
 /**
@@ -125,7 +130,7 @@ export async function deleteFromOneApi(
  * ones tschk disabled whose tokens came back, and write `test_time`/`response_time` of every
  * channel checked in this run. Channels with status 2 are not even looked at.
  */
-export async function settleChannels(ctx: SourceContext, provider: Provider, runId: number, log: Logger, now = new Date()): Promise<void> {
+async function settleChannels(ctx: SourceContext, provider: Provider, runId: number, log: Logger, now = new Date()): Promise<void> {
   await withOneApi(ctx, async (oneapi) => {
     const all = await listChannels(oneapi);
     const ours = await disabledChannels(ctx.db, oneapi.name);
@@ -137,12 +142,7 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
     }
     const channels = (await channelsByProvider(ctx, oneapi, all)).get(provider.name) ?? [];
     if (channels.length === 0) return;
-    const rows = await ctx.db.kysely
-      .selectFrom('tokens')
-      .select(['id', 'fingerprint', 'state', 'provider_id', 'pool'])
-      .where('provider_id', '=', provider.id)
-      .where('pool', '=', ONEAPI_POOL)
-      .execute();
+    const rows = await poolTokenStates(ctx.db, provider.id, ONEAPI_POOL);
     const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
     const latency = await runLatencies(ctx.db, runId);
     const mode = ctx.config.prune.mode;
@@ -181,7 +181,7 @@ export async function settleChannels(ctx: SourceContext, provider: Provider, run
 }
 
 /** Restores an archived One-API token into the first of its channels whose key can take it. */
-export async function appendToChannel(ctx: SourceContext, provider: Provider, sourceRef: string | null, secret: string): Promise<number | undefined> {
+async function appendToChannel(ctx: SourceContext, provider: Provider, sourceRef: string | null, secret: string): Promise<number | undefined> {
   const ids = (sourceRef ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   const id = await withOneApi(ctx, async (oneapi) => {
     for (const id of ids) {
@@ -196,8 +196,21 @@ export async function appendToChannel(ctx: SourceContext, provider: Provider, so
   return id;
 }
 
-class KeyChanged extends Error {
-  constructor(readonly channelId: number) {
-    super(`channel ${channelId} changed`);
-  }
-}
+/** One-API's channels (`TSCHK_ONEAPI_DATABASE_URL`) as a source. */
+export const oneApiChannels: Source = {
+  name: 'oneapi',
+  configured: (config) => config.oneApi !== undefined,
+  sync: (ctx, scope) =>
+    syncOneApi(ctx, scope).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.logger.error({ err: message }, 'One-API channels could not be synced; their tokens keep their last known list');
+    }),
+  planRemoval: (ctx, provider, tokens) => planOneApiRemoval(ctx, provider, tokens),
+  async settle(ctx, provider, run, log) {
+    if (run.pool === undefined || run.pool === ONEAPI_POOL) await settleChannels(ctx, provider, run.runId, log);
+  },
+  async restore(ctx, provider, archived) {
+    const channel = await appendToChannel(ctx, provider, archived.sourceRef, archived.secret);
+    return channel === undefined ? undefined : `One-API channel ${channel}`;
+  },
+};
