@@ -13,6 +13,7 @@ import { abortOrphanedRuns, runningRuns, trimRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
+import type { Clock } from './engine/limits.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
 import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
@@ -26,6 +27,10 @@ export interface DaemonOptions {
   dispatcher?: Dispatcher;
   /** Extra observers of checks and runs (metrics and notifications are added by the daemon itself). */
   observers?: EngineEvents[];
+  /** Tests may bring a clock that moves only when they say (back-offs, Retry-After pauses). */
+  clock?: Clock;
+  /** Tests may flush history more often than once a second. */
+  flushEveryMs?: number;
 }
 
 /** Everything a part of the daemon needs: the database, the logger, the engine. */
@@ -86,6 +91,8 @@ export class Daemon {
       dispatcher,
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
+      clock: opts.clock,
+      flushEveryMs: opts.flushEveryMs,
       observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
     };
     const lease = { holder, ttlMs: config.runLeaseMs, pollMs: Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3))) };

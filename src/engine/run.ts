@@ -12,7 +12,7 @@ import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
 import { closeRunWhenPossible } from './close-run.js';
-import { ProviderGate, Semaphore, sleep } from './limits.js';
+import { ProviderGate, realClock, Semaphore, type Clock } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
 import { pruneProvider, type RunTally } from './prune.js';
@@ -31,6 +31,10 @@ export interface EngineContext {
   /** Metrics, notifications: each is told about every check and every finished run. */
   observers: readonly EngineEvents[];
   random?: () => number;
+  /** Back-off waits and Retry-After pauses; the real clock unless a test brings its own. */
+  clock?: Clock;
+  /** How often the history writer flushes what it buffered (default 1 s). */
+  flushEveryMs?: number;
 }
 
 /** Observers of a run (metrics, notifications); they must not throw. */
@@ -127,7 +131,7 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   const log = ctx.logger.child({ runId });
   log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
 
-  const writer = new BatchWriter(ctx.db, { lease: opts.lease });
+  const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.flushEveryMs);
   const globalLimit = new Semaphore(ctx.config.concurrency);
   let status: RunSummary['status'] = 'done';
   let error: string | undefined;
@@ -252,7 +256,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     log.error({ kind: provider.kind }, `provider skipped: ${summary.error}`);
     return summary;
   }
-  const gate = new ProviderGate();
+  const gate = new ProviderGate(ctx.clock);
   const latencies: number[] = [];
   const workers = Math.max(1, provider.concurrency ?? ctx.config.providerConcurrency);
   // --force-prune follows a held run whose tokens were just checked: it asks them again.
@@ -421,7 +425,7 @@ async function checkWithRetries(
       if (result.retryAfterS > MAX_RETRY_AFTER_S) return result;
       gate.pauseFor(result.retryAfterS * 1000);
     } else {
-      await sleep(backoffDelay(attempt, ctx.config.retryBaseMs, ctx.random), ctx.abortSignal);
+      await (ctx.clock ?? realClock).sleep(backoffDelay(attempt, ctx.config.retryBaseMs, ctx.random), ctx.abortSignal);
     }
   }
 }
