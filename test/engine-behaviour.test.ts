@@ -12,6 +12,7 @@ import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { TestClock } from './helpers/clock.js';
+import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -58,18 +59,26 @@ describe('a run against an upstream in trouble', () => {
   });
 
   it('retries unknown answers with backoff and records one history row per token', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2', TSCHK_TIMEOUT_MS: '150' });
-    mock.setBehaviour('tok-timeout-aaaaaaaa', 'timeout');
+    const clock = new TestClock();
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2', TSCHK_RETRY_BASE_MS: '1000', TSCHK_PROVIDER_CONCURRENCY: '1' }, { clock });
+    mock.setBehaviour('tok-reset-aaaaaaaaaa', 'reset');
     mock.setBehaviour('tok-broken-bbbbbbbb', 'broken_json');
-    await seed(ctx, 'deep', mock.checkUrl, ['tok-timeout-aaaaaaaa', 'tok-broken-bbbbbbbb']);
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-reset-aaaaaaaaaa', 'tok-broken-bbbbbbbb']);
 
     const s = await ctx.daemon.runNow({ trigger: 'cli' });
 
     expect(s).toMatchObject({ checked: 2, unknown: 2, dead: 0 });
-    expect(mock.calls.filter((c) => c.token === 'tok-timeout-aaaaaaaa')).toHaveLength(3);
+    expect(mock.calls.filter((c) => c.token === 'tok-reset-aaaaaaaaaa')).toHaveLength(3);
     expect(mock.calls.filter((c) => c.token === 'tok-broken-bbbbbbbb')).toHaveLength(3);
+    // Two back-offs per token, doubling: 1 s then 2 s, each scaled by a jitter in [0.5, 1).
+    expect(clock.sleeps).toHaveLength(4);
+    for (const [i, ms] of clock.sleeps.entries()) {
+      const base = i % 2 === 0 ? 1_000 : 2_000;
+      expect(ms).toBeGreaterThanOrEqual(base / 2);
+      expect(ms).toBeLessThan(base);
+    }
     const reasons = (await listHistory(ctx.db, { limit: 10 })).map((h) => h.reason).sort();
-    expect(reasons).toEqual(['bad_response', 'timeout']);
+    expect(reasons).toEqual(['bad_response', 'connection_reset']);
   });
 
   it('pauses the provider for Retry-After after a 429, then asks again', async () => {
@@ -108,9 +117,9 @@ describe('a run against an upstream in trouble', () => {
   });
 
   it('fails the run, not silently, when its history cannot be written', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' });
-    // 40 checks of 100 ms on 2 workers take ~2 s: the writer's 1 s flush fails half-way
-    mock.setDefault({ kind: 'delay', ms: 100, then: 'live' });
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' }, { flushEveryMs: 20 });
+    // 40 checks of 10 ms on 2 workers take ~200 ms: the writer's flush every 20 ms fails early
+    mock.setDefault({ kind: 'delay', ms: 10, then: 'live' });
     await seed(ctx, 'deep', mock.checkUrl, Array.from({ length: 40 }, (_, i) => `tok-write-${String(i).padStart(4, '0')}-xxxx`));
     await sql`DROP TABLE token_status`.execute(ctx.db.kysely);
 
@@ -253,7 +262,7 @@ describeEachDialect('run lifecycle', (dialect) => {
     await seed(ctx, 'deep', mock.checkUrl, ['tok-quick-aaaaaaaa', 'tok-hang1-bbbbbbbb', 'tok-hang2-cccccccc', 'tok-never-dddddddd']);
     let summary: Awaited<ReturnType<typeof ctx.daemon.runNow>> | undefined;
     const run = ctx.daemon.runNow({ trigger: 'cli' }).then((s) => (summary = s));
-    while (mock.calls.length < 3) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => mock.calls.length >= 3, 5_000, 'three checks in flight', 10);
 
     await ctx.daemon.stop(100);
     await run;

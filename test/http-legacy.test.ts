@@ -7,6 +7,7 @@ import { legacyPoolAnswer } from '../src/http/legacy.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { API_SECRET, servedDaemon, type Served } from './helpers/http.js';
 import { startMockFreeApi, type Behaviour, type MockFreeApi } from './helpers/mock-free-api.js';
+import { waitFor } from './helpers/wait.js';
 
 const v = (...verdicts: Array<Verdict | null>) => verdicts.map((last_verdict) => ({ last_verdict }));
 
@@ -274,7 +275,7 @@ describeEachDialect('legacy routes', (dialect) => {
       'deep-j-dead-0002': { kind: 'delay', ms: 300, then: 'dead' },
     });
     const cron = s.daemon.runNow({ trigger: 'cron' });
-    await waitFor(() => mock.calls.length > 0);
+    await waitFor(() => mock.calls.length > 0, 5_000, 'the check to reach the upstream');
 
     const a = await s.call('POST', '/api/LLM_TokenCheck/Check/deep');
 
@@ -287,7 +288,7 @@ describeEachDialect('legacy routes', (dialect) => {
   it('answers a check in flight when the daemon stops, instead of cutting the connection', async () => {
     await load(deep, 'default', { 'deep-s-live-0001': { kind: 'delay', ms: 300, then: 'live' } });
     const pending = s.call('POST', '/api/LLM_TokenCheck/Check/deep');
-    await waitFor(() => mock.calls.length > 0);
+    await waitFor(() => mock.calls.length > 0, 5_000, 'the check to reach the upstream');
 
     await s.daemon.stop();
 
@@ -304,7 +305,3 @@ describeEachDialect('legacy routes', (dialect) => {
     expect(mock.calls).toHaveLength(0);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
-}

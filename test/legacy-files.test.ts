@@ -15,6 +15,7 @@ import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -226,7 +227,7 @@ describeEachDialect('legacy token files', (dialect) => {
 
     mock.setBehaviour(T.b, { kind: 'delay', ms: 400, then: 'dead' });
     const running = run(c);
-    await until(() => mock.calls.filter((x) => x.token === T.b).length === 2);
+    await waitFor(() => mock.calls.filter((x) => x.token === T.b).length === 2, 5_000, 'the second check of T.b');
     appendFileSync(file('LLM-Deep/token.json'), `${T.e}\n`); // after our read, before our write
     expect(await running).toMatchObject({ pruned: 1 });
 
@@ -349,8 +350,4 @@ describe('rewriting a token file', () => {
 /** `chattr ±i`; false when this machine cannot (not root, or a file system without the attribute). */
 function setImmutable(path: string, on: boolean): boolean {
   return spawnSync('chattr', [on ? '+i' : '-i', path]).status === 0;
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
 }

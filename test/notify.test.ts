@@ -3,7 +3,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { upsertProvider } from '../src/db/providers.js';
 import { listRuns } from '../src/db/runs.js';
 import { importTokens } from '../src/db/tokens.js';
-import { sleep } from '../src/engine/limits.js';
 import { runChecks, type RunSummary } from '../src/engine/run.js';
 import type { DeliveryTiming } from '../src/notify/deliver.js';
 import { notificationObserver } from '../src/notify/index.js';
@@ -13,6 +12,7 @@ import { testDaemon } from './helpers/daemon.js';
 import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -196,7 +196,7 @@ describeEachDialect('notifications after a run', (dialect) => {
     await seed(ctx, 'deep', mock.checkUrl, { default: [LIVE, DEAD] });
 
     const running = runWithNotifier(ctx, DEADLINE_FIRST);
-    while (hanging.requests.length === 0) await sleep(5);
+    await waitFor(() => hanging.requests.length > 0, 5_000, 'the hanging receiver to be asked', 5);
     const notifying = performance.now();
     // The run row is closed before anyone is notified.
     expect((await listRuns(ctx.db, 1))[0]).toMatchObject({ status: 'done', checked: 2, dead: 1 });
@@ -227,7 +227,7 @@ describeEachDialect('notifications after a run', (dialect) => {
     await seed(ctx, 'deep', mock.checkUrl, { default: [DEAD] });
 
     const running = ctx.daemon.runNow({ trigger: 'cli' });
-    while (hanging.requests.length === 0) await sleep(5);
+    await waitFor(() => hanging.requests.length > 0, 5_000, 'the hanging receiver to be asked', 5);
     await ctx.daemon.stop(0);
     expect((await running).status).toBe('done');
     expect(hanging.requests).toHaveLength(1);
