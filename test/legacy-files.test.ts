@@ -225,10 +225,12 @@ describeEachDialect('legacy token files', (dialect) => {
     const c = await start({ TSCHK_PRUNE: 'delete', TSCHK_PROVIDER_CONCURRENCY: '1' });
     await run(c);
 
-    mock.setBehaviour(T.b, { kind: 'delay', ms: 400, then: 'dead' });
+    let release!: () => void;
+    mock.setBehaviour(T.b, { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'dead' });
     const running = run(c);
     await waitFor(() => mock.calls.filter((x) => x.token === T.b).length === 2, 5_000, 'the second check of T.b');
     appendFileSync(file('LLM-Deep/token.json'), `${T.e}\n`); // after our read, before our write
+    release();
     expect(await running).toMatchObject({ pruned: 1 });
 
     expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.c}\n${T.e}\n`);

@@ -19,9 +19,9 @@ type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 const LIVE = 'eyJhbGciOiJIUzI1NiJ9.live-aaaa-1111';
 const DEAD = 'eyJhbGciOiJIUzI1NiJ9.dead-bbbb-2222';
 const WEBHOOK_SECRET = 'whsec-0123456789abcdef';
-const FAST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 200, deadlineMs: 600, backoffBaseMs: 20 };
-/** Attempts alone could take 3 × 2 s; the deadline ends everything at 600 ms. */
-const DEADLINE_FIRST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 2_000, deadlineMs: 600, backoffBaseMs: 20 };
+const FAST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 100, deadlineMs: 300, backoffBaseMs: 5 };
+/** Attempts alone could take 3 × 2 s; the deadline ends everything at 100 ms. */
+const DEADLINE_FIRST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 2_000, deadlineMs: 100, backoffBaseMs: 5 };
 
 async function seed(ctx: Ctx, name: string, checkUrl: string, pools: Record<string, string[]>) {
   const p = await upsertProvider(ctx.db, { name, kind: 'free-api', checkUrl });
@@ -204,7 +204,7 @@ describeEachDialect('notifications after a run', (dialect) => {
     const waited = performance.now() - notifying;
 
     expect(summary.status).toBe('done');
-    // Without the deadline this would wait for the receiver at least 6 s; with it, about 600 ms.
+    // Without the deadline this would wait for the receiver at least 6 s; with it, about 100 ms.
     expect(waited).toBeLessThan(DEADLINE_FIRST.deadlineMs * 4);
     expect(healthy.requests).toHaveLength(1);
     const failures = ctx.log.entries().filter((e) => e.msg === 'notification failed');
