@@ -16,6 +16,7 @@ import { testDaemon } from './helpers/daemon.js';
 import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { waitFor } from './helpers/wait.js';
+import { TestClock } from './helpers/clock.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -53,13 +54,19 @@ describeEachDialect('legacy token files', (dialect) => {
     writeFileSync(file(rel), text);
   };
   const read = (rel: string) => readFileSync(file(rel), 'utf8');
+  let clock: TestClock;
   async function start(env: Record<string, string> = {}) {
-    ctx = await testDaemon(database.url, {
-      TSCHK_RETRIES: '0',
-      TSCHK_LEGACY_DATA_DIR: dir,
-      TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
-      ...env,
-    });
+    clock = new TestClock();
+    ctx = await testDaemon(
+      database.url,
+      {
+        TSCHK_RETRIES: '0',
+        TSCHK_LEGACY_DATA_DIR: dir,
+        TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
+        ...env,
+      },
+      { clock },
+    );
     return ctx;
   }
   const pool = async (c: Ctx, provider: string, name: string) => {
@@ -76,7 +83,7 @@ describeEachDialect('legacy token files', (dialect) => {
 
     expect(cli).toMatchObject({ code: 0, stdout: expect.stringContaining('removed 1 token(s) from tschk and their source') });
     expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.c}\n`);
-    await syncSources(c.daemon.context);
+    await syncSources(c.daemon.context.engine);
     expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.c]);
     expect((await listArchive(c.db, {})).map((a) => [a.fingerprint, a.reason])).toEqual([[b!.fingerprint, 'user_removed']]);
   });
@@ -108,7 +115,7 @@ describeEachDialect('legacy token files', (dialect) => {
     await run(c);
 
     write('LLM-Deep/token.json', `${T.c}\n${T.a}\n${T.d}\n`);
-    await syncSources(c.daemon.context, { provider: 'deep', pool: 'default' });
+    await syncSources(c.daemon.context.engine, { provider: 'deep', pool: 'default' });
 
     expect((await pool(c, 'deep', 'default')).map((t) => [t.secret, t.position, t.source_ref])).toEqual([
       [T.c, 1, 'LLM-Deep/token.json:1'],
@@ -126,11 +133,11 @@ describeEachDialect('legacy token files', (dialect) => {
     write('LLM-Deep/token2.json', `${T.b}\n`);
     const c = await start();
     rmSync(file('LLM-Deep/token2.json'));
-    await syncSources(c.daemon.context);
+    await syncSources(c.daemon.context.engine);
     expect(await pool(c, 'deep', 'free')).toEqual([]);
 
     rmSync(join(dir, 'LLM-Deep'), { recursive: true });
-    await syncSources(c.daemon.context);
+    await syncSources(c.daemon.context.engine);
     expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a]);
   });
 
@@ -138,16 +145,17 @@ describeEachDialect('legacy token files', (dialect) => {
     write('LLM-Deep/token.json', `${T.a}\n${T.b}\n`);
     const c = await start();
     writeFileSync(file('LLM-Deep/token.json'), ''); // truncated, not yet written again
-    const syncing = syncSources(c.daemon.context);
-    await new Promise((r) => setTimeout(r, 200));
-    writeFileSync(file('LLM-Deep/token.json'), `${T.a}\n${T.b}\n${T.c}\n`);
-    await syncing;
+    // The editor writes the file again while tschk waits.
+    clock.onSleep = () => writeFileSync(file('LLM-Deep/token.json'), `${T.a}\n${T.b}\n${T.c}\n`);
+    await syncSources(c.daemon.context.engine);
+    clock.onSleep = undefined;
+    expect(clock.sleeps).toEqual([1_000]);
 
     expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.b, T.c]);
     expect(await listArchive(c.db, {})).toEqual([]);
 
     writeFileSync(file('LLM-Deep/token.json'), ''); // emptied for good
-    await syncSources(c.daemon.context);
+    await syncSources(c.daemon.context.engine);
     expect(await pool(c, 'deep', 'default')).toEqual([]);
     expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason])).toEqual([
       [T.a, 'source_removed'],
@@ -162,7 +170,7 @@ describeEachDialect('legacy token files', (dialect) => {
     const p = (await findProvider(c.db, 'deep'))!;
     await importTokens(c.db, { providerId: p.id, pool: 'default', entries: [T.e, T.b], source: 'cli' });
     write('LLM-Deep/token.json', `${T.a}\n${T.b}\n${T.c}\n`);
-    await syncSources(c.daemon.context, { provider: 'deep' });
+    await syncSources(c.daemon.context.engine, { provider: 'deep' });
     expect((await pool(c, 'deep', 'default')).map((t) => [t.secret, t.position, t.source])).toEqual([
       [T.a, 1, 'file'],
       [T.b, 2, 'file'],

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
+import type { Clock } from '../engine/limits.js';
 import type { Logger } from '../logger.js';
 import { syncDeclaredProviders } from './declared.js';
 import { syncLegacyFiles } from './legacy-files.js';
@@ -9,6 +10,8 @@ export interface SourceContext {
   db: Db;
   config: Readonly<Config>;
   logger: Logger;
+  /** The wait before reading again a token file that read empty; the real clock unless a test brings one. */
+  clock?: Clock;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
+import { realClock } from '../engine/limits.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
 import { archiveAndDeleteTokens, poolTokens, removeTokens } from '../db/tokens.js';
@@ -89,7 +89,7 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
     parseTokenFile(t ?? '', file.split).map((e) => ({ secret: e.secret, sourceRef: `${file.path}:${e.line}` }));
   let entries = entriesOf(text);
   if (entries.length === 0 && (await poolTokens(ctx.db, provider.id, file.pool)).some((t) => t.source === 'file')) {
-    await sleep(EMPTY_FILE_REREAD_MS);
+    await (ctx.clock ?? realClock).sleep(EMPTY_FILE_REREAD_MS);
     entries = entriesOf(await readIfExists(abs));
   }
   const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: file.pool, source: 'file' }, entries);

@@ -8,6 +8,8 @@ import type { Clock } from '../../src/engine/limits.js';
 export class TestClock implements Clock {
   private t = Date.parse('2026-01-01T00:00:00Z');
   readonly sleeps: number[] = [];
+  /** Called during each wait: what the world does meanwhile (a file written again, …). */
+  onSleep?: (ms: number) => void;
 
   now(): number {
     return this.t;
@@ -17,6 +19,7 @@ export class TestClock implements Clock {
     if (ms <= 0 || signal?.aborted) return Promise.resolve();
     this.sleeps.push(ms);
     this.t += ms;
+    this.onSleep?.(ms);
     return new Promise((resolve) => setImmediate(resolve));
   }
 }
