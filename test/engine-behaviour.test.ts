@@ -12,6 +12,7 @@ import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { TestClock } from './helpers/clock.js';
+import { describeSecret } from '../src/secret.js';
 import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
@@ -129,6 +130,44 @@ describe('a run against an upstream in trouble', () => {
     expect(s.error).toMatch(/token_status/);
     // the workers stopped at the failure instead of checking every token regardless
     expect(mock.calls.length).toBeLessThan(40);
+  });
+
+  it('asks once, without retries, when the free-api says our request is bad (-2000)', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2' });
+    mock.setBehaviour('tok-badreq-aaaaaaaa', 'bad_request');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-badreq-aaaaaaaa']);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s).toMatchObject({ checked: 1, unknown: 1 });
+    expect(mock.calls).toHaveLength(1);
+  });
+
+  it('masks a token that an upstream echoes in its error message, in history and logs', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '0' });
+    const token = 'tok-echoed-secret-0123456789';
+    mock.setBehaviour(token, { kind: 'envelope', code: -2001, message: `请求失败: ${token} is not a valid token, invalid token` });
+    await seed(ctx, 'deep', mock.checkUrl, [token]);
+
+    await ctx.daemon.runNow({ trigger: 'cli' });
+
+    const [row] = await listHistory(ctx.db, { limit: 1 });
+    expect(row).toMatchObject({ verdict: 'dead', reason: 'upstream_auth_failed' });
+    expect(row!.detail).toContain(describeSecret(token).mask);
+    expect(row!.detail).not.toContain(token);
+    expect(ctx.log.text).not.toContain(token);
+  });
+
+  it('calls a provider with nothing due reachable, and warns about nothing', async () => {
+    ctx = await testDaemon(database.url);
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-fresh-aaaaaaaaa']);
+    mock.setDefault('live');
+    await ctx.daemon.runNow({ trigger: 'cli' });
+
+    const idle = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(idle.providers[0]).toMatchObject({ checked: 0, unreachable: false });
+    expect(ctx.log.text).not.toContain('provider unreachable');
   });
 
   it('checks each token of a stored T1,T2 line on its own', async () => {
@@ -252,6 +291,26 @@ describeEachDialect('run lifecycle', (dialect) => {
       expect(await findRun(ctx.db, id)).toMatchObject({ status: 'aborted', error: 'the process running it stopped' });
     } finally {
       await ctx.daemon.stop();
+    }
+  });
+
+  it('prunes nothing in a run cut short by a stop, even a token confirmed dead before it', async () => {
+    const ctx = await testDaemon(database.url, { TSCHK_TIMEOUT_MS: '60000', TSCHK_PROVIDER_CONCURRENCY: '2', TSCHK_PRUNE_AFTER: '1' });
+    mock.setDefault('timeout');
+    mock.setBehaviour('tok-dead-aaaaaaaaaa', 'dead');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-dead-aaaaaaaaaa', 'tok-hang1-bbbbbbbb', 'tok-hang2-cccccccc']);
+    const run = ctx.daemon.runNow({ trigger: 'cli' });
+    await waitFor(() => mock.calls.length >= 3, 5_000, 'every check in flight', 10);
+
+    await ctx.daemon.stop(0);
+    const summary = await run;
+
+    expect(summary).toMatchObject({ status: 'aborted', dead: 1, pruned: 0 });
+    const db = openDatabase(database.url);
+    try {
+      expect((await listTokens(db, {})).find((t) => t.secret === 'tok-dead-aaaaaaaaaa')).toMatchObject({ state: 'suspect', consecutive_dead: 1 });
+    } finally {
+      await db.close();
     }
   });
 
