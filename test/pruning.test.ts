@@ -269,6 +269,23 @@ describeEachDialect('pruning', (dialect) => {
     expect(again.stderr).toContain('already restored');
   });
 
+  it('deletes, once TSCHK_PRUNE=delete, a token an earlier run flagged that still answers dead', async () => {
+    const flagging = await start();
+    mock.setBehaviour(DEAD, 'dead');
+    await importTokens(flagging.ctx.db, { providerId: flagging.p.id, pool: 'default', entries: [...LIVE, DEAD], source: 'cli' });
+    await run(flagging.ctx);
+    await run(flagging.ctx);
+    expect((await byToken(flagging.ctx))[DEAD]).toMatchObject({ state: 'invalid' });
+    await flagging.ctx.daemon.stop();
+
+    const deleting = await start({ TSCHK_PRUNE: 'delete' });
+    const s = await run(deleting.ctx);
+
+    expect(s).toMatchObject({ dead: 1, pruned: 1 });
+    expect((await byToken(deleting.ctx))[DEAD]).toBeUndefined();
+    expect((await listArchive(deleting.ctx.db, {})).map((a) => a.secret)).toEqual([DEAD]);
+  });
+
   it('exports flagged tokens one per line', async () => {
     const { ctx, p } = await start();
     mock.setBehaviour(DEAD, 'dead');
