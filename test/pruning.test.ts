@@ -286,6 +286,18 @@ describeEachDialect('pruning', (dialect) => {
     expect((await listArchive(deleting.ctx.db, {})).map((a) => a.secret)).toEqual([DEAD]);
   });
 
+  it('deletes a dead token that came from One-API once TSCHK_ONEAPI_DATABASE_URL is unset, as any other', async () => {
+    const { ctx, p } = await start({ TSCHK_PRUNE: 'delete' });
+    mock.setBehaviour(DEAD, 'dead');
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: [...LIVE, DEAD], source: 'oneapi' });
+    await run(ctx);
+    const s = await run(ctx);
+
+    expect(s).toMatchObject({ dead: 1, pruned: 1 });
+    expect((await byToken(ctx))[DEAD]).toBeUndefined();
+    expect((await listArchive(ctx.db, {})).map((a) => a.secret)).toEqual([DEAD]);
+  });
+
   it('exports flagged tokens one per line', async () => {
     const { ctx, p } = await start();
     mock.setBehaviour(DEAD, 'dead');
