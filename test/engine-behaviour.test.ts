@@ -71,12 +71,12 @@ describe('a run against an upstream in trouble', () => {
     expect(s).toMatchObject({ checked: 2, unknown: 2, dead: 0 });
     expect(mock.calls.filter((c) => c.token === 'tok-reset-aaaaaaaaaa')).toHaveLength(3);
     expect(mock.calls.filter((c) => c.token === 'tok-broken-bbbbbbbb')).toHaveLength(3);
-    // Two back-offs per token, doubling: 1 s then 2 s, each scaled by a jitter in [0.5, 1).
+    // Two back-offs per token, doubling: 1 s then 2 s, each scaled by a jitter in [0.5, 1) and rounded.
     expect(clock.sleeps).toHaveLength(4);
     for (const [i, ms] of clock.sleeps.entries()) {
       const base = i % 2 === 0 ? 1_000 : 2_000;
       expect(ms).toBeGreaterThanOrEqual(base / 2);
-      expect(ms).toBeLessThan(base);
+      expect(ms).toBeLessThanOrEqual(base);
     }
     const reasons = (await listHistory(ctx.db, { limit: 10 })).map((h) => h.reason).sort();
     expect(reasons).toEqual(['bad_response', 'connection_reset']);
