@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import type { Db } from './db/connect.js';
+import type { Clock } from './engine/limits.js';
 import type { EngineEvents, RunControl } from './engine/types.js';
 import type { CheckerRegistry } from './checkers/index.js';
 import type { Logger } from './logger.js';
@@ -25,6 +26,10 @@ export interface AppContext {
   observers: readonly EngineEvents[];
   /** Jitter of back-offs; tests make it fixed. */
   random?: () => number;
+  /** Back-off waits, Retry-After pauses, a file's re-read: the real clock unless a test brings its own. */
+  clock?: Clock;
+  /** How often the history writer flushes what it buffered (default 1 s). */
+  flushEveryMs?: number;
   /** One-API's database, when configured: opened once, closed at stop. Absent (the CLI): opened per call. */
   oneApi?: OneApiConnection;
   /** The checkers, with the DeepSeek account sessions they keep. Absent (the CLI): the default set. */
@@ -34,13 +39,13 @@ export interface AppContext {
 }
 
 /** The token sources (the environment, legacy files, One-API): they read and edit where tokens live. */
-export type SourceContext = Pick<AppContext, 'db' | 'config' | 'logger' | 'stopSignal' | 'oneApi'>;
+export type SourceContext = Pick<AppContext, 'db' | 'config' | 'logger' | 'stopSignal' | 'oneApi' | 'clock'>;
 
 /** A run: checks, history, pruning (which edits the sources). */
-export type EngineContext = SourceContext & Pick<AppContext, 'dispatcher' | 'abortSignal' | 'observers' | 'random' | 'checkers'>;
+export type EngineContext = SourceContext & Pick<AppContext, 'dispatcher' | 'abortSignal' | 'observers' | 'random' | 'checkers' | 'flushEveryMs'>;
 
 /** Closing a run's row, which may have to wait for the database. */
 export type CloseRunContext = Pick<AppContext, 'db' | 'logger' | 'stopSignal'>;
 
 /** The HTTP server and its routes: everything but the engine's own observers. */
-export type HttpContext = Omit<AppContext, 'observers' | 'random'>;
+export type HttpContext = Omit<AppContext, 'observers' | 'random' | 'clock' | 'flushEveryMs'>;

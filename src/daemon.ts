@@ -15,6 +15,7 @@ import { API_TOKEN_VARIABLES } from './http/auth.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import type { AppContext } from './context.js';
 import type { EngineEvents, RunRequest, RunSummary } from './engine/types.js';
+import type { Clock } from './engine/limits.js';
 import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
 import { Metrics } from './metrics.js';
@@ -33,6 +34,10 @@ export interface DaemonOptions {
   dispatcher?: Dispatcher;
   /** Extra observers of checks and runs (metrics and notifications are added by the daemon itself). */
   observers?: EngineEvents[];
+  /** Tests may bring a clock that moves only when they say (back-offs, Retry-After pauses). */
+  clock?: Clock;
+  /** Tests may flush history more often than once a second. */
+  flushEveryMs?: number;
 }
 
 export type { AppContext } from './context.js';
@@ -97,6 +102,8 @@ export class Daemon {
       checkers: createCheckers(),
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
+      clock: opts.clock,
+      flushEveryMs: opts.flushEveryMs,
       observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
     };
     const lease = { holder, ttlMs: config.runLeaseMs, pollMs: Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3))) };

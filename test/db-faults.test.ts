@@ -19,14 +19,9 @@ import { BatchWriter } from '../src/engine/writer.js';
 import { createLogger } from '../src/logger.js';
 import { CapturedLog } from './helpers/daemon.js';
 import { describeEachDialect, freshDatabaseUrl, type Dialect } from './helpers/databases.js';
+import { waitFor } from './helpers/wait.js';
 
-async function until(what: string, probe: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (what: string, probe: () => boolean, timeoutMs = 5_000) => waitFor(probe, timeoutMs, `waiting for ${what}`, 5);
 
 /** Another session on the same database, as an operator or another program would hold one. */
 async function otherSession(dialect: Exclude<Dialect, 'sqlite'>, url: string) {

@@ -11,6 +11,9 @@ import { migrateToLatest } from '../src/db/migrate.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { TestClock } from './helpers/clock.js';
+import { describeSecret } from '../src/secret.js';
+import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -20,17 +23,18 @@ async function seed(ctx: Ctx, name: string, checkUrl: string, entries: string[],
   return p;
 }
 
-/** A free-api that answers live after `delayMs` and records how many checks were in flight at once. */
-async function startCountingUpstream(delayMs: number) {
-  let inFlight = 0;
-  const state = { maxInFlight: 0, calls: 0 };
+/**
+ * A free-api that answers live after `delayMs` and records how many checks were in flight at once;
+ * upstreams given one `state` count together.
+ */
+async function startCountingUpstream(delayMs: number, state = { inFlight: 0, maxInFlight: 0, calls: 0 }) {
   const server: Server = createServer((req, res) => {
-    inFlight++;
+    state.inFlight++;
     state.calls++;
-    state.maxInFlight = Math.max(state.maxInFlight, inFlight);
+    state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
     req.resume();
     setTimeout(() => {
-      inFlight--;
+      state.inFlight--;
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"live":true}');
     }, delayMs);
   });
@@ -56,38 +60,67 @@ describe('a run against an upstream in trouble', () => {
   });
 
   it('retries unknown answers with backoff and records one history row per token', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2', TSCHK_TIMEOUT_MS: '150' });
-    mock.setBehaviour('tok-timeout-aaaaaaaa', 'timeout');
+    const clock = new TestClock();
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2', TSCHK_RETRY_BASE_MS: '1000', TSCHK_PROVIDER_CONCURRENCY: '1' }, { clock });
+    mock.setBehaviour('tok-reset-aaaaaaaaaa', 'reset');
     mock.setBehaviour('tok-broken-bbbbbbbb', 'broken_json');
-    await seed(ctx, 'deep', mock.checkUrl, ['tok-timeout-aaaaaaaa', 'tok-broken-bbbbbbbb']);
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-reset-aaaaaaaaaa', 'tok-broken-bbbbbbbb']);
 
     const s = await ctx.daemon.runNow({ trigger: 'cli' });
 
     expect(s).toMatchObject({ checked: 2, unknown: 2, dead: 0 });
-    expect(mock.calls.filter((c) => c.token === 'tok-timeout-aaaaaaaa')).toHaveLength(3);
+    expect(mock.calls.filter((c) => c.token === 'tok-reset-aaaaaaaaaa')).toHaveLength(3);
     expect(mock.calls.filter((c) => c.token === 'tok-broken-bbbbbbbb')).toHaveLength(3);
+    // Two back-offs per token, doubling: 1 s then 2 s, each scaled by a jitter in [0.5, 1) and rounded.
+    expect(clock.sleeps).toHaveLength(4);
+    for (const [i, ms] of clock.sleeps.entries()) {
+      const base = i % 2 === 0 ? 1_000 : 2_000;
+      expect(ms).toBeGreaterThanOrEqual(base / 2);
+      expect(ms).toBeLessThanOrEqual(base);
+    }
     const reasons = (await listHistory(ctx.db, { limit: 10 })).map((h) => h.reason).sort();
-    expect(reasons).toEqual(['bad_response', 'timeout']);
+    expect(reasons).toEqual(['bad_response', 'connection_reset']);
   });
 
   it('pauses the provider for Retry-After after a 429, then asks again', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '1', TSCHK_PROVIDER_CONCURRENCY: '1' });
-    mock.setBehaviour('tok-limited-aaaaaaaa', { kind: 'rate_limited', retryAfterS: 1 });
+    const clock = new TestClock();
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '1', TSCHK_PROVIDER_CONCURRENCY: '1' }, { clock });
+    mock.setBehaviour('tok-limited-aaaaaaaa', { kind: 'rate_limited', retryAfterS: 7 });
     await seed(ctx, 'deep', mock.checkUrl, ['tok-limited-aaaaaaaa']);
 
     const s = await ctx.daemon.runNow({ trigger: 'cli' });
 
-    const calls = mock.calls.filter((c) => c.token === 'tok-limited-aaaaaaaa');
-    expect(calls).toHaveLength(2);
-    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(mock.calls.filter((c) => c.token === 'tok-limited-aaaaaaaa')).toHaveLength(2);
+    expect(clock.sleeps).toEqual([7_000]);
     expect(s.providers[0]).toMatchObject({ unknown: 1, unreachable: true });
     expect((await listTokens(ctx.db, {}))[0]).toMatchObject({ last_reason: 'rate_limited', state: 'active', consecutive_dead: 0 });
   });
 
+  it('waits out a Retry-After of 120 s, but calls a longer one unknown without waiting', async () => {
+    const clock = new TestClock();
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '1', TSCHK_PROVIDER_CONCURRENCY: '1', TSCHK_SHUTDOWN_GRACE_MS: '0' }, { clock });
+    const patient = await upsertProvider(ctx.db, { name: 'patient', kind: 'free-api', checkUrl: mock.checkUrl });
+    await importTokens(ctx.db, { providerId: patient.id, pool: 'default', entries: ['tok-wait-120-aaaaaaaa'], source: 'cli' });
+    mock.setBehaviour('tok-wait-120-aaaaaaaa', { kind: 'rate_limited', retryAfterS: 120 });
+
+    await ctx.daemon.runNow({ trigger: 'cli', provider: 'patient' });
+    expect(mock.calls.map((c) => c.token)).toEqual(['tok-wait-120-aaaaaaaa', 'tok-wait-120-aaaaaaaa']);
+    expect(clock.sleeps).toEqual([120_000]);
+
+    const impatient = await upsertProvider(ctx.db, { name: 'impatient', kind: 'free-api', checkUrl: mock.checkUrl });
+    await importTokens(ctx.db, { providerId: impatient.id, pool: 'default', entries: ['tok-wait-121-bbbbbbbb'], source: 'cli' });
+    mock.setBehaviour('tok-wait-121-bbbbbbbb', { kind: 'rate_limited', retryAfterS: 121 });
+    const s = await ctx.daemon.runNow({ trigger: 'cli', provider: 'impatient' });
+
+    expect(mock.calls.filter((c) => c.token === 'tok-wait-121-bbbbbbbb')).toHaveLength(1);
+    expect(clock.sleeps).toEqual([120_000]);
+    expect(s).toMatchObject({ checked: 1, unknown: 1 });
+  });
+
   it('fails the run, not silently, when its history cannot be written', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' });
-    // 40 checks of 100 ms on 2 workers take ~2 s: the writer's 1 s flush fails half-way
-    mock.setDefault({ kind: 'delay', ms: 100, then: 'live' });
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' }, { flushEveryMs: 20 });
+    // 40 checks of 10 ms on 2 workers take ~200 ms: the writer's flush every 20 ms fails early
+    mock.setDefault({ kind: 'delay', ms: 10, then: 'live' });
     await seed(ctx, 'deep', mock.checkUrl, Array.from({ length: 40 }, (_, i) => `tok-write-${String(i).padStart(4, '0')}-xxxx`));
     await sql`DROP TABLE history_checks`.execute(ctx.db.kysely);
 
@@ -97,6 +130,44 @@ describe('a run against an upstream in trouble', () => {
     expect(s.error).toMatch(/history_checks/);
     // the workers stopped at the failure instead of checking every token regardless
     expect(mock.calls.length).toBeLessThan(40);
+  });
+
+  it('asks once, without retries, when the free-api says our request is bad (-2000)', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '2' });
+    mock.setBehaviour('tok-badreq-aaaaaaaa', 'bad_request');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-badreq-aaaaaaaa']);
+
+    const s = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(s).toMatchObject({ checked: 1, unknown: 1 });
+    expect(mock.calls).toHaveLength(1);
+  });
+
+  it('masks a token that an upstream echoes in its error message, in history and logs', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '0' });
+    const token = 'tok-echoed-secret-0123456789';
+    mock.setBehaviour(token, { kind: 'envelope', code: -2001, message: `请求失败: ${token} is not a valid token, invalid token` });
+    await seed(ctx, 'deep', mock.checkUrl, [token]);
+
+    await ctx.daemon.runNow({ trigger: 'cli' });
+
+    const [row] = await listHistory(ctx.db, { limit: 1 });
+    expect(row).toMatchObject({ verdict: 'dead', reason: 'upstream_auth_failed' });
+    expect(row!.detail).toContain(describeSecret(token).mask);
+    expect(row!.detail).not.toContain(token);
+    expect(ctx.log.text).not.toContain(token);
+  });
+
+  it('calls a provider with nothing due reachable, and warns about nothing', async () => {
+    ctx = await testDaemon(database.url);
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-fresh-aaaaaaaaa']);
+    mock.setDefault('live');
+    await ctx.daemon.runNow({ trigger: 'cli' });
+
+    const idle = await ctx.daemon.runNow({ trigger: 'cli' });
+
+    expect(idle.providers[0]).toMatchObject({ checked: 0, unreachable: false });
+    expect(ctx.log.text).not.toContain('provider unreachable');
   });
 
   it('checks each token of a stored T1,T2 line on its own', async () => {
@@ -169,9 +240,22 @@ describe('concurrency limits', () => {
     expect(up.state.maxInFlight).toBe(3);
   });
 
+  it('sends a provider at most its own concurrency, whatever TSCHK_PROVIDER_CONCURRENCY says', async () => {
+    const up = await startCountingUpstream(30);
+    upstreams.push(up);
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '6', TSCHK_CONCURRENCY: '32' });
+    const p = await upsertProvider(ctx.db, { name: 'deep', kind: 'free-api', checkUrl: up.url, concurrency: 2 });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: tokens('deep', 20), source: 'cli' });
+
+    expect((await ctx.daemon.runNow({ trigger: 'cli' })).live).toBe(20);
+    expect(up.state.maxInFlight).toBe(2);
+  });
+
   it('holds all providers together under the global limit', async () => {
-    const a = await startCountingUpstream(30);
-    const b = await startCountingUpstream(30);
+    // Two origins (undici's pool is per origin) that count together: the peak of all checks at once.
+    const both = { inFlight: 0, maxInFlight: 0, calls: 0 };
+    const a = await startCountingUpstream(30, both);
+    const b = await startCountingUpstream(30, both);
     upstreams.push(a, b);
     ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '4', TSCHK_CONCURRENCY: '5' });
     await seed(ctx, 'deep', a.url, tokens('deep', 20));
@@ -180,9 +264,7 @@ describe('concurrency limits', () => {
     const s = await ctx.daemon.runNow({ trigger: 'cli' });
 
     expect(s.live).toBe(40);
-    expect(a.state.maxInFlight).toBeLessThanOrEqual(4);
-    expect(b.state.maxInFlight).toBeLessThanOrEqual(4);
-    expect(a.state.maxInFlight + b.state.maxInFlight).toBeGreaterThanOrEqual(5);
+    expect(both.maxInFlight).toBe(5);
   });
 });
 
@@ -212,6 +294,26 @@ describeEachDialect('run lifecycle', (dialect) => {
     }
   });
 
+  it('prunes nothing in a run cut short by a stop, even a token confirmed dead before it', async () => {
+    const ctx = await testDaemon(database.url, { TSCHK_TIMEOUT_MS: '60000', TSCHK_PROVIDER_CONCURRENCY: '2', TSCHK_PRUNE_AFTER: '1' });
+    mock.setDefault('timeout');
+    mock.setBehaviour('tok-dead-aaaaaaaaaa', 'dead');
+    await seed(ctx, 'deep', mock.checkUrl, ['tok-dead-aaaaaaaaaa', 'tok-hang1-bbbbbbbb', 'tok-hang2-cccccccc']);
+    const run = ctx.daemon.runNow({ trigger: 'cli' });
+    await waitFor(() => mock.calls.length >= 3, 5_000, 'every check in flight', 10);
+
+    await ctx.daemon.stop(0);
+    const summary = await run;
+
+    expect(summary).toMatchObject({ status: 'aborted', dead: 1, pruned: 0 });
+    const db = openDatabase(database.url);
+    try {
+      expect((await listTokens(db, {})).find((t) => t.secret === 'tok-dead-aaaaaaaaaa')).toMatchObject({ state: 'suspect', consecutive_dead: 1 });
+    } finally {
+      await db.close();
+    }
+  });
+
   it('on stop, lets the grace period pass, abandons hanging checks and closes the run as aborted', async () => {
     const ctx = await testDaemon(database.url, { TSCHK_TIMEOUT_MS: '60000', TSCHK_PROVIDER_CONCURRENCY: '2' });
     mock.setDefault('timeout');
@@ -219,7 +321,7 @@ describeEachDialect('run lifecycle', (dialect) => {
     await seed(ctx, 'deep', mock.checkUrl, ['tok-quick-aaaaaaaa', 'tok-hang1-bbbbbbbb', 'tok-hang2-cccccccc', 'tok-never-dddddddd']);
     let summary: Awaited<ReturnType<typeof ctx.daemon.runNow>> | undefined;
     const run = ctx.daemon.runNow({ trigger: 'cli' }).then((s) => (summary = s));
-    while (mock.calls.length < 3) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => mock.calls.length >= 3, 5_000, 'three checks in flight', 10);
 
     await ctx.daemon.stop(100);
     await run;

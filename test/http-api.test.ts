@@ -212,7 +212,8 @@ describeEachDialect('/api/v1', (dialect) => {
   });
 
   it('starts a run with POST /runs: 202 with its id before it ends, then GET /runs shows it', async () => {
-    mock.setBehaviour('sk-live-token-aaaaaaaa-0001', { kind: 'delay', ms: 500, then: 'live' });
+    let release!: () => void;
+    mock.setBehaviour('sk-live-token-aaaaaaaa-0001', { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'live' });
 
     const a = await s.call('POST', '/api/v1/runs', { body: { provider: 'deep', pool: 'default' } });
 
@@ -221,6 +222,7 @@ describeEachDialect('/api/v1', (dialect) => {
     expect(a.headers.get('location')).toBe(`/api/v1/runs/${runId}`);
     expect((await s.call('GET', `/api/v1/runs/${runId}`)).json().run).toMatchObject({ id: runId, status: 'running', trigger: 'api', scope: 'deep/default' });
 
+    release();
     await s.daemon.context.runs.idle();
     expect((await s.call('GET', `/api/v1/runs/${runId}`)).json().run).toMatchObject({
       id: runId,

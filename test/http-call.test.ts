@@ -7,13 +7,14 @@ import { httpCall } from '../src/checkers/http.js';
 import { createLogger } from '../src/logger.js';
 import { CapturedLog } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('httpCall and the daemon-wide shutdown signal', () => {
   let mock: MockFreeApi;
   const dispatcher = new Agent({ connections: 8 });
   const logger = createLogger('debug', new CapturedLog().stream);
   const post = (token: string, signal: AbortSignal) =>
-    httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher, timeoutMs: 300, signal, logger });
+    httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher, timeoutMs: 100, signal, logger });
 
   beforeAll(async () => {
     mock = await startMockFreeApi({ behaviours: { answers: 'live', hangs: 'timeout', resets: 'reset' } });
@@ -38,7 +39,7 @@ describe('httpCall and the daemon-wide shutdown signal', () => {
     const shutdown = new AbortController();
     const callsBefore = mock.calls.length;
     const inFlight = post('hangs', shutdown.signal);
-    while (mock.calls.length === callsBefore) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => mock.calls.length > callsBefore, 5_000, 'the check never reached the upstream', 5);
     shutdown.abort();
 
     expect(await inFlight).toMatchObject({ ok: false, reason: 'aborted' });
@@ -55,7 +56,7 @@ describe('httpCall and the daemon-wide shutdown signal', () => {
         httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher: single, timeoutMs: 5_000, signal: shutdown.signal, logger });
       const first = call('hangs');
       const queued = call('answers');
-      while (mock.calls.length === callsBefore) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => mock.calls.length > callsBefore, 5_000, 'the check never reached the upstream', 5);
       shutdown.abort();
 
       expect(await first).toMatchObject({ ok: false, reason: 'aborted' });
@@ -108,4 +109,24 @@ describe('httpCall answers', () => {
       server.close();
     }
   });
+
+  // TSCHK_TIMEOUT_MS bounds the wait between parts of the body too, not only for the headers.
+  it('gives up on an answer whose body stalls after its first chunk', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"live":');
+      // ... and nothing more, until the test closes the connection.
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
+      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 100, logger });
+
+      expect(res).toMatchObject({ ok: false, reason: 'timeout', detail: 'no answer within 100 ms' });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }, 5_000);
 });

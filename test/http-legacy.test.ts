@@ -7,6 +7,7 @@ import { legacyPoolAnswer } from '../src/http/legacy.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { API_SECRET, servedDaemon, type Served } from './helpers/http.js';
 import { startMockFreeApi, type Behaviour, type MockFreeApi } from './helpers/mock-free-api.js';
+import { waitFor } from './helpers/wait.js';
 
 const v = (...verdicts: Array<Verdict | null>) => verdicts.map((last_verdict) => ({ last_verdict }));
 
@@ -270,11 +271,11 @@ describeEachDialect('legacy routes', (dialect) => {
 
   it('joins a run already in flight instead of checking twice', async () => {
     await load(deep, 'default', {
-      'deep-j-live-0001': { kind: 'delay', ms: 300, then: 'live' },
-      'deep-j-dead-0002': { kind: 'delay', ms: 300, then: 'dead' },
+      'deep-j-live-0001': { kind: 'delay', ms: 100, then: 'live' },
+      'deep-j-dead-0002': { kind: 'delay', ms: 100, then: 'dead' },
     });
     const cron = s.daemon.runNow({ trigger: 'cron' });
-    await waitFor(() => mock.calls.length > 0);
+    await waitFor(() => mock.calls.length > 0, 5_000, 'the check to reach the upstream');
 
     const a = await s.call('POST', '/api/LLM_TokenCheck/Check/deep');
 
@@ -285,11 +286,14 @@ describeEachDialect('legacy routes', (dialect) => {
   });
 
   it('answers a check in flight when the daemon stops, instead of cutting the connection', async () => {
-    await load(deep, 'default', { 'deep-s-live-0001': { kind: 'delay', ms: 300, then: 'live' } });
+    let release!: () => void;
+    await load(deep, 'default', { 'deep-s-live-0001': { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'live' } });
     const pending = s.call('POST', '/api/LLM_TokenCheck/Check/deep');
-    await waitFor(() => mock.calls.length > 0);
+    await waitFor(() => mock.calls.length > 0, 5_000, 'the check to reach the upstream');
 
-    await s.daemon.stop();
+    const stopping = s.daemon.stop();
+    release();
+    await stopping;
 
     const a = await pending;
     expect(a.status).toBe(503);
@@ -304,7 +308,3 @@ describeEachDialect('legacy routes', (dialect) => {
     expect(mock.calls).toHaveLength(0);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
-}

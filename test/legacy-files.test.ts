@@ -15,6 +15,8 @@ import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { waitFor } from './helpers/wait.js';
+import { TestClock } from './helpers/clock.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -52,13 +54,19 @@ describeEachDialect('legacy token files', (dialect) => {
     writeFileSync(file(rel), text);
   };
   const read = (rel: string) => readFileSync(file(rel), 'utf8');
+  let clock: TestClock;
   async function start(env: Record<string, string> = {}) {
-    ctx = await testDaemon(database.url, {
-      TSCHK_RETRIES: '0',
-      TSCHK_LEGACY_DATA_DIR: dir,
-      TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
-      ...env,
-    });
+    clock = new TestClock();
+    ctx = await testDaemon(
+      database.url,
+      {
+        TSCHK_RETRIES: '0',
+        TSCHK_LEGACY_DATA_DIR: dir,
+        TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
+        ...env,
+      },
+      { clock },
+    );
     return ctx;
   }
   const pool = async (c: Ctx, provider: string, name: string) => {
@@ -137,10 +145,11 @@ describeEachDialect('legacy token files', (dialect) => {
     write('LLM-Deep/token.json', `${T.a}\n${T.b}\n`);
     const c = await start();
     writeFileSync(file('LLM-Deep/token.json'), ''); // truncated, not yet written again
-    const syncing = syncSources(c.daemon.context);
-    await new Promise((r) => setTimeout(r, 200));
-    writeFileSync(file('LLM-Deep/token.json'), `${T.a}\n${T.b}\n${T.c}\n`);
-    await syncing;
+    // The editor writes the file again while tschk waits.
+    clock.onSleep = () => writeFileSync(file('LLM-Deep/token.json'), `${T.a}\n${T.b}\n${T.c}\n`);
+    await syncSources(c.daemon.context);
+    clock.onSleep = undefined;
+    expect(clock.sleeps).toEqual([1_000]);
 
     expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.b, T.c]);
     expect(await listArchive(c.db, {})).toEqual([]);
@@ -224,10 +233,12 @@ describeEachDialect('legacy token files', (dialect) => {
     const c = await start({ TSCHK_PRUNE: 'delete', TSCHK_PROVIDER_CONCURRENCY: '1' });
     await run(c);
 
-    mock.setBehaviour(T.b, { kind: 'delay', ms: 400, then: 'dead' });
+    let release!: () => void;
+    mock.setBehaviour(T.b, { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'dead' });
     const running = run(c);
-    await until(() => mock.calls.filter((x) => x.token === T.b).length === 2);
+    await waitFor(() => mock.calls.filter((x) => x.token === T.b).length === 2, 5_000, 'the second check of T.b');
     appendFileSync(file('LLM-Deep/token.json'), `${T.e}\n`); // after our read, before our write
+    release();
     expect(await running).toMatchObject({ pruned: 1 });
 
     expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.c}\n${T.e}\n`);
@@ -349,8 +360,4 @@ describe('rewriting a token file', () => {
 /** `chattr ±i`; false when this machine cannot (not root, or a file system without the attribute). */
 function setImmutable(path: string, on: boolean): boolean {
   return spawnSync('chattr', [on ? '+i' : '-i', path]).status === 0;
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
 }

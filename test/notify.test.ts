@@ -3,11 +3,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { upsertProvider } from '../src/db/providers.js';
 import { listRuns } from '../src/db/runs.js';
 import { importTokens } from '../src/db/tokens.js';
-import { sleep } from '../src/engine/limits.js';
 import { runChecks, type RunSummary } from '../src/engine/run.js';
 import type { DeliveryTiming } from '../src/notify/deliver.js';
-import { buildDigest } from '../src/notify/digest.js';
-import { webhookRequest } from '../src/notify/formats.js';
 import { notificationObserver } from '../src/notify/index.js';
 import { describeSecret } from '../src/secret.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
@@ -15,15 +12,16 @@ import { testDaemon } from './helpers/daemon.js';
 import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
 const LIVE = 'eyJhbGciOiJIUzI1NiJ9.live-aaaa-1111';
 const DEAD = 'eyJhbGciOiJIUzI1NiJ9.dead-bbbb-2222';
 const WEBHOOK_SECRET = 'whsec-0123456789abcdef';
-const FAST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 200, deadlineMs: 600, backoffBaseMs: 20 };
-/** Attempts alone could take 3 × 2 s; the deadline ends everything at 600 ms. */
-const DEADLINE_FIRST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 2_000, deadlineMs: 600, backoffBaseMs: 20 };
+const FAST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 100, deadlineMs: 300, backoffBaseMs: 5 };
+/** Attempts alone could take 3 × 2 s; the deadline ends everything at 100 ms. */
+const DEADLINE_FIRST: DeliveryTiming = { attempts: 3, attemptTimeoutMs: 2_000, deadlineMs: 100, backoffBaseMs: 5 };
 
 async function seed(ctx: Ctx, name: string, checkUrl: string, pools: Record<string, string[]>) {
   const p = await upsertProvider(ctx.db, { name, kind: 'free-api', checkUrl });
@@ -166,6 +164,24 @@ describeEachDialect('notifications after a run', (dialect) => {
     expect(Object.fromEntries(u.searchParams)).toMatchObject({ status: 'up', msg: 'live 2/4, dead 2, unknown 0' });
   });
 
+  it('calls a pool down below TSCHK_HEALTHY_RATIO, up at it', async () => {
+    const kuma = await receiver();
+    ctx = await testDaemon(database.url, {
+      TSCHK_PRUNE: 'off',
+      TSCHK_HEALTHY_RATIO: '0.75',
+      TSCHK_UPTIME_KUMA_PUSH: `deep/default=${kuma.baseUrl}/api/push/pushThree4;deep/half=${kuma.baseUrl}/api/push/pushHalf2`,
+    });
+    const live = ['ratio-live-0001-aaaa', 'ratio-live-0002-bbbb', 'ratio-live-0003-cccc', 'ratio-live-0004-dddd'];
+    for (const t of live) mock.setBehaviour(t, 'live');
+    await seed(ctx, 'deep', mock.checkUrl, { default: [...live.slice(0, 3), DEAD], half: [live[3]!, 'ratio-dead-0005-eeee'] });
+
+    await ctx.daemon.runNow({ trigger: 'cli' });
+
+    const status = Object.fromEntries(kuma.requests.map((r) => [new URL(r.url, kuma.baseUrl).pathname, new URL(r.url, kuma.baseUrl).searchParams.get('status')]));
+    // 3/4 is exactly 0.75; 1/2 would be up at the default 0.5
+    expect(status).toEqual({ '/api/push/pushThree4': 'up', '/api/push/pushHalf2': 'down' });
+  });
+
   it('a dead or hanging receiver neither fails the run nor holds it past its deadline', async () => {
     const hanging = await receiver('hang');
     const healthy = await receiver();
@@ -180,7 +196,7 @@ describeEachDialect('notifications after a run', (dialect) => {
     await seed(ctx, 'deep', mock.checkUrl, { default: [LIVE, DEAD] });
 
     const running = runWithNotifier(ctx, DEADLINE_FIRST);
-    while (hanging.requests.length === 0) await sleep(5);
+    await waitFor(() => hanging.requests.length > 0, 5_000, 'the hanging receiver to be asked', 5);
     const notifying = performance.now();
     // The run row is closed before anyone is notified.
     expect((await listRuns(ctx.db, 1))[0]).toMatchObject({ status: 'done', checked: 2, dead: 1 });
@@ -188,7 +204,7 @@ describeEachDialect('notifications after a run', (dialect) => {
     const waited = performance.now() - notifying;
 
     expect(summary.status).toBe('done');
-    // Without the deadline this would wait for the receiver at least 6 s; with it, about 600 ms.
+    // Without the deadline this would wait for the receiver at least 6 s; with it, about 100 ms.
     expect(waited).toBeLessThan(DEADLINE_FIRST.deadlineMs * 4);
     expect(healthy.requests).toHaveLength(1);
     const failures = ctx.log.entries().filter((e) => e.msg === 'notification failed');
@@ -211,7 +227,7 @@ describeEachDialect('notifications after a run', (dialect) => {
     await seed(ctx, 'deep', mock.checkUrl, { default: [DEAD] });
 
     const running = ctx.daemon.runNow({ trigger: 'cli' });
-    while (hanging.requests.length === 0) await sleep(5);
+    await waitFor(() => hanging.requests.length > 0, 5_000, 'the hanging receiver to be asked', 5);
     await ctx.daemon.stop(0);
     expect((await running).status).toBe('done');
     expect(hanging.requests).toHaveLength(1);
@@ -261,37 +277,56 @@ describe('each chat format on the wire', () => {
   });
 
   const now = new Date('2025-06-01T08:00:00.000Z');
+  // What each chat service gets, written out by hand: the run id is 1 in a fresh database, the
+  // signatures are those of `now` and the secret (DingTalk's in the URL, Feishu's in the body).
+  const headline = 'tschk: run 1 (all) done, cli: 2 checked — 1 live, 1 dead, 0 exhausted, 0 unknown';
+  const suspect = `- newly suspect (1): ${describeSecret(DEAD).mask} ${describeSecret(DEAD).fingerprint}`;
+  const markdown = `**tschk: run 1 (all)** done, cli: 2 checked — 1 live, 1 dead, 0 exhausted, 0 unknown\n\n**deep**\n${suspect}`;
+  const text = `${headline}\n\ndeep:\n${suspect}`;
   it.each([
-    ['wecom', '/cgi-bin/webhook/send?key=wecom-key-0001', '{"errcode":0,"errmsg":"ok"}', {}, '/cgi-bin/webhook/send?key=wecom-key-0001'],
+    [
+      'wecom',
+      '/cgi-bin/webhook/send?key=wecom-key-0001',
+      '{"errcode":0,"errmsg":"ok"}',
+      {},
+      '/cgi-bin/webhook/send?key=wecom-key-0001',
+      { msgtype: 'markdown', markdown: { content: markdown } },
+    ],
     [
       'dingtalk',
       '/robot/send?access_token=ding-token-0002',
       '{"errcode":0,"errmsg":"ok"}',
       { TSCHK_WEBHOOK_SECRET: 'SEC-ding-secret-0003' },
-      `/robot/send?access_token=ding-token-0002&timestamp=${now.getTime()}&sign=`,
+      '/robot/send?access_token=ding-token-0002&timestamp=1748764800000&sign=idU3OMfl1aSWJXJImznDFNA25TFKZg%2FI%2BbYc6ekiHv4%3D',
+      { msgtype: 'markdown', markdown: { title: 'tschk: run 1 (all)', text: markdown } },
     ],
-    ['feishu', '/open-apis/bot/v2/hook/feishu-hook-0004', '{"code":0,"msg":"success","data":{}}', { TSCHK_WEBHOOK_SECRET: 'feishu-secret-0005' }, '/open-apis/bot/v2/hook/feishu-hook-0004'],
-    ['telegram', '/bot123456:telegram-token-0006', '{"ok":true,"result":{"message_id":1}}', { TSCHK_TELEGRAM_CHAT_ID: '-1001234' }, '/bot123456:telegram-token-0006/sendMessage'],
-  ] as const)('%s', async (format, path, okBody, env, sentPath) => {
+    [
+      'feishu',
+      '/open-apis/bot/v2/hook/feishu-hook-0004',
+      '{"code":0,"msg":"success","data":{}}',
+      { TSCHK_WEBHOOK_SECRET: 'feishu-secret-0005' },
+      '/open-apis/bot/v2/hook/feishu-hook-0004',
+      { timestamp: '1748764800', sign: 'M0A5CQ/8Jcq9f80rHS4J7aWIjGq9d6RDtnG+arZ3PFw=', msg_type: 'text', content: { text } },
+    ],
+    [
+      'telegram',
+      '/bot123456:telegram-token-0006',
+      '{"ok":true,"result":{"message_id":1}}',
+      { TSCHK_TELEGRAM_CHAT_ID: '-1001234' },
+      '/bot123456:telegram-token-0006/sendMessage',
+      { chat_id: '-1001234', text },
+    ],
+  ] as const)('%s', async (format, path, okBody, env, sentPath, sentBody) => {
     chat = await startReceiver({ status: 200, body: okBody });
     const url = chat.baseUrl + path;
     ctx = await testDaemon(database.url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0', TSCHK_WEBHOOK_URL: url, TSCHK_WEBHOOK_FORMAT: format, ...env });
     await seed(ctx, 'deep', mock.checkUrl, { default: [LIVE, DEAD] });
 
-    const summary = await runWithNotifier(ctx, FAST, now);
+    await runWithNotifier(ctx, FAST, now);
     expect(chat.requests).toHaveLength(1);
     const sent = chat.requests[0]!;
-    const { config } = ctx.daemon.context;
-    const expected = webhookRequest(url, buildDigest(summary)!, {
-      format,
-      secret: config.notify.webhookSecret,
-      telegramChatId: config.notify.telegramChatId,
-      pruneMode: config.prune.mode,
-    }, now);
-    expect(sent.url.startsWith(sentPath)).toBe(true);
-    expect(chat.baseUrl + sent.url).toBe(expected.url);
-    expect(sent.body).toBe(expected.body);
-    expect(sent.body).toContain(`${describeSecret(DEAD).mask} ${describeSecret(DEAD).fingerprint}`);
+    expect(sent.url).toBe(sentPath);
+    expect(sent.body).toBe(JSON.stringify(sentBody));
     expect(ctx.log.entries().find((e) => e.msg === 'notification sent')).toMatchObject({ target: `webhook ${format}`, attempts: 1 });
     const keys = [path.split(/[=/]/).pop()!, ...Object.values(env)];
     expectNoSecret([ctx.log.text], [LIVE, DEAD, ...keys]);

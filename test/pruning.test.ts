@@ -10,6 +10,7 @@ import { fingerprint } from '../src/secret.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { answers, PATHS, startMockOfficial, type MockOfficial } from './helpers/mock-official.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -268,6 +269,35 @@ describeEachDialect('pruning', (dialect) => {
     expect(again.stderr).toContain('already restored');
   });
 
+  it('deletes, once TSCHK_PRUNE=delete, a token an earlier run flagged that still answers dead', async () => {
+    const flagging = await start();
+    mock.setBehaviour(DEAD, 'dead');
+    await importTokens(flagging.ctx.db, { providerId: flagging.p.id, pool: 'default', entries: [...LIVE, DEAD], source: 'cli' });
+    await run(flagging.ctx);
+    await run(flagging.ctx);
+    expect((await byToken(flagging.ctx))[DEAD]).toMatchObject({ state: 'invalid' });
+    await flagging.ctx.daemon.stop();
+
+    const deleting = await start({ TSCHK_PRUNE: 'delete' });
+    const s = await run(deleting.ctx);
+
+    expect(s).toMatchObject({ dead: 1, pruned: 1 });
+    expect((await byToken(deleting.ctx))[DEAD]).toBeUndefined();
+    expect((await listArchive(deleting.ctx.db, {})).map((a) => a.secret)).toEqual([DEAD]);
+  });
+
+  it('deletes a dead token that came from One-API once TSCHK_ONEAPI_DATABASE_URL is unset, as any other', async () => {
+    const { ctx, p } = await start({ TSCHK_PRUNE: 'delete' });
+    mock.setBehaviour(DEAD, 'dead');
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: [...LIVE, DEAD], source: 'oneapi' });
+    await run(ctx);
+    const s = await run(ctx);
+
+    expect(s).toMatchObject({ dead: 1, pruned: 1 });
+    expect((await byToken(ctx))[DEAD]).toBeUndefined();
+    expect((await listArchive(ctx.db, {})).map((a) => a.secret)).toEqual([DEAD]);
+  });
+
   it('exports flagged tokens one per line', async () => {
     const { ctx, p } = await start();
     mock.setBehaviour(DEAD, 'dead');
@@ -276,6 +306,48 @@ describeEachDialect('pruning', (dialect) => {
     await run(ctx);
     await ctx.daemon.stop();
     expect(await cli({ TSCHK_DATABASE_URL: database.url }, ['tokens', 'export', '--state', 'invalid'])).toMatchObject({ code: 0, stdout: `${DEAD}\n` });
+  });
+});
+
+describeEachDialect('pruning exhausted keys', (dialect) => {
+  const RICH = ['sk-deepseek-rich-00000000000000001', 'sk-deepseek-rich-00000000000000002', 'sk-deepseek-rich-00000000000000003'];
+  const EMPTY = 'sk-deepseek-empty-0000000000000004';
+  let official: MockOfficial;
+  let database: { url: string; drop: () => Promise<void> };
+  let ctx: Ctx | undefined;
+  beforeEach(async () => {
+    official = await startMockOfficial();
+    for (const k of RICH) official.setKey(PATHS.deepseek, k, answers.deepseekBalance(true, [{ currency: 'CNY', total: '50.00' }]));
+    official.setKey(PATHS.deepseek, EMPTY, answers.deepseekBalance(false, [{ currency: 'CNY', total: '0.00' }]));
+    database = await freshDatabaseUrl(dialect);
+  });
+  afterEach(async () => {
+    await ctx?.daemon.stop();
+    ctx = undefined;
+    await official.close();
+    await database.drop();
+  });
+
+  async function twoRuns(env: Record<string, string>) {
+    ctx = await testDaemon(database.url, { TSCHK_RETRIES: '0', ...env });
+    const p = await upsertProvider(ctx.db, { name: 'ds', kind: 'deepseek-key', checkUrl: official.baseUrl });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: [...RICH, EMPTY], source: 'cli' });
+    const runs = [await ctx.daemon.runNow({ trigger: 'cli', force: true }), await ctx.daemon.runNow({ trigger: 'cli', force: true })];
+    return { runs, tokens: Object.fromEntries((await listTokens(ctx.db, {})).map((t) => [t.secret, t])) };
+  }
+
+  it('flags a key with no balance on its second exhausted answer with TSCHK_PRUNE_EXHAUSTED=true', async () => {
+    const { runs, tokens } = await twoRuns({ TSCHK_PRUNE_EXHAUSTED: 'true' });
+    expect(runs.map((r) => ({ exhausted: r.exhausted, pruned: r.pruned }))).toEqual([{ exhausted: 1, pruned: 0 }, { exhausted: 1, pruned: 1 }]);
+    expect(runs[1]!.providers[0]!.prunedTokens.map((t) => t.fingerprint)).toEqual([fingerprint(EMPTY)]);
+    expect(tokens[EMPTY]).toMatchObject({ state: 'invalid' });
+    for (const k of RICH) expect(tokens[k]!.state).toBe('active');
+  });
+
+  it('keeps a key with no balance by default', async () => {
+    const { runs, tokens } = await twoRuns({});
+    expect(runs.map((r) => ({ exhausted: r.exhausted, pruned: r.pruned }))).toEqual([{ exhausted: 1, pruned: 0 }, { exhausted: 1, pruned: 0 }]);
+    expect(tokens[EMPTY]).toMatchObject({ state: 'active', consecutive_dead: 0 });
   });
 });
 

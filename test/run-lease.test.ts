@@ -125,6 +125,9 @@ describeEachDialect('one run at a time across processes', (dialect) => {
 
   it('tschk check --no-wait exits 3 naming the run in flight; tschk status shows it with its progress', async () => {
     const { a } = await twoProcesses();
+    // One check stays in flight until the CLI has looked: a loaded machine cannot finish the run first.
+    let release!: () => void;
+    mock.setBehaviour(dead[0]!, { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'dead' });
     const running = a.daemon.runNow({ trigger: 'api', provider: 'deep', force: true });
     const runId = await waitFor(async () => (await readLease(a.db, 'run'))?.runId, 5_000, 'A opens its run');
     const env = { TSCHK_DATABASE_URL: database.url, ...LEASE };
@@ -136,6 +139,7 @@ describeEachDialect('one run at a time across processes', (dialect) => {
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(new RegExp(`run ${runId} running \\(deep\\) since \\S+ on \\S+ \\(pid ${process.pid}\\): \\d+ checked so far`));
     expect(status.stdout).not.toContain('no run yet');
+    release();
     await running;
 
     const after = await tschk(['check', '--provider', 'other', '--no-wait'], env);

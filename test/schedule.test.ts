@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Daemon } from '../src/daemon.js';
 import { recordChecks, listHistory } from '../src/db/history.js';
 import { upsertProvider } from '../src/db/providers.js';
@@ -23,30 +23,26 @@ describe('the schedule', () => {
 
   it('runs at start-up, then on the cron schedule, one run at a time', async () => {
     const finished: RunSummary[] = [];
-    let notify: () => void = () => {};
-    const observer = {
-      runFinished: (s: RunSummary) => {
-        finished.push(s);
-        notify();
-      },
-    };
+    const observer = { runFinished: (s: RunSummary) => void finished.push(s) };
     const config = testConfig(database.url, {
-      TSCHK_CRON: '* * * * * *', // every second
+      TSCHK_CRON: '* * * * * *', // every second (of the fake clock below)
       TSCHK_RUN_ON_START: 'true',
       TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
     });
     const daemon = await Daemon.create(config, { logger: createLogger('warn', new CapturedLog().stream), observers: [observer] });
     const p = await upsertProvider(daemon.context.db, { name: 'deep', kind: 'free-api', checkUrl: mock.checkUrl });
     await importTokens(daemon.context.db, { providerId: p.id, pool: 'default', entries: ['tok-a-aaaaaaaaaaaa'], source: 'cli' });
-    const runs = (n: number) =>
-      new Promise<void>((resolve) => {
-        notify = () => finished.length >= n && resolve();
-        notify();
-      });
+    // node-cron's seconds pass on a fake clock; the database and the upstream answer for real between steps.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     try {
       await daemon.start();
-      await runs(3);
+      for (let step = 0; finished.length < 3; step++) {
+        if (step > 2_000) throw new Error(`only ${finished.length} runs after ${step} steps of the fake clock`);
+        await vi.advanceTimersByTimeAsync(100);
+        await new Promise((r) => setImmediate(r));
+      }
     } finally {
+      vi.useRealTimers();
       await daemon.stop();
     }
     expect(finished[0]!.trigger).toBe('startup');
@@ -71,6 +67,84 @@ describe('the schedule', () => {
     } finally {
       await ctx.daemon.stop();
     }
+  });
+});
+
+describe('the schedule on a fake clock', () => {
+  let database: { url: string; drop: () => Promise<void> };
+  let ctx: Awaited<ReturnType<typeof testDaemon>> | undefined;
+  beforeEach(async () => {
+    database = await freshDatabaseUrl('sqlite');
+  });
+  afterEach(async () => {
+    vi.useRealTimers();
+    await ctx?.daemon.stop();
+    ctx = undefined;
+    await database.drop();
+  });
+
+  /** Starts the daemon at `now` on a fake clock, then lets the clock run until `until` holds. */
+  async function runClock(now: string, until: () => boolean, stepMs = 500, maxSteps = 200) {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    vi.setSystemTime(new Date(now));
+    await ctx!.daemon.start();
+    for (let step = 0; !until(); step++) {
+      if (step >= maxSteps) throw new Error(`not reached after ${(step * stepMs) / 1000} s of the fake clock`);
+      await vi.advanceTimersByTimeAsync(stepMs);
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  const logged = (msg: string, job?: string) => ctx!.log.entries().filter((e) => e.msg === msg && (job === undefined || e.job === job));
+
+  it('checks at the hour of TSCHK_CRON in TSCHK_TIMEZONE, not in UTC', async () => {
+    const finished: RunSummary[] = [];
+    ctx = await testDaemon(database.url, { TSCHK_CRON: '30 3 * * *', TSCHK_TIMEZONE: 'Asia/Shanghai' }, { observers: [{ runFinished: (s) => void finished.push(s) }] });
+
+    // 03:29:58 in Shanghai is 19:29:58 UTC the day before.
+    await runClock('2026-12-02T19:29:58.000Z', () => finished.length > 0);
+
+    expect(logged('job scheduled', 'check')[0]).toMatchObject({ cron: '30 3 * * *', next: '2026-12-02T19:30:00.000Z' });
+    expect(finished).toHaveLength(1);
+    expect(finished[0]).toMatchObject({ trigger: 'cron' });
+    expect(Date.parse(finished[0]!.startedAt)).toBeGreaterThanOrEqual(Date.parse('2026-12-02T19:30:00.000Z'));
+  });
+
+  it('trims history daily on TSCHK_TRIM_CRON, besides at start-up', async () => {
+    ctx = await testDaemon(database.url, { TSCHK_TRIM_CRON: '15 4 * * *', TSCHK_TIMEZONE: 'UTC', TSCHK_HISTORY_DAYS: '30' });
+    const p = await upsertProvider(ctx.db, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:1/token/check' });
+    await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: ['tok-a-aaaaaaaaaaaa'], source: 'cli' });
+    const [token] = await listTokens(ctx.db, {});
+    const trims = () => logged('history trimmed');
+
+    await runClock('2026-12-02T04:14:58.000Z', () => trims().length >= 1);
+    expect(trims()[0]).toMatchObject({ removed: 0 });
+    expect(trims()[0]!.tick).toBeUndefined();
+    await recordChecks(ctx.db, [
+      {
+        runId: null,
+        tokenId: token!.id,
+        providerId: p.id,
+        fingerprint: token!.fingerprint,
+        checkedAt: new Date('2026-10-01T00:00:00Z'),
+        verdict: 'live',
+        reason: 'upstream_accepted',
+        httpStatus: 200,
+        latencyMs: 5,
+        balance: null,
+        currency: null,
+        detail: null,
+        prev: { state: 'active', consecutiveDead: 0 },
+        next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
+      },
+    ]);
+    for (let step = 0; trims().length < 2; step++) {
+      if (step >= 40) throw new Error('no trim at 04:15');
+      await vi.advanceTimersByTimeAsync(500);
+      await new Promise((r) => setImmediate(r));
+    }
+
+    expect(trims()[1]).toMatchObject({ removed: 1, tick: '2026-12-02T04:15:00.000Z' });
+    expect(await listHistory(ctx.db, { limit: 10 })).toEqual([]);
   });
 });
 

@@ -18,17 +18,28 @@ export class Semaphore {
   }
 }
 
+/** The time and the waits of the engine: tests bring one that moves only when asked to. */
+export interface Clock {
+  now(): number;
+  /** Resolves after ms, or early when the signal aborts. Never rejects. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const realClock: Clock = { now: () => Date.now(), sleep: (ms, signal) => sleep(ms, signal) };
+
 /** Holds every check of one provider while it asked us to back off (429 Retry-After). */
 export class ProviderGate {
   private until = 0;
 
-  pauseFor(ms: number, now = Date.now()): void {
+  constructor(private readonly clock: Clock = realClock) {}
+
+  pauseFor(ms: number, now = this.clock.now()): void {
     this.until = Math.max(this.until, now + ms);
   }
 
   async wait(signal?: AbortSignal): Promise<void> {
-    for (let left = this.until - Date.now(); left > 0; left = this.until - Date.now()) {
-      await sleep(left, signal);
+    for (let left = this.until - this.clock.now(); left > 0; left = this.until - this.clock.now()) {
+      await this.clock.sleep(left, signal);
       if (signal?.aborted) return;
     }
   }

@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
 import { closeRunWhenPossible } from './close-run.js';
-import { ProviderGate, Semaphore, sleep } from './limits.js';
+import { ProviderGate, realClock, Semaphore } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
 import { pruneProvider } from './prune.js';
@@ -48,7 +48,7 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   const log = ctx.logger.child({ runId });
   log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
 
-  const writer = new BatchWriter(ctx.db, { lease: opts.lease });
+  const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.flushEveryMs);
   const globalLimit = new Semaphore(ctx.config.concurrency);
   let status: RunSummary['status'] = 'done';
   let error: string | undefined;
@@ -173,7 +173,7 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     log.error({ kind: provider.kind }, `provider skipped: ${summary.error}`);
     return summary;
   }
-  const gate = new ProviderGate();
+  const gate = new ProviderGate(ctx.clock);
   const latencies: number[] = [];
   const workers = Math.max(1, provider.concurrency ?? ctx.config.providerConcurrency);
   // --force-prune follows a held run whose tokens were just checked: it asks them again.
@@ -342,7 +342,7 @@ async function checkWithRetries(
       if (result.retryAfterS > MAX_RETRY_AFTER_S) return result;
       gate.pauseFor(result.retryAfterS * 1000);
     } else {
-      await sleep(backoffDelay(attempt, ctx.config.retryBaseMs, ctx.random), ctx.abortSignal);
+      await (ctx.clock ?? realClock).sleep(backoffDelay(attempt, ctx.config.retryBaseMs, ctx.random), ctx.abortSignal);
     }
   }
 }

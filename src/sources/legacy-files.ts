@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LEGACY_SERVICES, type Config } from '../config.js';
+import { realClock } from '../engine/limits.js';
 import { findProvider, upsertProvider, type Provider } from '../db/providers.js';
 import type { TokenRow } from '../db/schema.js';
 import { hasSourceTokens } from '../db/tokens.js';
@@ -110,7 +110,7 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
     if ((read.scan?.tokens ?? 0) === 0 && (await hasSourceTokens(ctx.db, { providerId: provider.id, pool: file.pool, source: 'file' }))) {
       closeTokenFile(read.file);
       read = undefined;
-      await sleep(EMPTY_FILE_REREAD_MS, undefined, { signal });
+      await (ctx.clock ?? realClock).sleep(EMPTY_FILE_REREAD_MS, signal);
       read = await readTokenFile(ctx, abs, file);
       if (!read) return;
     }

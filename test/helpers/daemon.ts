@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.js';
-import { Daemon } from '../../src/daemon.js';
+import { Daemon, type DaemonOptions } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
 
 /** Everything a test's logger wrote, to assert on (and to scan for secrets). */
@@ -33,10 +33,10 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
   });
 }
 
-export async function testDaemon(databaseUrl: string, env: Record<string, string> = {}) {
+export async function testDaemon(databaseUrl: string, env: Record<string, string> = {}, opts: Omit<DaemonOptions, 'logger'> = {}) {
   const log = new CapturedLog();
   const config = testConfig(databaseUrl, env);
-  const daemon = await Daemon.create(config, { logger: createLogger(config.logLevel, log.stream) });
+  const daemon = await Daemon.create(config, { ...opts, logger: createLogger(config.logLevel, log.stream) });
   // Tests look at the pools at once; the daemon itself does not wait for the start-up sync.
   await daemon.sourcesSynced;
   return { daemon, log, config, db: daemon.context.db };

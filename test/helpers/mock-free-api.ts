@@ -20,7 +20,9 @@ export type Behaviour =
   | 'html_200'
   | { kind: 'envelope'; code: number; message: string }
   | { kind: 'rate_limited'; retryAfterS: number }
-  | { kind: 'delay'; ms: number; then: Behaviour };
+  | { kind: 'delay'; ms: number; then: Behaviour }
+  /** Answers `then` once `until` settles: a check held in flight for as long as the test wants, on no clock. */
+  | { kind: 'held'; until: Promise<unknown>; then: Behaviour };
 
 export interface MockFreeApi {
   baseUrl: string;
@@ -75,6 +77,11 @@ export async function startMockFreeApi(opts?: {
           timers.add(t);
           return;
         }
+        case 'held':
+          return void b.until.then(
+            () => answer(req, res, b.then),
+            () => answer(req, res, b.then),
+          );
       }
     }
     switch (b) {

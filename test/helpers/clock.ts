@@ -1,0 +1,25 @@
+import type { Clock } from '../../src/engine/limits.js';
+
+/**
+ * A clock that moves only by the waits asked of it: a sleep returns (on the next turn of the
+ * event loop) with the time advanced by its length, and is recorded. Back-offs and Retry-After
+ * pauses then cost nothing, and a test asserts the waits themselves.
+ */
+export class TestClock implements Clock {
+  private t = Date.parse('2026-01-01T00:00:00Z');
+  readonly sleeps: number[] = [];
+  /** Called during each wait: what the world does meanwhile (a file written again, …). */
+  onSleep?: (ms: number) => void;
+
+  now(): number {
+    return this.t;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (ms <= 0 || signal?.aborted) return Promise.resolve();
+    this.sleeps.push(ms);
+    this.t += ms;
+    this.onSleep?.(ms);
+    return new Promise((resolve) => setImmediate(resolve));
+  }
+}
