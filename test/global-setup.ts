@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { buildConsole } from '../web/build.mjs';
 import { CHROMIUM, haveChromium } from './helpers/chromium.js';
 import { createTemplate, testRun } from './helpers/databases.js';
+import { transpileSources, TRANSPILED_ENV } from './helpers/transpiled.js';
 import { MissingBinary, startMariadb, startPostgres, type TestServer } from './helpers/db-servers.js';
 
 declare module 'vitest' {
@@ -43,6 +44,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.env.TSCHK_TEST_RUN = randomBytes(3).toString('hex');
   // The console's browser files, fresh for every run: its pages and tests load them from dist/web.
   buildConsole();
+  const transpiled = transpileSources();
+  process.env[TRANSPILED_ENV] = transpiled.dir;
   const wanted = requestedServers();
   const requireAll = process.env.TSCHK_TEST_REQUIRE_DIALECTS === 'all';
   const running: Running[] = [];
@@ -53,6 +56,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await Promise.allSettled(dropTemplates.splice(0).map((drop) => drop()));
     await Promise.all(running.splice(0).map((r) => r.stop()));
     rmSync(testRun().keptList, { force: true });
+    transpiled.remove();
   };
   const killAll = () => running.forEach((r) => r.kill());
   process.on('exit', killAll);
