@@ -88,7 +88,9 @@ async function endSessions(dialect: ServerDialect, name: string): Promise<void> 
   if (dialect === 'postgres') {
     await pgQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
   } else {
-    for (const { id } of await myQuery<{ id: number }>('SELECT id FROM information_schema.processlist WHERE db = ? AND id <> connection_id()', [name])) {
+    const others = 'SELECT id FROM information_schema.processlist WHERE db = ? AND id <> connection_id()';
+    const sessions = await myQuery<{ id: number }>(others, [name]);
+    for (const { id } of sessions) {
       await myQuery(`KILL ${Number(id)}`).catch(() => undefined);
     }
   }
@@ -96,7 +98,10 @@ async function endSessions(dialect: ServerDialect, name: string): Promise<void> 
 
 async function tablesOf(dialect: ServerDialect, name: string): Promise<string[]> {
   if (dialect === 'mysql') {
-    const rows = await myQuery<{ t: string }>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'", [name]);
+    const rows = await myQuery<{ t: string }>(
+      "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+      [name],
+    );
     return rows.map((r) => r.t).sort();
   }
   const client = new pg.Client({ connectionString: urlOf('postgres', name) });
@@ -126,10 +131,12 @@ export async function createTemplate(dialect: ServerDialect): Promise<() => Prom
   // on a server given from outside, those kept are named in the output and stay.
   return async () => {
     const kept = keptNames();
-    const names =
+    const pattern = `tschk\\_${id}\\_%`;
+    const rows =
       dialect === 'postgres'
-        ? (await pgQuery<{ n: string }>('SELECT datname AS n FROM pg_database WHERE datname LIKE $1', [`tschk\\_${id}\\_%`])).map((r) => r.n)
-        : (await myQuery<{ n: string }>('SELECT schema_name AS n FROM information_schema.schemata WHERE schema_name LIKE ?', [`tschk\\_${id}\\_%`])).map((r) => r.n);
+        ? await pgQuery<{ n: string }>('SELECT datname AS n FROM pg_database WHERE datname LIKE $1', [pattern])
+        : await myQuery<{ n: string }>('SELECT schema_name AS n FROM information_schema.schemata WHERE schema_name LIKE ?', [pattern]);
+    const names = rows.map((r) => r.n);
     for (const n of names.filter((n) => !kept.has(n))) {
       if (dialect === 'postgres') await pgQuery(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
       else await myQuery(`DROP DATABASE IF EXISTS ${n}`);
@@ -279,9 +286,11 @@ function owner(): { failed(): boolean; title: string } {
   return { failed: () => anyFailed(suite?.tasks ?? []), title: suite?.name || 'a suite' };
 }
 
-function keep(name: string, where: string, title: string): void {
+function keep(name: string, where: string, title: string, dialect: Dialect): void {
   appendFileSync(testRun().keptList, `${name}\n`);
-  console.error(`tschk tests: kept the database of a failed test for inspection: ${where} (${title})`);
+  // A server the run started goes at its end; one named in TSCHK_TEST_PG_URL / TSCHK_TEST_MYSQL_URL stays.
+  const lasts = dialect === 'sqlite' ? '' : `; it lasts past the run on a server given in ${SERVER_ENV[dialect]}`;
+  console.error(`tschk tests: kept the database of a failed test for inspection: ${where} (${title})${lasts}`);
 }
 
 let sqliteTemplate: string | undefined;
@@ -315,7 +324,7 @@ export async function freshDatabaseUrl(dialect: Dialect): Promise<TestDatabase> 
     return {
       url: `sqlite:${file}`,
       drop: async () => {
-        if (failed()) keep(file, file, title);
+        if (failed()) keep(file, file, title, dialect);
         else rmSync(dir, { recursive: true, force: true });
       },
     };
@@ -346,7 +355,7 @@ export async function freshDatabaseUrl(dialect: Dialect): Promise<TestDatabase> 
       given = true;
       if (failed()) {
         pool.splice(pool.indexOf(taken), 1);
-        keep(taken.name, urlOf(dialect, taken.name), title);
+        keep(taken.name, urlOf(dialect, taken.name), title, dialect);
       } else {
         taken.inUse = false;
       }

@@ -11,7 +11,8 @@ export const TRANSPILED_ENV = 'TSCHK_TEST_TRANSPILED';
 /** node's arguments to run tschk: the run's transpiled sources (test/helpers/transpiled.ts), or the sources through the loader. */
 function tschkArgs(args: string[]): string[] {
   const transpiled = process.env[TRANSPILED_ENV];
-  return transpiled && existsSync(`${transpiled}/src/main.js`) ? [`${transpiled}/src/main.js`, ...args] : ['--import', loader, `${root}src/main.ts`, ...args];
+  if (transpiled && existsSync(`${transpiled}/src/main.js`)) return [`${transpiled}/src/main.js`, ...args];
+  return ['--import', loader, `${root}src/main.ts`, ...args];
 }
 
 export interface SpawnResult {
