@@ -1,9 +1,13 @@
 // Starts throwaway PostgreSQL and MariaDB servers for one test run. Workers learn their URLs from
 // the env vars TSCHK_TEST_PG_URL / TSCHK_TEST_MYSQL_URL (vitest builds the forks' env from
 // process.env after global setup has run) and from inject('tschkDatabaseUrls').
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { buildConsole } from '../web/build.mjs';
 import { CHROMIUM, haveChromium } from './helpers/chromium.js';
+import { createTemplate, testRun } from './helpers/databases.js';
+import { transpileSources, TRANSPILED_ENV } from './helpers/transpiled.js';
 import { MissingBinary, startMariadb, startPostgres, type TestServer } from './helpers/db-servers.js';
 
 declare module 'vitest' {
@@ -36,14 +40,23 @@ function requestedServers(): Server[] {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
+  // Names this run's databases (test/helpers/databases.ts): its templates, and what each worker copies.
+  process.env.TSCHK_TEST_RUN = randomBytes(3).toString('hex');
   // The console's browser files, fresh for every run: its pages and tests load them from dist/web.
   buildConsole();
+  const transpiled = transpileSources();
+  process.env[TRANSPILED_ENV] = transpiled.dir;
   const wanted = requestedServers();
   const requireAll = process.env.TSCHK_TEST_REQUIRE_DIALECTS === 'all';
   const running: Running[] = [];
+  const dropTemplates: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     process.off('exit', killAll);
+    // On a server given from outside, only this run's databases go (those kept for a failed test stay).
+    await Promise.allSettled(dropTemplates.splice(0).map((drop) => drop()));
     await Promise.all(running.splice(0).map((r) => r.stop()));
+    rmSync(testRun().keptList, { force: true });
+    transpiled.remove();
   };
   const killAll = () => running.forEach((r) => r.kill());
   process.on('exit', killAll);
@@ -66,6 +79,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (given) {
         urls[server] = given;
         reused.push(`${server} from ${ENV[server]}`);
+        dropTemplates.push(await createTemplate(server));
         return;
       }
       try {
@@ -73,6 +87,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         running.push(r);
         urls[server] = r.url;
         process.env[ENV[server]] = r.url;
+        dropTemplates.push(await createTemplate(server));
       } catch (e) {
         if (!(e instanceof MissingBinary)) throw e;
         skipped.push(`${server === 'mysql' ? 'mariadb' : server} (${e.message})`);

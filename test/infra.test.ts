@@ -4,7 +4,12 @@ import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysel
 import { createPool } from 'mysql2';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { describeEachDialect, freshDatabaseUrl, testDialects, type Dialect } from './helpers/databases.js';
+import { migrations } from '../migrations/index.js';
+import { openDatabase } from '../src/db/connect.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { upsertProvider } from '../src/db/providers.js';
+import { importTokens, listTokens } from '../src/db/tokens.js';
+import { describeEachDialect, emptyDatabaseUrl, freshDatabaseUrl, testDialects, type Dialect } from './helpers/databases.js';
 import { HTML_200, NGINX_502, startMockFreeApi, type Behaviour, type MockFreeApi } from './helpers/mock-free-api.js';
 
 function connect(dialect: Dialect, url: string): Kysely<any> {
@@ -31,13 +36,13 @@ describe('test servers', () => {
   });
 });
 
-describeEachDialect('freshDatabaseUrl', (dialect) => {
+describeEachDialect('emptyDatabaseUrl', (dialect) => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
   const open = async () => {
-    const { url, drop } = await freshDatabaseUrl(dialect);
+    const { url, drop } = await emptyDatabaseUrl(dialect);
     const db = connect(dialect, url);
     cleanups.push(drop, () => db.destroy());
     return { url, db };
@@ -60,7 +65,7 @@ describeEachDialect('freshDatabaseUrl', (dialect) => {
   });
 
   it('drop() removes the database', async () => {
-    const { url, drop } = await freshDatabaseUrl(dialect);
+    const { url, drop } = await emptyDatabaseUrl(dialect);
     const db = connect(dialect, url);
     await sql`select 1`.execute(db);
     await db.destroy();
@@ -71,6 +76,76 @@ describeEachDialect('freshDatabaseUrl', (dialect) => {
       const again = connect(dialect, url);
       cleanups.push(() => again.destroy());
       await expect(sql`select 1`.execute(again)).rejects.toThrow(/does not exist|Unknown database/);
+    }
+  });
+});
+
+describeEachDialect('freshDatabaseUrl', (dialect) => {
+  const latest = Object.keys(migrations).sort();
+  const tablesOf = async (db: Kysely<any>) => (await db.introspection.getTables()).map((t) => t.name).sort();
+  /** What a migrated database holds: its migrations, its tables, and how many rows each has. */
+  const migrated = async (url: string) => {
+    const db = connect(dialect, url);
+    try {
+      const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+      const tables = await tablesOf(db);
+      const rowCounts: Record<string, number> = {};
+      for (const t of tables) {
+        if (t.startsWith('kysely_')) continue;
+        const { rows: n } = await sql<{ n: number }>`select count(*) as n from ${sql.table(t)}`.execute(db);
+        rowCounts[t] = Number(n[0]?.n);
+      }
+      return { migrations: rows.map((r) => r.name), tables, rowCounts };
+    } finally {
+      await db.destroy();
+    }
+  };
+  let reference: Awaited<ReturnType<typeof migrated>>;
+  beforeAll(async () => {
+    const empty = await emptyDatabaseUrl(dialect);
+    const db = openDatabase(empty.url);
+    await migrateToLatest(db);
+    await db.close();
+    reference = await migrated(empty.url);
+    await empty.drop();
+  });
+
+  it('gives a database as migrating a new one leaves it: the latest migration, every table, only the rows migrations add', async () => {
+    const fresh = await freshDatabaseUrl(dialect);
+    try {
+      expect(reference.migrations).toEqual(latest);
+      expect(await migrated(fresh.url)).toEqual(reference);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('gives two databases in use at once apart, and takes the rows, counters and tables a test left away', async () => {
+    const first = await freshDatabaseUrl(dialect);
+    const other = await freshDatabaseUrl(dialect);
+    expect(other.url).not.toBe(first.url);
+    let db = openDatabase(first.url);
+    const p = await upsertProvider(db, { name: 'left-behind', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
+    await importTokens(db, { providerId: p.id, pool: 'default', entries: ['left-behind-token-1234'], source: 'cli' });
+    await db.kysely.schema.createTable('probe').addColumn('id', 'integer').execute();
+    await db.close();
+    await first.drop();
+    await other.drop();
+
+    const again = await freshDatabaseUrl(dialect);
+    try {
+      if (dialect !== 'sqlite') expect([first.url, other.url]).toContain(again.url);
+      expect(await migrated(again.url)).toEqual(reference);
+      db = openDatabase(again.url);
+      try {
+        expect(await listTokens(db, {})).toEqual([]);
+        const q = await upsertProvider(db, { name: 'next', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
+        expect(q.id).toBe(1);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await again.drop();
     }
   });
 });

@@ -13,6 +13,16 @@ const isRoot = process.getuid?.() === 0;
 
 export class MissingBinary extends Error {}
 
+/** Where a server keeps its data: memory when there is a tmpfs for it (creating tables is file work). */
+function dataRoot(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 export function findBinary(name: string): string | undefined {
   const pgDirs = (() => {
     try {
@@ -65,7 +75,7 @@ export async function startPostgres(): Promise<TestServer> {
   const initdb = findBinary('initdb');
   const pgCtl = findBinary('pg_ctl');
   if (!initdb || !pgCtl) throw new MissingBinary('initdb/pg_ctl not found');
-  const dir = mkdtempSync(join(tmpdir(), 'tschk-pg-'));
+  const dir = mkdtempSync(join(dataRoot(), 'tschk-pg-'));
   const data = join(dir, 'data');
   // initdb refuses to run as root, so the cluster belongs to the distro's postgres user.
   const asPg = isRoot ? ['runuser', '-u', 'postgres', '--'] : [];
@@ -116,7 +126,7 @@ export async function startMariadb(): Promise<TestServer> {
   const installDb = findBinary('mariadb-install-db');
   const mariadbd = findBinary('mariadbd');
   if (!installDb || !mariadbd) throw new MissingBinary(`${installDb ? 'mariadbd' : 'mariadb-install-db'} not found`);
-  const dir = mkdtempSync(join(tmpdir(), 'tschk-mysql-'));
+  const dir = mkdtempSync(join(dataRoot(), 'tschk-mysql-'));
   const data = join(dir, 'data');
   const errLog = join(dir, 'error.log');
   const asUser = isRoot ? ['--user=root'] : [];

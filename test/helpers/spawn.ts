@@ -1,8 +1,19 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const loader = fileURLToPath(new URL('./ts-loader.mjs', import.meta.url));
+
+/** Set by test/global-setup.ts: the folder with this run's sources as JavaScript (test/helpers/transpiled.ts). */
+export const TRANSPILED_ENV = 'TSCHK_TEST_TRANSPILED';
+
+/** node's arguments to run tschk: the run's transpiled sources (test/helpers/transpiled.ts), or the sources through the loader. */
+function tschkArgs(args: string[]): string[] {
+  const transpiled = process.env[TRANSPILED_ENV];
+  if (transpiled && existsSync(`${transpiled}/src/main.js`)) return [`${transpiled}/src/main.js`, ...args];
+  return ['--import', loader, `${root}src/main.ts`, ...args];
+}
 
 export interface SpawnResult {
   code: number | null;
@@ -25,7 +36,7 @@ export interface SpawnOptions {
  */
 export function spawnTschk(args: string[], env: Record<string, string>, opts: SpawnOptions = {}): Promise<SpawnResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', loader, `${root}src/main.ts`, ...args], {
+    const child = spawn(process.execPath, tschkArgs(args), {
       cwd: root,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,7 +72,7 @@ export interface TschkProcess {
 }
 
 export function startTschk(args: string[], env: Record<string, string>): TschkProcess {
-  const child = spawn(process.execPath, ['--import', loader, `${root}src/main.ts`, ...args], {
+  const child = spawn(process.execPath, tschkArgs(args), {
     cwd: root,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
