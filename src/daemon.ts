@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { faultLogging } from './db/fault-logging.js';
@@ -16,6 +16,7 @@ import { startHttpServer, type HttpServer } from './http/server.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
 import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
+import { lazyAgent } from './lazy-agent.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { syncDeclaredProviders } from './sources/declared.js';
@@ -74,7 +75,7 @@ export class Daemon {
     }
     const dispatcher =
       opts.dispatcher ??
-      new Agent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
+      lazyAgent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
     // Every check waiting out a back-off or a Retry-After pause listens to it (sleep); dozens at
