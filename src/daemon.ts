@@ -12,7 +12,7 @@ import { forgetDaemon, heartbeat, readLease, releaseLease, tryAcquireLease, type
 import { abortOrphanedRuns, runningRuns, trimRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
-import { startHttpServer, type HttpServer } from './http/server.js';
+import type { HttpServer } from './http/server.js';
 import type { EngineContext, EngineEvents, RunRequest, RunSummary } from './engine/run.js';
 import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
@@ -113,6 +113,8 @@ export class Daemon {
     if (config.http.apiToken === undefined) {
       logger.warn(`no API secret: the legacy and /api/v1 routes answer 503 until ${API_TOKEN_VARIABLES} is set`);
     }
+    // Loaded here: `tschk check` builds a Daemon too, and never serves (the routes and the console).
+    const { startHttpServer } = await import('./http/server.js');
     this.http = await startHttpServer(this.context);
     logger.info({ url: this.http.url }, 'HTTP listening');
     this.scheduler = new Scheduler(
