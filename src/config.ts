@@ -1,5 +1,8 @@
 import cron from 'node-cron';
+import { ConfigError } from './config-error.js';
 import { readDatabaseUrl, type DatabaseTarget } from './db/url.js';
+
+export { ConfigError };
 
 export type PruneMode = 'off' | 'flag' | 'delete';
 export type WebhookFormat = 'json' | 'wecom' | 'dingtalk' | 'feishu' | 'telegram';
@@ -68,16 +71,6 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    /** The message without the variable's name. */
-    readonly detail: string,
-  ) {
-    super(`${variable}: ${detail}`);
-    this.name = 'ConfigError';
-  }
-}
 
 /** The original's service keys, their variables and folders. */
 export const LEGACY_SERVICES = [

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { faultLogging } from './db/fault-logging.js';
@@ -12,12 +12,13 @@ import { keepHistory, type KeeperReport } from './history-keeper.js';
 import { abortOrphanedRuns, runningRuns } from './db/runs.js';
 import { RunCoordinator, TickTakenError, type StartOptions } from './engine/coordinator.js';
 import { API_TOKEN_VARIABLES } from './http/auth.js';
-import { startHttpServer, type HttpServer } from './http/server.js';
+import type { HttpServer } from './http/server.js';
 import type { AppContext } from './context.js';
 import type { EngineEvents, RunRequest, RunSummary } from './engine/types.js';
 import type { Clock } from './engine/limits.js';
 import type { Logger } from './logger.js';
 import { notificationObserver } from './notify/index.js';
+import { lazyAgent } from './lazy-agent.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { createCheckers } from './checkers/index.js';
@@ -86,7 +87,7 @@ export class Daemon {
     }
     const dispatcher =
       opts.dispatcher ??
-      new Agent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
+      lazyAgent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
     // Every check waiting out a back-off or a Retry-After pause listens to it (sleep); dozens at
@@ -128,6 +129,8 @@ export class Daemon {
     if (config.http.apiToken === undefined) {
       logger.warn(`no API secret: the legacy and /api/v1 routes answer 503 until ${API_TOKEN_VARIABLES} is set`);
     }
+    // Loaded here: `tschk check` builds a Daemon too, and never serves (the routes and the console).
+    const { startHttpServer } = await import('./http/server.js');
     this.http = await startHttpServer(this.context);
     logger.info({ url: this.http.url }, 'HTTP listening');
     this.scheduler = new Scheduler(

@@ -1,3 +1,5 @@
+import type { TokenState } from './db/schema.js';
+
 /**
  * What a client may send, the same on every dialect. Each limit is the narrowest place the value
  * goes to: a value one database would store and another refuse is refused everywhere, with a
@@ -17,6 +19,22 @@ export const LIMITS = {
   /** A provider's concurrency, as TSCHK_PROVIDER_CONCURRENCY allows. */
   concurrency: 10_000,
 } as const;
+
+/** Provider and pool names: they go into URLs, file names and metric labels as they are. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
+export const NAME_RULE = `letters, digits, - and _, at most ${LIMITS.nameChars}`;
+/** A check URL or a base URL: http(s), no spaces. */
+export const URL_PATTERN = /^https?:\/\/\S+$/i;
+export const URL_RULE = 'an http(s) URL';
+/** `tokens.state`; the order is the one lists and errors show. */
+export const TOKEN_STATES = ['active', 'suspect', 'invalid', 'disabled'] as const satisfies readonly TokenState[];
+/** What a canary token is expected to be. */
+export const EXPECTATIONS = ['live', 'dead'] as const;
+export const EXPECT_PATTERN = /^(live|dead)$/;
+export const EXPECT_RULE = 'live or dead';
+
+export const isTokenState = (s: string): s is TokenState => (TOKEN_STATES as readonly string[]).includes(s);
+export const isExpectation = (s: string): s is (typeof EXPECTATIONS)[number] => (EXPECTATIONS as readonly string[]).includes(s);
 
 /** PostgreSQL refuses U+0000 in text; the others would store it. */
 export const hasNul = (s: string): boolean => s.includes('\u0000');

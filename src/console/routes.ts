@@ -1,12 +1,12 @@
 import type { HttpContext } from '../context.js';
 import { findProvider, type Provider } from '../db/providers.js';
-import type { TokenState, Verdict } from '../db/schema.js';
+import type { Verdict } from '../db/schema.js';
 import type { TokenMatch } from '../db/tokens.js';
 import { API_TOKEN_VARIABLES, sameSecret } from '../http/auth.js';
 import { importIntoPool, removeMatching, removeToken, restoreToken, startRun } from '../http/operations.js';
 import { errorBody, HttpError, type Handler, type HttpRequest, type Reply, type Route } from '../http/router.js';
 import { parseTokenLines } from '../secret.js';
-import { LIMITS, parseId, quote, textProblem } from '../validation.js';
+import { LIMITS, NAME_PATTERN, TOKEN_STATES, parseId, quote, textProblem } from '../validation.js';
 import { assets, modules } from './assets.js';
 import {
   archiveEntry,
@@ -195,14 +195,12 @@ function wholeNumber(raw: string | null | undefined, field: string, def: number,
   return Number(raw);
 }
 
-const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
 const VERDICTS: ReadonlyArray<Verdict | 'unchecked'> = ['live', 'dead', 'exhausted', 'unknown', 'unchecked'];
-const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
 
 /** The table's filter, from the query string or a bulk action's body, in one canonical order. */
 function matchOf(get: (name: string) => unknown): TokenMatch {
   const m: TokenMatch = {};
-  const state = oneOf(get('state'), 'state', STATES);
+  const state = oneOf(get('state'), 'state', TOKEN_STATES);
   const verdict = oneOf(get('verdict'), 'verdict', VERDICTS);
   const reason = text(get('reason'), 'reason', 64);
   const q = text(get('q'), 'q', 100)?.trim();
@@ -221,7 +219,7 @@ async function providerParam(app: HttpContext, name: string | undefined): Promis
 
 function poolParam(req: HttpRequest): string {
   const pool = req.params.pool!;
-  if (!NAME.test(pool)) throw badRequest(`pool must be letters, digits, - and _, at most ${LIMITS.nameChars}`);
+  if (!NAME_PATTERN.test(pool)) throw badRequest(`pool must be letters, digits, - and _, at most ${LIMITS.nameChars}`);
   return pool;
 }
 
@@ -325,7 +323,7 @@ async function postImport(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const body = bodyOf(req, ['provider', 'pool', 'text', 'label', 'expect']);
   const provider = await providerParam(app, text(body.provider, 'provider', LIMITS.nameChars));
   const pool = text(body.pool, 'pool', LIMITS.nameChars) ?? 'default';
-  if (!NAME.test(pool)) throw badRequest(`pool must be letters, digits, - and _, at most ${LIMITS.nameChars}`);
+  if (!NAME_PATTERN.test(pool)) throw badRequest(`pool must be letters, digits, - and _, at most ${LIMITS.nameChars}`);
   const label = text(body.label, 'label', LIMITS.labelChars);
   const expect = oneOf(body.expect, 'expect', ['live', 'dead'] as const);
   if (typeof body.text !== 'string') throw badRequest('text is required: the tokens, one per line');
@@ -350,7 +348,7 @@ async function postRun(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const body = bodyOf(req, ['provider', 'pool', 'force']);
   const provider = text(body.provider, 'provider', LIMITS.nameChars);
   const pool = text(body.pool, 'pool', LIMITS.nameChars);
-  if (pool !== undefined && !NAME.test(pool)) throw badRequest('pool must be letters, digits, - and _');
+  if (pool !== undefined && !NAME_PATTERN.test(pool)) throw badRequest('pool must be letters, digits, - and _');
   if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('force must be true or false');
   const runId = await startRun(app, { trigger: 'console', provider, pool, force: body.force === true });
   audit(app, req, 'check', { provider, pool, force: body.force === true, runId });

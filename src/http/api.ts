@@ -5,14 +5,11 @@ import { findProvider, findProviderById, listProviders, upsertProvider } from '.
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
 import { findToken, listTokens, removeProviderAndTokens, tokenCountsByPool } from '../db/tokens.js';
-import { LIMITS, parseId, quote, textProblem } from '../validation.js';
+import { EXPECT_PATTERN, EXPECT_RULE, LIMITS, NAME_PATTERN, NAME_RULE, TOKEN_STATES, URL_PATTERN, URL_RULE, isTokenState, parseId, quote, textProblem } from '../validation.js';
 import { importIntoPool, providerByName, removeToken, startRun } from './operations.js';
 import { historyView, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
 
-const STATES: readonly TokenState[] = ['active', 'suspect', 'invalid', 'disabled'];
-const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
-const NAME_RULE = `letters, digits, - and _, at most ${LIMITS.nameChars}`;
 
 const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
 
@@ -62,7 +59,7 @@ function stringField(body: Record<string, unknown>, field: string, rule?: { patt
   return v;
 }
 
-const poolRule = { pattern: NAME, says: NAME_RULE };
+const poolRule = { pattern: NAME_PATTERN, says: NAME_RULE };
 
 type PoolSummary = {
   pool: string;
@@ -103,12 +100,12 @@ async function getProviders(app: HttpContext) {
 
 async function postProvider(req: HttpRequest, app: HttpContext) {
   const body = bodyObject(req, ['name', 'kind', 'url', 'concurrency']);
-  const name = stringField(body, 'name', { pattern: NAME, says: NAME_RULE });
+  const name = stringField(body, 'name', { pattern: NAME_PATTERN, says: NAME_RULE });
   if (name === undefined) throw badRequest(`name is required: ${NAME_RULE}`);
   const kind = stringField(body, 'kind') ?? '';
   const checker = checkerFor(kind);
   if (!checker) throw badRequest(`kind must be one of ${providerKinds().join(', ')}; got ${quote(kind)}`);
-  const url = stringField(body, 'url', { pattern: /^https?:\/\/\S+$/i, says: 'an http(s) URL' }, LIMITS.urlChars);
+  const url = stringField(body, 'url', { pattern: URL_PATTERN, says: URL_RULE }, LIMITS.urlChars);
   if (checker.requiresUrl && url === undefined) throw badRequest(`url is required for kind ${kind}`);
   const concurrency = body.concurrency ?? null;
   if (
@@ -137,8 +134,8 @@ async function getTokens(req: HttpRequest, app: HttpContext) {
   const provider = providerName === undefined ? undefined : await providerByName(app, providerName, 400);
   const pool = queryText(req, 'pool', LIMITS.nameChars);
   const state = req.query.get('state') || undefined;
-  if (state !== undefined && !STATES.includes(state as TokenState)) {
-    throw badRequest(`state must be one of ${STATES.join(', ')}; got ${quote(state)}`);
+  if (state !== undefined && !isTokenState(state)) {
+    throw badRequest(`state must be one of ${TOKEN_STATES.join(', ')}; got ${quote(state)}`);
   }
   const limit = queryInt(req, 'limit', 100, 1, 1000);
   const cursor = req.query.get('cursor') || undefined;
@@ -167,7 +164,7 @@ async function postTokens(req: HttpRequest, app: HttpContext) {
   if (providerName === undefined) throw badRequest('provider is required');
   const provider = await providerByName(app, providerName, 400);
   const pool = stringField(body, 'pool', poolRule) ?? 'default';
-  const expect = stringField(body, 'expect', { pattern: /^(live|dead)$/, says: 'live or dead' }) as 'live' | 'dead' | undefined;
+  const expect = stringField(body, 'expect', { pattern: EXPECT_PATTERN, says: EXPECT_RULE }) as 'live' | 'dead' | undefined;
   const label = stringField(body, 'label', undefined, LIMITS.labelChars);
   const tokens = body.tokens;
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
