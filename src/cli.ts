@@ -329,7 +329,7 @@ async function providersCommand(config: Readonly<Config>, rest: string[], io: Cl
 async function readInput(io: CliIo, file: string | undefined): Promise<string> {
   if (file === undefined || file === '-') {
     const chunks: Buffer[] = [];
-    for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk));
+    for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk as Uint8Array | string));
     return Buffer.concat(chunks).toString('utf8');
   }
   try {
@@ -555,10 +555,12 @@ async function notifyCommand(config: Readonly<Config>, rest: string[], io: CliIo
   }
 }
 
+type Cell = string | number | boolean | null | undefined;
+
 /** Plain aligned columns; undefined columns are dropped. */
-export function table(rows: Array<Record<string, unknown>>): string {
+export function table(rows: Array<Record<string, Cell>>): string {
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => r[k] !== undefined)))];
-  const cell = (v: unknown) => (v === null || v === undefined ? '' : String(v));
+  const cell = (v: Cell) => (v === null || v === undefined ? '' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');

@@ -20,18 +20,24 @@ export type DialectName = 'sqlite' | 'postgres' | 'mysql';
  */
 export interface DialectProfile {
   name: DialectName;
-  time(d: Date): Date | string;
-  readTime(v: unknown): Date | null;
-  bool(b: boolean): boolean | number;
+  // Properties, not methods: none uses `this`, so callers may take them off the profile.
+  time: (d: Date) => Date | string;
+  readTime: (v: unknown) => Date | null;
+  bool: (b: boolean) => boolean | number;
   /** The placeholder of the n-th bound value (from 1). */
-  placeholder(n: number): string;
+  placeholder: (n: number) => string;
   /** The database server's time, `offsetMs` from now, as the dialect stores timestamps. */
-  clock(offsetMs?: number): RawBuilder<Date | string>;
+  clock: (offsetMs?: number) => RawBuilder<Date | string>;
   insertId<DB, T extends keyof DB & string>(
     db: Kysely<DB> | Transaction<DB>,
     table: T,
     values: Record<string, unknown>,
   ): Promise<number>;
+}
+
+/** `insertId` is given the table's name at run time: its builder knows no columns. */
+function untyped<DB>(db: Kysely<DB> | Transaction<DB>): Kysely<Record<string, Record<string, unknown>>> {
+  return db as unknown as Kysely<Record<string, Record<string, unknown>>>;
 }
 
 export function num(v: unknown): number {
@@ -61,7 +67,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     placeholder: () => '?',
     clock: (offsetMs = 0) => sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${offsetMs / 1000} seconds`})`,
     async insertId(db, table, values) {
-      const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
+      const r = await untyped(db).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
     },
   },
@@ -73,7 +79,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     placeholder: (n) => `$${n}`,
     clock: (offsetMs = 0) => sql<Date>`(clock_timestamp() + cast(${Math.round(offsetMs)} as integer) * interval '1 millisecond')`,
     async insertId(db, table, values) {
-      const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
+      const r = await untyped(db).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
       return num(r.id);
     },
   },
@@ -85,7 +91,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     placeholder: () => '?',
     clock: (offsetMs = 0) => sql<Date>`timestampadd(microsecond, ${Math.round(offsetMs) * 1000}, utc_timestamp(3))`,
     async insertId(db, table, values) {
-      const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
+      const r = await untyped(db).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
     },
   },

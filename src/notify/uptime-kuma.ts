@@ -1,7 +1,6 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { num } from '../db/dialect.js';
-import type { Verdict } from '../db/schema.js';
 import type { RunSummary } from '../engine/run.js';
 import type { OutgoingRequest } from './formats.js';
 
@@ -35,7 +34,7 @@ export async function currentPoolCounts(db: Db): Promise<PoolCounts[]> {
     const c = pools.get(key) ?? { provider: r.provider, pool: r.pool, total: 0, live: 0, dead: 0, exhausted: 0, unknown: 0 };
     const n = num(r.n);
     c.total += n;
-    c[(r.verdict as Verdict | null) ?? 'unknown'] += n;
+    c[r.verdict ?? 'unknown'] += n;
     pools.set(key, c);
   }
   return [...pools.values()];
