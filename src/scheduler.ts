@@ -43,7 +43,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     const tasks = this.tasks;
     this.tasks = [];
-    await Promise.all(tasks.map((t) => t.destroy()));
+    await Promise.all(tasks.map((t) => Promise.resolve(t.destroy())));
   }
 }
 

@@ -51,7 +51,7 @@ describe('classifyLoginAnswer', () => {
     ['WAF 403', 403, '<html>blocked</html>', 'unknown', 'http_403'],
     ['502', 502, '', 'unknown', 'http_502'],
   ])('%s → %s', (_n, status, body, verdict, reason) => {
-    const outcome = classifyLoginAnswer(status as number, body as string);
+    const outcome = classifyLoginAnswer(status, body);
     expect(outcome.ok).toBe(false);
     if (!outcome.ok) expect(outcome.result).toMatchObject({ verdict, reason });
   });
@@ -68,7 +68,7 @@ describe('classifySummaryAnswer', () => {
     ['HTML', 200, '<html></html>', 'unknown', undefined],
     ['429', 429, '', 'unknown', undefined],
   ])('%s → %s', (_n, status, body, verdict, balance) => {
-    const s = classifySummaryAnswer(status as number, body as string);
+    const s = classifySummaryAnswer(status, body);
     expect(s.expired).toBe(false);
     if (!s.expired) {
       expect(s.result.verdict).toBe(verdict);

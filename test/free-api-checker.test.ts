@@ -38,7 +38,7 @@ describe('classifyFreeApiAnswer: every row of the free-api contract', () => {
     ['429', 429, '', 'unknown', 'rate_limited'],
     ['401 from a proxy is not the token', 401, '{"live": false}', 'unknown', 'http_401'],
   ])('%s → %s', (_name, status, body, verdict, reason) => {
-    expect(classifyFreeApiAnswer(status as number, body as string)).toMatchObject({ verdict, reason });
+    expect(classifyFreeApiAnswer(status, body)).toMatchObject({ verdict, reason });
   });
 });
 
@@ -67,7 +67,7 @@ describe('freeApiChecker over real HTTP', () => {
     expect(r.latencyMs).toBeGreaterThanOrEqual(0);
   });
 
-  it.each<[Behaviour, string, string]>([
+  it.each<[Extract<Behaviour, string>, string, string]>([
     ['dead', 'dead', 'upstream_rejected'],
     ['auth_failed', 'dead', 'upstream_auth_failed'],
     ['upstream_error', 'unknown', 'upstream_error'],

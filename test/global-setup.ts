@@ -97,7 +97,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // CI sets TSCHK_TEST_REQUIRE_BROWSER=1: the console's browser tests must run there, never skip.
   const noBrowser = !haveChromium();
   if (noBrowser && process.env.TSCHK_TEST_REQUIRE_BROWSER === '1') {
-    await Promise.allSettled(results);
     await stopAll();
     throw new Error(`TSCHK_TEST_REQUIRE_BROWSER=1 but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`);
   }

@@ -58,7 +58,7 @@ describe('classifyDeepseekBalance', () => {
     ['200 error envelope', 200, json({ error: { message: 'Authentication Fails' } }), 'unknown', 'bad_response', undefined, undefined],
     ['is_available as text', 200, json({ is_available: 'true', balance_infos: [] }), 'unknown', 'bad_response', undefined, undefined],
   ])('%s → %s', (_n, status, body, verdict, reason, balanceText, currency) => {
-    const c = classifyDeepseekBalance(status as number, body as string);
+    const c = classifyDeepseekBalance(status, body);
     expect(c).toMatchObject({ verdict, reason });
     expect(c.balance).toBe(balanceText);
     expect(c.currency).toBe(currency);
@@ -83,7 +83,7 @@ describe('classifyMoonshotBalance', () => {
     ['429', 429, '', 'unknown', undefined],
     ['HTML', 200, HTML, 'unknown', undefined],
   ])('%s → %s', (_n, status, b, verdict, balance) => {
-    const c = classifyMoonshotBalance(status as number, b as string, 'CNY');
+    const c = classifyMoonshotBalance(status, b, 'CNY');
     expect(c.verdict).toBe(verdict);
     expect(c.balance).toBe(balance);
     if (balance !== undefined) expect(c.currency).toBe('CNY');
@@ -106,7 +106,7 @@ describe('classifyStepfunAccount', () => {
     ['another object', 200, json({ object: 'error', message: 'x' }), 'unknown', undefined],
     ['502', 502, NGINX_502, 'unknown', undefined],
   ])('%s → %s', (_n, status, body, verdict, balance) => {
-    const c = classifyStepfunAccount(status as number, body as string);
+    const c = classifyStepfunAccount(status, body);
     expect(c.verdict).toBe(verdict);
     expect(c.balance).toBe(balance);
   });
@@ -124,7 +124,7 @@ describe('classifyOpenrouterKey', () => {
     ['no data', 200, json({ error: { message: 'x' } }), 'unknown', undefined, undefined],
     ['429', 429, '', 'unknown', undefined, undefined],
   ])('%s → %s', (_n, status, body, verdict, balance, currency) => {
-    const c = classifyOpenrouterKey(status as number, body as string);
+    const c = classifyOpenrouterKey(status, body);
     expect(c.verdict).toBe(verdict);
     expect(c.balance).toBe(balance);
     expect(c.currency).toBe(currency);
@@ -147,7 +147,7 @@ describe('classifyOpenaiModels', () => {
     ['429 rate limit', 429, json({ error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } }), 'unknown', 'rate_limited'],
     ['500', 500, '', 'unknown', 'http_500'],
   ])('%s → %s', (_n, status, body, verdict, reason) => {
-    expect(classifyOpenaiModels(status as number, body as string)).toMatchObject({ verdict, reason });
+    expect(classifyOpenaiModels(status, body)).toMatchObject({ verdict, reason });
   });
 });
 

@@ -13,9 +13,9 @@ export function importDialog(scope: { provider: string; pool: string } | undefin
   const label = h('input', { name: 'label', autocomplete: 'off' });
   const expect = h('select', { name: 'expect' }, h('option', { value: '' }, t('import.expect_none')), h('option', { value: 'live' }, t('import.expect_live')), h('option', { value: 'dead' }, t('import.expect_dead')));
   const message = h('div', { 'aria-live': 'polite' });
-  file.addEventListener('change', async () => {
+  file.addEventListener('change', () => {
     const f = file.files?.[0];
-    if (f) text.value = await f.text();
+    if (f) f.text().then((s) => (text.value = s), (err: unknown) => clear(message, notice('error', errorText(err))));
   });
   const submit = h(
     'button',

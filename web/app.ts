@@ -14,9 +14,9 @@ export interface PageContext {
   params: Record<string, string>;
   query: URLSearchParams;
   /** Called when the user leaves the page. */
-  onLeave(f: () => void): void;
+  onLeave: (f: () => void) => void;
   /** Asks for the page to be drawn again (after an action). */
-  refresh(): void;
+  refresh: () => void;
 }
 
 type Page = (ctx: PageContext) => Promise<void> | void;
@@ -39,7 +39,7 @@ interface SessionAnswer {
 }
 
 const app = document.getElementById('app')!;
-let leaving: Array<() => void> = [];
+const leaving: Array<() => void> = [];
 let session: SessionAnswer | undefined;
 
 async function start(): Promise<void> {

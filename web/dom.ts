@@ -3,7 +3,9 @@
  * so whatever a label or an upstream's message holds is shown as text.
  */
 type Child = Node | string | number | null | undefined | false;
-type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
+/** An event handler; one that returns a promise (an action's request) is awaited by `h`. */
+type Handler = (e: Event) => void | Promise<void>;
+type Attrs = Record<string, string | number | boolean | null | undefined | Handler>;
 
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
@@ -24,7 +26,7 @@ export function svg(tag: string, attrs: Attrs = {}, ...children: Child[]): SVGEl
 function setAttrs(el: Element, attrs: Attrs): void {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
-    if (typeof value === 'function') el.addEventListener(name.replace(/^on/, ''), value);
+    if (typeof value === 'function') el.addEventListener(name.replace(/^on/, ''), (e) => void Promise.resolve(value(e)).catch(reportError));
     else el.setAttribute(name, value === true ? '' : String(value));
   }
 }

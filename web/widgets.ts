@@ -111,7 +111,7 @@ export function errorText(err: unknown): string {
 /** A modal dialog (the browser keeps the focus inside and closes it on Escape). */
 export function dialog(title: string, body: Array<Node | string>, actions: HTMLElement[]): HTMLDialogElement {
   const id = `d${Math.random().toString(36).slice(2, 8)}`;
-  const d = h(
+  const d: HTMLDialogElement = h(
     'dialog',
     { 'aria-labelledby': id },
     h('h2', { id }, title),

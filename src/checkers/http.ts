@@ -47,7 +47,7 @@ function exchange(
   ctx: CheckContext,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    if (ctx.signal?.aborted) return reject(ctx.signal.reason);
+    ctx.signal?.throwIfAborted(); // rejects with the signal's reason
     const { origin, pathname, search } = new URL(url);
     const handler = new Exchange(resolve, reject, ctx.signal);
     try {
@@ -160,7 +160,9 @@ const NETWORK_REASONS: Record<string, string> = {
 
 function networkReason(err: unknown): { reason: string; detail: string } {
   const codes: string[] = [];
-  for (let e: any = err; e && codes.length < 5; e = e.cause) if (typeof e.code === 'string') codes.push(e.code);
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined; e && codes.length < 5; e = e.cause as typeof e) {
+    if (typeof e.code === 'string') codes.push(e.code);
+  }
   const code = codes.find((c) => NETWORK_REASONS[c]);
   const message = err instanceof Error ? err.message : String(err);
   return { reason: code ? NETWORK_REASONS[code]! : 'network_error', detail: `${codes[0] ?? 'error'}: ${message}`.slice(0, 200) };

@@ -33,7 +33,7 @@ function stateOption(raw: string | undefined): TokenState | undefined {
 async function readInput(io: CliIo, file: string | undefined): Promise<string> {
   if (file === undefined || file === '-') {
     const chunks: Buffer[] = [];
-    for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk));
+    for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk as Uint8Array | string));
     return Buffer.concat(chunks).toString('utf8');
   }
   try {

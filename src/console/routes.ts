@@ -21,7 +21,6 @@ import {
   runList,
   TOKEN_SORTS,
   tokenPage,
-  type TokenSort,
 } from './queries.js';
 import {
   cameOverHttps,
@@ -277,7 +276,7 @@ async function getPoolTokens(req: HttpRequest, app: HttpContext): Promise<Reply>
   const provider = await providerParam(app, req.params.provider);
   const pool = poolParam(req);
   const match = matchOf((n) => req.query.get(n));
-  const sort = (oneOf(req.query.get('sort'), 'sort', TOKEN_SORTS) ?? 'position') as TokenSort;
+  const sort = oneOf(req.query.get('sort'), 'sort', TOKEN_SORTS) ?? 'position';
   const dir = oneOf(req.query.get('dir'), 'dir', ['asc', 'desc'] as const) ?? 'asc';
   const size = wholeNumber(req.query.get('size'), 'size', 50, 1, 200);
   const page = wholeNumber(req.query.get('page'), 'page', 1, 1, 1_000_000);
@@ -307,7 +306,7 @@ async function postBulk(req: HttpRequest, app: HttpContext): Promise<Reply> {
   match.maxId = maxId;
   const now = await countMatching(app.db, { providerId: provider.id, pool, match });
   if (body.expected !== undefined && body.expected !== now.count) {
-    throw new HttpError(409, 'selection_changed', `the filter matches ${now.count} tokens now, not ${String(body.expected)}: look again before acting`);
+    throw new HttpError(409, 'selection_changed', `the filter matches ${now.count} tokens now, not ${JSON.stringify(body.expected)}: look again before acting`);
   }
   if (action === 'remove') {
     const r = await removeMatching(app, { provider, pool, match }, 'console');

@@ -17,7 +17,7 @@ export interface Db {
   dialect: DialectProfile;
   /** How the last write went; writers report their retries to it. */
   writes: WriteHealth;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /**
@@ -61,7 +61,7 @@ export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): 
   kysely: Kysely<DB>;
   dialect: DialectProfile;
   writes: WriteHealth;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 } {
   const writes = new WriteHealth(target.dialect, { onRetry: opts.onRetry });
   const dialect = createDialect(target, opts.poolSize ?? 10, opts.foreign ?? false, opts.onError ?? (() => {}));
@@ -96,7 +96,7 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
         // bigint (count(*), bigserial) as a number; our ids stay far below 2^53.
         types: {
           getTypeParser: ((oid: number, format?: string) =>
-            oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+            oid === 20 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown)) as typeof pg.types.getTypeParser,
         },
       });
       // pg's pool listens for errors only on idle clients: a client lent out (a transaction waiting

@@ -25,16 +25,17 @@ export type DialectName = 'sqlite' | 'postgres' | 'mysql';
  */
 export interface DialectProfile {
   name: DialectName;
-  time(d: Date): Date | string;
-  readTime(v: unknown): Date | null;
-  bool(b: boolean): boolean | number;
+  // Properties, not methods: none uses `this`, so callers may take them off the profile.
+  time: (d: Date) => Date | string;
+  readTime: (v: unknown) => Date | null;
+  bool: (b: boolean) => boolean | number;
   /** The placeholder of the n-th bound value (from 1). */
-  placeholder(n: number): string;
+  placeholder: (n: number) => string;
   /** The database server's time, `offsetMs` from now, as the dialect stores timestamps. */
-  clock(offsetMs?: number): RawBuilder<Date | string>;
+  clock: (offsetMs?: number) => RawBuilder<Date | string>;
   /** A `history_checks.at` value. */
-  historyTime(d: Date): number | Date;
-  ignoreDuplicates<DB, T extends keyof DB & string, O>(q: InsertQueryBuilder<DB, T, O>): InsertQueryBuilder<DB, T, O>;
+  historyTime: (d: Date) => number | Date;
+  ignoreDuplicates: <DB, T extends keyof DB & string, O>(q: InsertQueryBuilder<DB, T, O>) => InsertQueryBuilder<DB, T, O>;
   /** SQLite only: what keeps its file and WAL bounded while retention deletes. */
   fileUpkeep?: FileUpkeep;
   insertId<DB, T extends keyof DB & string>(
@@ -75,6 +76,11 @@ const sqliteUpkeep: FileUpkeep = {
   },
 };
 
+/** `insertId` is given the table's name at run time: its builder knows no columns. */
+function untyped<DB>(db: Kysely<DB> | Transaction<DB>): Kysely<Record<string, Record<string, unknown>>> {
+  return db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+}
+
 export function num(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
@@ -107,7 +113,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     ignoreDuplicates: (q) => q.orIgnore(),
     fileUpkeep: sqliteUpkeep,
     async insertId(db, table, values) {
-      const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
+      const r = await untyped(db).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
     },
   },
@@ -121,7 +127,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     historyTime: (d) => d,
     ignoreDuplicates: (q) => q.onConflict((oc) => oc.doNothing()),
     async insertId(db, table, values) {
-      const r = await (db as Kysely<any>).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
+      const r = await untyped(db).insertInto(table).values(values).returning('id').executeTakeFirstOrThrow();
       return num(r.id);
     },
   },
@@ -135,7 +141,7 @@ export const profiles: Record<DialectName, DialectProfile> = {
     historyTime: (d) => d,
     ignoreDuplicates: (q) => q.ignore(),
     async insertId(db, table, values) {
-      const r = await (db as Kysely<any>).insertInto(table).values(values).executeTakeFirstOrThrow();
+      const r = await untyped(db).insertInto(table).values(values).executeTakeFirstOrThrow();
       return Number(r.insertId);
     },
   },

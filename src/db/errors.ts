@@ -106,10 +106,10 @@ function* chain(err: unknown): Generator<ErrorLike> {
     const e = queue.shift();
     if (typeof e !== 'object' || e === null || seen.has(e)) continue;
     seen.add(e);
-    yield e as ErrorLike;
+    yield e;
     const { cause, errors } = e as ErrorLike;
     queue.push(cause);
-    if (Array.isArray(errors)) queue.push(...errors);
+    if (Array.isArray(errors)) queue.push(...(errors as unknown[]));
   }
 }
 

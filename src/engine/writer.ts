@@ -23,7 +23,7 @@ export class HistoryWriteError extends Error {
 export class BatchWriter {
   private buffer: CheckRecord[] = [];
   private writing: Promise<void> = Promise.resolve();
-  private failure: unknown;
+  private failure: HistoryWriteError | undefined;
   private timer: NodeJS.Timeout;
 
   constructor(

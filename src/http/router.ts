@@ -128,7 +128,7 @@ function splitPath(path: string): string[] {
  * it would name another path or nothing at all, so the route does not match.
  */
 function plainSegment(value: string): boolean {
-  return value !== '' && value !== '.' && value !== '..' && !/[/\\\u0000]/.test(value);
+  return value !== '' && value !== '.' && value !== '..' && !/[/\\]/.test(value) && !value.includes('\0');
 }
 
 function matchPath(pattern: string, segments: string[]): Record<string, string> | undefined {

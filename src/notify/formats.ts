@@ -145,6 +145,11 @@ export function webhookRequest(url: string, d: Digest, s: WebhookSettings, now: 
 
 export type Answer = { ok: true } | { ok: false; retry: boolean; reason: string };
 
+/** A field of a receiver's JSON answer as text: a string as it is, anything else as JSON. */
+function fieldText(v: unknown): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? '');
+}
+
 /**
  * Pure: whether the receiver took the message. Chat APIs refuse with HTTP 200 and an error code in
  * the body (WeCom/DingTalk `errcode`, Feishu `code`, Telegram and Uptime-Kuma `ok: false`); such a
@@ -157,16 +162,16 @@ export function judgeAnswer(kind: WebhookFormat | 'uptime-kuma', status: number,
   switch (kind) {
     case 'wecom':
     case 'dingtalk':
-      if (o.errcode !== undefined && o.errcode !== 0) refusal = `errcode ${String(o.errcode)}: ${String(o.errmsg ?? '')}`;
+      if (o.errcode !== undefined && o.errcode !== 0) refusal = `errcode ${fieldText(o.errcode)}: ${fieldText(o.errmsg ?? '')}`;
       break;
     case 'feishu':
-      if (o.code !== undefined && o.code !== 0) refusal = `code ${String(o.code)}: ${String(o.msg ?? '')}`;
+      if (o.code !== undefined && o.code !== 0) refusal = `code ${fieldText(o.code)}: ${fieldText(o.msg ?? '')}`;
       break;
     case 'telegram':
-      if (o.ok === false) refusal = `error ${String(o.error_code ?? '')}: ${String(o.description ?? '')}`;
+      if (o.ok === false) refusal = `error ${fieldText(o.error_code ?? '')}: ${fieldText(o.description ?? '')}`;
       break;
     case 'uptime-kuma':
-      if (o.ok === false) refusal = String(o.msg ?? 'refused');
+      if (o.ok === false) refusal = fieldText(o.msg ?? 'refused');
       break;
     case 'json':
       break;

@@ -104,7 +104,7 @@ export async function startMockOfficial(): Promise<MockOfficial> {
       } catch {
         return { status: 400, json: { code: 400, msg: 'bad request', data: null } };
       }
-      const account = String(creds.email || creds.mobile || '');
+      const account = [creds.email, creds.mobile].find((v): v is string => typeof v === 'string' && v !== '') ?? '';
       const a = accounts.get(account);
       if (a?.login) return a.login;
       if (!a || a.password !== creds.password) {

@@ -1,7 +1,7 @@
 // One-API / New-API tables as GORM creates them (songquanpeng/one-api and QuantumNous/new-api
 // model/channel.go, model/ability.go), trimmed to their real column names and types, with the
 // reserved words `key` and `group` as column names.
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { OneApiFlavor } from '../../src/config.js';
 import { openTarget } from '../../src/db/connect.js';
 import { profiles } from '../../src/db/dialect.js';
@@ -47,8 +47,8 @@ export interface OneApiFixture {
 export async function createOneApi(url: string, flavor: OneApiFlavor): Promise<OneApiFixture> {
   const target = parseDatabaseUrl(url)!;
   const { kysely, close } = openTarget<any>(target);
-  const db = kysely as Kysely<any>;
-  const dialect = target.dialect as Dialect;
+  const db = kysely;
+  const dialect = target.dialect;
   for (const ddl of DDL[dialect](flavor)) await sql.raw(ddl).execute(db);
   const bool = profiles[dialect].bool;
   return {

@@ -93,7 +93,10 @@ export function startTschk(args: string[], env: Record<string, string>): TschkPr
         line = { msg: text, notJson: true };
       }
       logs.push(line);
-      for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
+      for (const w of waiters.splice(0)) {
+        if (w.match(line)) w.resolve(line);
+        else waiters.push(w);
+      }
     }
   });
   child.stderr.on('data', (c) => (stderr += String(c)));

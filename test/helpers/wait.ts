@@ -3,7 +3,7 @@ export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: num
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();
-    if (value) return value as NonNullable<T>;
+    if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${message}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
