@@ -69,6 +69,7 @@ export const MAX_TOKEN_LENGTH = 4096;
 export type LineProblem = 'too_long' | 'control_character' | 'not_utf8';
 
 // C0 controls (tab included: no token holds one, and a header value must not), DEL, C1 controls.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Pure: what is wrong with a trimmed line of a token file or an import, if anything. */

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openTarget } from '../src/db/connect.js';
 import { upsertProvider } from '../src/db/providers.js';
@@ -53,7 +53,7 @@ describe('a daemon keeps its own DeepSeek account sessions', () => {
 async function sessionsOn(url: string): Promise<{ ids: () => Promise<number[]>; kill: (id: number) => Promise<void>; close: () => Promise<void> }> {
   const target = parseDatabaseUrl(url)!;
   const { kysely, close } = openTarget<unknown>(target, { poolSize: 1, foreign: true });
-  const db = kysely as Kysely<unknown>;
+  const db = kysely;
   const query =
     target.dialect === 'postgres'
       ? sql<{ id: number }>`select pid as id from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`

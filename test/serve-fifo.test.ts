@@ -64,7 +64,7 @@ describe('tschk serve with a FIFO as token.json (a real process)', () => {
     let url = '';
     let rest = '';
     let seen: () => void = () => {};
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       const lines = (rest + chunk.toString('utf8')).split('\n');
       rest = lines.pop()!;
       for (const line of lines) {

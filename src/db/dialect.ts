@@ -1,4 +1,4 @@
-import { sql, type InsertQueryBuilder, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type InsertQueryBuilder, type Kysely, type QueryExecutorProvider, type RawBuilder, type Transaction } from 'kysely';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
@@ -48,13 +48,13 @@ export interface DialectProfile {
 /** An SQLite file's upkeep; every call is one short statement. */
 export interface FileUpkeep {
   /** The WAL shrinks back to this size after a checkpoint that emptied it. */
-  limitWal(db: Kysely<any>, bytes: number): Promise<void>;
+  limitWal(db: QueryExecutorProvider, bytes: number): Promise<void>;
   /** Copies the WAL into the file without waiting for readers. */
-  checkpoint(db: Kysely<any>): Promise<void>;
+  checkpoint(db: QueryExecutorProvider): Promise<void>;
   /** Free pages the file could give back, when it was made with incremental vacuum (else 0). */
-  freePages(db: Kysely<any>): Promise<number>;
+  freePages(db: QueryExecutorProvider): Promise<number>;
   /** Gives one free page back to the file system (~20 µs). */
-  vacuumPage(db: Kysely<any>): Promise<void>;
+  vacuumPage(db: QueryExecutorProvider): Promise<void>;
 }
 
 const sqliteUpkeep: FileUpkeep = {

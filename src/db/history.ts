@@ -182,8 +182,8 @@ async function recordTransitions(db: Db, trx: Transaction<Database>, records: re
 /** Reason codes, from a cache per database; new reasons are added (by any process: duplicates are skipped). */
 export async function reasonCodes(db: Db, reasons: Iterable<string>): Promise<Map<string, number>> {
   let cache = reasonCache.get(db.kysely);
-  if (!cache) reasonCache.set(db.kysely, (cache = new Map()));
-  const missing = [...new Set(reasons)].filter((r) => !cache!.has(r));
+  if (!cache) reasonCache.set(db.kysely, (cache = new Map<string, number>()));
+  const missing = [...new Set(reasons)].filter((r) => !cache.has(r));
   if (missing.length > 0) {
     await db.dialect.ignoreDuplicates(db.kysely.insertInto('history_reasons').values(missing.map((reason) => ({ reason: reason.slice(0, 64) })))).execute();
     for (const row of await db.kysely.selectFrom('history_reasons').select(['id', 'reason']).where('reason', 'in', missing.map((r) => r.slice(0, 64))).execute()) {

@@ -146,7 +146,7 @@ async function getTokens(req: HttpRequest, app: HttpContext) {
   const rows = await listTokens(app.db, {
     providerId: provider?.id,
     pool,
-    state: state as TokenState | undefined,
+    state: state,
     afterId,
     limit: limit + 1,
   });

@@ -64,7 +64,7 @@ async function bounded<T>(path: string, op: Promise<T>, signal: AbortSignal | un
       reject(new TokenFileUnreadable(`${basename(path)} did not answer a read within ${fileReadLimits.timeoutMs / 1000} s (a hung network mount?): the read is abandoned`, 'timeout'));
     }, fileReadLimits.timeoutMs);
     if (signal) {
-      onAbort = () => reject(signal.reason);
+      onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     }

@@ -44,7 +44,7 @@ export interface SourceEdit {
   /** The staying tokens are flagged invalid in the same transaction (One-API disables a channel by its flagged tokens). */
   flagStaying?: boolean;
   /** Holds the source while the edit is made and synced again (a token file's lock). */
-  exclusive?<T>(fn: () => Promise<T>): Promise<T>;
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
   /**
    * The source's own change, run inside tschk's transaction after the archive rows are written:
    * a `SourceNotEdited` leaves both as they were; any other error too, and is thrown on.

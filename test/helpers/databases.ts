@@ -278,7 +278,7 @@ async function dropServerDatabase(dialect: ServerDialect, name: string): Promise
 }
 
 /** What a database was taken for: the test, or the suite when taken in a beforeAll. */
-function owner(): { failed(): boolean; title: string } {
+function owner(): { failed: () => boolean; title: string } {
   const test = getCurrentTest();
   if (test) return { failed: () => test.result?.state === 'fail', title: test.fullName ?? test.name };
   const suite = getCurrentSuite();
