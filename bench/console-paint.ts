@@ -40,7 +40,12 @@ async function main(): Promise<number> {
   const { db } = daemon.context;
   const seedStart = Date.now();
   const p = await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
-  await importTokens(db, { providerId: p.id, pool: 'default', entries: Array.from({ length: n }, (_, i) => `sk-bench-${i}-${'x'.repeat(24)}`), source: 'cli' });
+  await importTokens(db, {
+    providerId: p.id,
+    pool: 'default',
+    entries: Array.from({ length: n }, (_, i) => `sk-bench-${i}-${'x'.repeat(24)}`),
+    source: 'cli',
+  });
   const tokens = await listTokens(db, { providerId: p.id });
   const now = Date.now();
   for (let d = days; d >= 0; d--) {
@@ -50,12 +55,28 @@ async function main(): Promise<number> {
         db,
         tokens.slice(i, i + 2000).map((t, j) => {
           const verdict = (i + j + d) % 10 === 0 ? 'dead' : (i + j) % 17 === 0 ? 'unknown' : 'live';
-          return { run_id: null, token_id: t.id, provider_id: p.id, fingerprint: t.fingerprint, checked_at: at, verdict, reason: verdict === 'live' ? 'upstream_accepted' : verdict === 'dead' ? 'upstream_rejected' : 'timeout', http_status: 200, latency_ms: 100 + ((i + j) % 700), balance: null, currency: null, detail: null };
+          return {
+            run_id: null,
+            token_id: t.id,
+            provider_id: p.id,
+            fingerprint: t.fingerprint,
+            checked_at: at,
+            verdict,
+            reason: verdict === 'live' ? 'upstream_accepted' : verdict === 'dead' ? 'upstream_rejected' : 'timeout',
+            http_status: 200,
+            latency_ms: 100 + ((i + j) % 700),
+            balance: null,
+            currency: null,
+            detail: null,
+          };
         }),
       );
     }
   }
-  await db.kysely.updateTable('tokens').set({ last_verdict: 'live', last_reason: 'upstream_accepted', last_checked_at: db.dialect.time(new Date(now - 60_000)) }).execute();
+  await db.kysely
+    .updateTable('tokens')
+    .set({ last_verdict: 'live', last_reason: 'upstream_accepted', last_checked_at: db.dialect.time(new Date(now - 60_000)) })
+    .execute();
   const seedS = (Date.now() - seedStart) / 1000;
   await daemon.start();
   const base = daemon.httpAddress!.url;
@@ -63,7 +84,16 @@ async function main(): Promise<number> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = context.pages()[0] ?? (await context.newPage());

@@ -70,11 +70,15 @@ async function seed(db: Db, now: number): Promise<{ providerId: number; spanDays
     const runId = await openRun(db, 'cron', 'all', start);
     for (let i = 0; i < tokens.length && written < ROWS; i += 500) {
       const batch = tokens.slice(i, Math.min(i + 500, i + ROWS - written));
-      await recordChecks(db, batch.map((t, j) => check(t, provider.id, runId, new Date(start.getTime() + (i + j) * 10), h)));
+      await recordChecks(
+        db,
+        batch.map((t, j) => check(t, provider.id, runId, new Date(start.getTime() + (i + j) * 10), h)),
+      );
       written += batch.length;
     }
     await closeRun(db, runId, { status: 'done', counts: { pruned: 0, held: 0 } }, new Date(start.getTime() + 60_000));
-    if (h % 24 === 0) process.stderr.write(`bench history: ${written} rows written (${round((written / (performance.now() - began)) * 1000, 0)}/s)\n`);
+    if (h % 24 === 0)
+      process.stderr.write(`bench history: ${written} rows written (${round((written / (performance.now() - began)) * 1000, 0)}/s)\n`);
   }
   return { providerId: provider.id, spanDays: hours / 24 };
 }
@@ -83,7 +87,9 @@ async function seed(db: Db, now: number): Promise<{ providerId: number; spanDays
 async function historyBytes(db: Db): Promise<number> {
   switch (db.dialect.name) {
     case 'sqlite': {
-      const r = await sql<{ bytes: number }>`SELECT sum(pgsize) AS bytes FROM dbstat WHERE name IN ('history_checks', 'history_checks_at')`.execute(db.kysely);
+      const r = await sql<{
+        bytes: number;
+      }>`SELECT sum(pgsize) AS bytes FROM dbstat WHERE name IN ('history_checks', 'history_checks_at')`.execute(db.kysely);
       return Number(r.rows[0]?.bytes ?? 0);
     }
     case 'postgres': {
@@ -93,14 +99,21 @@ async function historyBytes(db: Db): Promise<number> {
     }
     case 'mysql': {
       await sql`ANALYZE TABLE history_checks`.execute(db.kysely);
-      const r = await sql<{ bytes: number }>`SELECT data_length + index_length AS bytes FROM information_schema.tables WHERE table_schema = database() AND table_name = 'history_checks'`.execute(db.kysely);
+      const r = await sql<{
+        bytes: number;
+      }>`SELECT data_length + index_length AS bytes FROM information_schema.tables WHERE table_schema = database() AND table_name = 'history_checks'`.execute(
+        db.kysely,
+      );
       return Number(r.rows[0]?.bytes ?? 0);
     }
   }
 }
 
 async function countChecks(db: Db): Promise<number> {
-  const r = await db.kysely.selectFrom('history_checks').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+  const r = await db.kysely
+    .selectFrom('history_checks')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(r.n);
 }
 
@@ -119,13 +132,22 @@ async function cli(args: string[], env: Record<string, string>): Promise<string>
   const out = new PassThrough();
   let stdout = '';
   out.on('data', (c) => (stdout += String(c)));
-  const code = await runCli(args, { env, stdout: out, stderr: new PassThrough(), stdin: Readable.from(['']), shutdownRequested: new Promise(() => {}) });
+  const code = await runCli(args, {
+    env,
+    stdout: out,
+    stderr: new PassThrough(),
+    stdin: Readable.from(['']),
+    shutdownRequested: new Promise(() => {}),
+  });
   if (code !== 0) throw new Error(`tschk ${args.join(' ')} exited ${code}`);
   return stdout;
 }
 
 /** While `fn` runs: the longest event-loop stall and the slowest of /healthz asked every 20 ms. */
-async function watched<T>(base: string, fn: () => Promise<T>): Promise<{ result: T; maxStallMs: number; maxHealthzMs: number; durationS: number }> {
+async function watched<T>(
+  base: string,
+  fn: () => Promise<T>,
+): Promise<{ result: T; maxStallMs: number; maxHealthzMs: number; durationS: number }> {
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   let maxHealthzMs = 0;
@@ -224,12 +246,18 @@ async function main(): Promise<void> {
     const base = a.httpAddress!.url;
     await (await fetch(`${base}/healthz`)).arrayBuffer();
     const startToHealthzMs = round(performance.now() - startBegan);
-    const rollup = { ...(await watched(base, () => a.trimHistory())), longestStepMs: round(a.lastHistoryPass?.longestStepMs ?? 0), steps: a.lastHistoryPass?.steps };
+    const rollup = {
+      ...(await watched(base, () => a.trimHistory())),
+      longestStepMs: round(a.lastHistoryPass?.longestStepMs ?? 0),
+      steps: a.lastHistoryPass?.steps,
+    };
 
     process.stderr.write('bench history: queries…\n');
     const adb = a.context.db;
     const queries: Record<string, number> = {};
-    for (const [name, text] of Object.entries(readmeQueries(adb.dialect.name, removedToken.fingerprint, new Date(Date.now() - 30 * DAY).toISOString().slice(0, 10)))) {
+    for (const [name, text] of Object.entries(
+      readmeQueries(adb.dialect.name, removedToken.fingerprint, new Date(Date.now() - 30 * DAY).toISOString().slice(0, 10)),
+    )) {
       queries[name] = await time(() => sql.raw(text).execute(adb.kysely));
     }
     const auth = { authorization: `Bearer ${SECRET}` };
@@ -255,7 +283,11 @@ async function main(): Promise<void> {
     process.stderr.write(`bench history: retention pass down to ${keepDays} days…\n`);
     const b = await Daemon.create(loadConfig(env(keepDays)), { logger: createLogger('warn') });
     await b.start();
-    const retention = { ...(await watched(b.httpAddress!.url, () => b.trimHistory())), longestStepMs: round(b.lastHistoryPass?.longestStepMs ?? 0), steps: b.lastHistoryPass?.steps };
+    const retention = {
+      ...(await watched(b.httpAddress!.url, () => b.trimHistory())),
+      longestStepMs: round(b.lastHistoryPass?.longestStepMs ?? 0),
+      steps: b.lastHistoryPass?.steps,
+    };
     const idleStallMs = await idleStall(5_000);
     const left = await countChecks(b.context.db);
     const walBytes = url.startsWith('sqlite:') ? (statSync(`${url.slice(7)}-wal`, { throwIfNoEntry: false })?.size ?? 0) : null;

@@ -52,4 +52,3 @@ WHERE k.fingerprint = '${fingerprint}' ORDER BY d.day`,
 WHERE fingerprint = '${fingerprint}' ORDER BY id`,
   };
 }
-

@@ -149,7 +149,16 @@ async function startUpCase() {
       helpS: { target: `<= ${START_TARGETS.helpS}`, met: s('help') <= START_TARGETS.helpS },
       statusS: { target: `<= ${START_TARGETS.statusS}`, met: s('status') <= START_TARGETS.statusS },
     };
-    return { case: 'start-up', runs: START_RUNS, nodeS: s('node'), helpS: s('help'), statusS: s('status'), ...machine(), targets, met: Object.values(targets).every((t) => t.met) };
+    return {
+      case: 'start-up',
+      runs: START_RUNS,
+      nodeS: s('node'),
+      helpS: s('help'),
+      statusS: s('status'),
+      ...machine(),
+      targets,
+      met: Object.values(targets).every((t) => t.met),
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -243,7 +252,9 @@ async function runCase(c: Case) {
     const calls = (await upstream.calls()) - callsBefore;
     // A run that silently checked fewer tokens, or retried, would flatter the figures.
     if (run.status !== 'done' || run.checked !== c.n || run.live !== c.n || calls !== c.n) {
-      throw new Error(`bench ${c.name} invalid: run ${run.status}, checked ${run.checked}, live ${run.live}, upstream calls ${calls}, expected ${c.n}`);
+      throw new Error(
+        `bench ${c.name} invalid: run ${run.status}, checked ${run.checked}, live ${run.live}, upstream calls ${calls}, expected ${c.n}`,
+      );
     }
 
     const bareN = Math.min(c.n, BARE_CLIENT_MAX_N);
@@ -252,7 +263,13 @@ async function runCase(c: Case) {
     const whole = c.targets.minWholeProcessRatio === undefined ? undefined : await wholeProcess(c, env, upstream.checkUrl);
     const line = report(c, run, (bareN * 1000) / bare.durationMs);
     if (!whole) return line;
-    const targets = { ...line.targets, wholeProcessRatio: { target: `>= ${c.targets.minWholeProcessRatio}`, met: whole.wholeProcessRatio >= c.targets.minWholeProcessRatio! } };
+    const targets = {
+      ...line.targets,
+      wholeProcessRatio: {
+        target: `>= ${c.targets.minWholeProcessRatio}`,
+        met: whole.wholeProcessRatio >= c.targets.minWholeProcessRatio!,
+      },
+    };
     return { ...line, ...whole, targets, met: Object.values(targets).every((t) => t.met) };
   } finally {
     upstream.proc.disconnect();
@@ -271,7 +288,11 @@ async function wholeProcess(c: Case, env: Record<string, string>, checkUrl: stri
   const tschkMs = await wholeProcessMs([MAIN, 'check', '--force'], { ...env, LOG_LEVEL: 'warn' });
   const after = await wholeProcessMs(bareArgs, {});
   const bareMs = (before + after) / 2;
-  return { wholeProcessS: Number((tschkMs / 1000).toFixed(2)), bareWholeProcessS: Number((bareMs / 1000).toFixed(2)), wholeProcessRatio: Number((bareMs / tschkMs).toFixed(3)) };
+  return {
+    wholeProcessS: Number((tschkMs / 1000).toFixed(2)),
+    bareWholeProcessS: Number((bareMs / 1000).toFixed(2)),
+    wholeProcessRatio: Number((bareMs / tschkMs).toFixed(3)),
+  };
 }
 
 function report(c: Case, m: RunMeasurement, barePerS: number) {

@@ -65,7 +65,14 @@ async function serveMeasurement(env: NodeJS.ProcessEnv) {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
-  return { listeningMs: Math.round(listeningMs), syncedMs: Math.round(syncedMs), peakRssMb: rss, resyncMs: Math.round(resyncMs), peakRssAfterResyncMb: rssAfterResync, tokens: body.totalTokenCount };
+  return {
+    listeningMs: Math.round(listeningMs),
+    syncedMs: Math.round(syncedMs),
+    peakRssMb: rss,
+    resyncMs: Math.round(resyncMs),
+    peakRssAfterResyncMb: rssAfterResync,
+    tokens: body.totalTokenCount,
+  };
 }
 
 async function inProcessMeasurement(databaseUrl: string, dataDir: string, file: string) {
@@ -101,7 +108,10 @@ async function inProcessMeasurement(databaseUrl: string, dataDir: string, file: 
 }
 
 function importPeakRssMb(env: NodeJS.ProcessEnv, file: string): number {
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, main, 'tokens', 'import', '--provider', 'deep', file], { env, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, main, 'tokens', 'import', '--provider', 'deep', file], {
+    env,
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`tokens import failed: ${r.stderr}`);
   return Math.round(Number(r.stderr.trim().split('\n').at(-1)) / 102.4) / 10;
 }
@@ -128,12 +138,22 @@ try {
   });
   if (values['in-process']) {
     const r = await inProcessMeasurement(values.database ?? `sqlite:${join(dir, 'serve.db')}`, join(dir, 'data'), file);
-    console.log(JSON.stringify({ lines, database: values.database ? new URL(values.database).protocol : 'sqlite:', ...r, node: process.version }));
+    console.log(
+      JSON.stringify({ lines, database: values.database ? new URL(values.database).protocol : 'sqlite:', ...r, node: process.version }),
+    );
   } else {
     const serve = await serveMeasurement(env(values.database ?? `sqlite:${join(dir, 'serve.db')}`));
     const importEnv = { ...env(values.database ? values.database : `sqlite:${join(dir, 'import.db')}`), TSCHK_LEGACY_DATA_DIR: undefined };
     const importRss = values.database ? undefined : importPeakRssMb(importEnv, file);
-    console.log(JSON.stringify({ lines, database: values.database ? new URL(values.database).protocol : 'sqlite:', ...serve, cliImportPeakRssMb: importRss, node: process.version }));
+    console.log(
+      JSON.stringify({
+        lines,
+        database: values.database ? new URL(values.database).protocol : 'sqlite:',
+        ...serve,
+        cliImportPeakRssMb: importRss,
+        node: process.version,
+      }),
+    );
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

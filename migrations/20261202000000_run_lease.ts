@@ -26,7 +26,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('expires_at', ts)
     .addColumn('last_tick', ts)
     .execute();
-  await db.insertInto('run_leases').values([{ name: 'run' }, { name: 'trim' }]).execute();
+  await db
+    .insertInto('run_leases')
+    .values([{ name: 'run' }, { name: 'trim' }])
+    .execute();
 
   await table('check_run_providers')
     .addColumn('run_id', 'integer', (c) => c.notNull())

@@ -35,7 +35,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       if ((err as { errno?: number }).errno !== 1061) throw err;
     }
   };
-  const id = (big: boolean): any => (flavour === 'postgres' ? (big ? 'bigserial' : 'serial') : flavour === 'mysql' && big ? 'bigint' : 'integer');
+  const id = (big: boolean): any =>
+    flavour === 'postgres' ? (big ? 'bigserial' : 'serial') : flavour === 'mysql' && big ? 'bigint' : 'integer';
   const small: any = flavour === 'mysql' ? sql`tinyint` : flavour === 'postgres' ? 'smallint' : 'integer';
 
   await table('history_reasons')
@@ -81,7 +82,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   // Where a run's checks begin in the time index: a run's rows are found from there, without an
   // index on run_id (15 bytes a check).
   const columns = await db.introspection.getTables().then((ts) => ts.find((t) => t.name === 'check_runs')?.columns ?? []);
-  if (!columns.some((c) => c.name === 'history_from')) await db.schema.alterTable('check_runs').addColumn('history_from', historyTimeType(flavour)).execute();
+  if (!columns.some((c) => c.name === 'history_from'))
+    await db.schema.alterTable('check_runs').addColumn('history_from', historyTimeType(flavour)).execute();
 
   await table('history_state')
     .addColumn('name', 'varchar(32)', (c) => c.primaryKey())
@@ -109,7 +111,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       .addPrimaryKeyConstraint('token_daily_pk', ['token_id', 'day']),
   ).execute();
   // Covering: a provider's days add up from this index alone.
-  await index('token_daily_provider_day', (b) => b.on('token_daily').columns(['provider_id', 'day', 'checks', 'live', 'dead', 'exhausted', 'unknown']));
+  await index('token_daily_provider_day', (b) =>
+    b.on('token_daily').columns(['provider_id', 'day', 'checks', 'live', 'dead', 'exhausted', 'unknown']),
+  );
 
   await table('token_events')
     .addColumn('id', id(true), (c) => (flavour === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
@@ -130,12 +134,17 @@ export async function up(db: Kysely<any>): Promise<void> {
   const relations = await db.introspection.getTables();
   const legacy = relations.some((t) => t.name === 'token_status' && !t.isView);
   if (legacy) await copyLegacyRows(db, flavour);
-  const max = await db.selectFrom('history_checks').select((eb) => eb.fn.max('id').as('max')).executeTakeFirst();
+  const max = await db
+    .selectFrom('history_checks')
+    .select((eb) => eb.fn.max('id').as('max'))
+    .executeTakeFirst();
   const { head, tail } = insertIgnoring(flavour);
   await sql.raw(`${head} history_state (name, value) VALUES ('next_check_id', ${Number(max?.max ?? 0) + 1})${tail}`).execute(db);
   if (legacy) {
     await sql
-      .raw(`UPDATE check_runs SET history_from = (SELECT min(c.at) FROM history_checks c WHERE c.run_id = check_runs.id) WHERE history_from IS NULL`)
+      .raw(
+        `UPDATE check_runs SET history_from = (SELECT min(c.at) FROM history_checks c WHERE c.run_id = check_runs.id) WHERE history_from IS NULL`,
+      )
       .execute(db);
     await db.schema.dropTable('token_status').execute();
   }
@@ -201,7 +210,9 @@ FROM history_checks c JOIN history_tokens k ON k.token_id = c.token_id JOIN hist
     )
     .execute(db);
   if (flavour === 'postgres') {
-    await sql.raw(`SELECT setval(pg_get_serial_sequence('token_status', 'id'), greatest((SELECT max(id) FROM token_status), 1))`).execute(db);
+    await sql
+      .raw(`SELECT setval(pg_get_serial_sequence('token_status', 'id'), greatest((SELECT max(id) FROM token_status), 1))`)
+      .execute(db);
   }
   for (const [name, cols] of [
     ['token_status_token_checked', ['token_id', 'checked_at']],
@@ -209,7 +220,11 @@ FROM history_checks c JOIN history_tokens k ON k.token_id = c.token_id JOIN hist
     ['token_status_checked_at', ['checked_at']],
     ['token_status_run', ['run_id']],
   ] as const) {
-    await db.schema.createIndex(name).on('token_status').columns([...cols]).execute();
+    await db.schema
+      .createIndex(name)
+      .on('token_status')
+      .columns([...cols])
+      .execute();
   }
   await db.schema.alterTable('check_runs').dropColumn('history_from').execute();
   for (const name of ['token_events', 'token_daily', 'history_state', 'history_checks', 'history_tokens', 'history_reasons']) {

@@ -46,12 +46,18 @@ for (const m of mutants) {
   restore();
   restore = undefined;
   const outcome = r.status === 0 ? 'SURVIVED' : r.error ? `killed (timeout: ${r.error.message})` : 'killed';
-  const failed = (r.stdout ?? '').split('\n').filter((l) => /^\s+(×|FAIL)/.test(l)).slice(0, 3).map((l) => l.trim());
+  const failed = (r.stdout ?? '')
+    .split('\n')
+    .filter((l) => /^\s+(×|FAIL)/.test(l))
+    .slice(0, 3)
+    .map((l) => l.trim());
   results.push({ id: m.id, file: m.file, outcome, failed, seconds: Math.round((Date.now() - began) / 1000) });
   console.log(`${m.id}: ${outcome} (${Math.round((Date.now() - began) / 1000)} s)${failed.length ? `\n    ${failed.join('\n    ')}` : ''}`);
 }
 
 const survived = results.filter((r) => r.outcome === 'SURVIVED');
-console.log(`\n${results.length} mutants, ${results.filter((r) => r.outcome.startsWith('killed')).length} killed, ${survived.length} survived`);
+console.log(
+  `\n${results.length} mutants, ${results.filter((r) => r.outcome.startsWith('killed')).length} killed, ${survived.length} survived`,
+);
 for (const s of survived) console.log(`  survived: ${s.id} (${s.file})`);
 process.exitCode = survived.length > 0 ? 1 : 0;

@@ -33,7 +33,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const config = loadConfig(io.env);
     const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
     if (!load) throw new UsageError(`unknown command '${command}'; run tschk --help`);
-    return await (await load())(config, rest, io);
+    return await (
+      await load()
+    )(config, rest, io);
   } catch (err) {
     const usage = err instanceof UsageError || err instanceof ConfigError || isParseArgsError(err);
     const message = (err instanceof Error ? err.message : String(err)).split('\n')[0];

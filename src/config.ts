@@ -71,7 +71,6 @@ export interface Config {
   };
 }
 
-
 /** The original's service keys, their variables and folders. */
 export const LEGACY_SERVICES = [
   { name: 'deep', suffix: 'Deep' },
@@ -165,12 +164,13 @@ export function loadConfig(env: Env): Readonly<Config> {
   const oneApiChannels = parseChannelMap(get('TSCHK_ONEAPI_CHANNELS'));
   const oneApiUrl =
     get('TSCHK_ONEAPI_DATABASE_URL') ??
-    (get('ConnectionStrings__TS_Database') !== undefined
-      ? adoNetToMysqlUrl(get('ConnectionStrings__TS_Database')!)
-      : undefined);
+    (get('ConnectionStrings__TS_Database') !== undefined ? adoNetToMysqlUrl(get('ConnectionStrings__TS_Database')!) : undefined);
 
   if (get('TSCHK_WEBHOOK_FORMAT') === 'telegram' && get('TSCHK_WEBHOOK_URL') !== undefined && get('TSCHK_TELEGRAM_CHAT_ID') === undefined) {
-    throw new ConfigError('TSCHK_TELEGRAM_CHAT_ID', 'required with TSCHK_WEBHOOK_FORMAT=telegram: the chat id or @channel the bot writes to');
+    throw new ConfigError(
+      'TSCHK_TELEGRAM_CHAT_ID',
+      'required with TSCHK_WEBHOOK_FORMAT=telegram: the chat id or @channel the bot writes to',
+    );
   }
 
   return Object.freeze({
@@ -221,10 +221,7 @@ export function loadConfig(env: Env): Readonly<Config> {
           },
     deepseek: {
       apiUrl: httpUrl('TSCHK_DEEPSEEK_API_URL', get('TSCHK_DEEPSEEK_API_URL') ?? 'https://api.deepseek.com'),
-      platformUrl: httpUrl(
-        'TSCHK_DEEPSEEK_PLATFORM_URL',
-        get('TSCHK_DEEPSEEK_PLATFORM_URL') ?? 'https://platform.deepseek.com',
-      ),
+      platformUrl: httpUrl('TSCHK_DEEPSEEK_PLATFORM_URL', get('TSCHK_DEEPSEEK_PLATFORM_URL') ?? 'https://platform.deepseek.com'),
     },
     lowBalance: parseLowBalance(get('TSCHK_LOW_BALANCE')),
     notify: {
@@ -291,10 +288,16 @@ export function adoNetToMysqlUrl(raw: string): string {
 function parseChannelMap(raw: string | undefined): Map<string, number[]> {
   const map = new Map<string, number[]>();
   if (raw === undefined) return map;
-  for (const entry of raw.split(';').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(';')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9_-]+)\s*:\s*(\d+(?:\s*,\s*\d+)*)$/.exec(entry);
     if (!m) throw new ConfigError('TSCHK_ONEAPI_CHANNELS', `expected provider:id,id;provider:id, got '${entry}'`);
-    map.set(m[1]!, m[2]!.split(',').map((s) => Number(s.trim())));
+    map.set(
+      m[1]!,
+      m[2]!.split(',').map((s) => Number(s.trim())),
+    );
   }
   return map;
 }
@@ -303,7 +306,10 @@ function parseChannelMap(raw: string | undefined): Map<string, number[]> {
 function parseLowBalance(raw: string | undefined): Map<string, number> {
   const map = new Map<string, number>();
   if (raw === undefined) return map;
-  for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z]+)\s*:\s*(\d+(?:\.\d+)?)$/.exec(entry);
     if (!m) throw new ConfigError('TSCHK_LOW_BALANCE', `expected CURRENCY:AMOUNT[,…] such as CNY:5,USD:1, got '${entry}'`);
     map.set(m[1]!.toUpperCase() === 'TOKENS' ? 'tokens' : m[1]!.toUpperCase(), Number(m[2]));
@@ -315,10 +321,7 @@ function parseLowBalance(raw: string | undefined): Map<string, number> {
  * One URL for every pool, or `provider[/pool]=URL;…`. A bad entry is named by its position and
  * label, never by its text: that holds the push key.
  */
-function parseUptimeKuma(
-  raw: string | undefined,
-  httpUrl: (name: string, raw: string) => string,
-): Config['notify']['uptimeKuma'] {
+function parseUptimeKuma(raw: string | undefined, httpUrl: (name: string, raw: string) => string): Config['notify']['uptimeKuma'] {
   if (raw === undefined) return [];
   const name = 'TSCHK_UPTIME_KUMA_PUSH';
   if (!raw.includes('=') || /^https?:\/\//i.test(raw)) return [{ provider: undefined, pool: undefined, url: httpUrl(name, raw) }];

@@ -42,7 +42,8 @@ export interface AppContext {
 export type SourceContext = Pick<AppContext, 'db' | 'config' | 'logger' | 'stopSignal' | 'oneApi' | 'clock'>;
 
 /** A run: checks, history, pruning (which edits the sources). */
-export type EngineContext = SourceContext & Pick<AppContext, 'dispatcher' | 'abortSignal' | 'observers' | 'random' | 'checkers' | 'flushEveryMs'>;
+export type EngineContext = SourceContext &
+  Pick<AppContext, 'dispatcher' | 'abortSignal' | 'observers' | 'random' | 'checkers' | 'flushEveryMs'>;
 
 /** Closing a run's row, which may have to wait for the database. */
 export type CloseRunContext = Pick<AppContext, 'db' | 'logger' | 'stopSignal'>;

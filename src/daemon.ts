@@ -86,8 +86,7 @@ export class Daemon {
       throw err;
     }
     const dispatcher =
-      opts.dispatcher ??
-      lazyAgent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
+      opts.dispatcher ?? lazyAgent({ connections: Math.max(config.concurrency, config.providerConcurrency), keepAliveTimeout: 10_000 });
     const stopController = new AbortController();
     const abortController = new AbortController();
     // Every check waiting out a back-off or a Retry-After pause listens to it (sleep); dozens at
@@ -105,7 +104,11 @@ export class Daemon {
       abortSignal: abortController.signal,
       clock: opts.clock,
       flushEveryMs: opts.flushEveryMs,
-      observers: [metrics, ...(opts.observers ?? []), notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal })],
+      observers: [
+        metrics,
+        ...(opts.observers ?? []),
+        notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal }),
+      ],
     };
     const lease = { holder, ttlMs: config.runLeaseMs, pollMs: Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3))) };
     const context: DaemonContext = { ...engine, runs: new RunCoordinator(engine, lease), metrics };
@@ -149,7 +152,10 @@ export class Daemon {
     // steps; start-up and the first run wait for none of it.
     this.keeperTimer = setTimeout(() => {
       void this.trimHistory().catch((err) =>
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, 'history upkeep failed; the next pass goes on from where it stopped'),
+        logger.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          'history upkeep failed; the next pass goes on from where it stopped',
+        ),
       );
     }, KEEPER_START_DELAY_MS);
     this.keeperTimer.unref();
@@ -205,7 +211,10 @@ export class Daemon {
         renewEveryMs: Math.max(50, Math.floor(ttlMs / 3)),
       });
       this.lastHistoryPass = report;
-      logger.info({ ...report, longestStepMs: Math.round(report.longestStepMs), ...(tick ? { tick: tick.toISOString() } : {}) }, 'history trimmed');
+      logger.info(
+        { ...report, longestStepMs: Math.round(report.longestStepMs), ...(tick ? { tick: tick.toISOString() } : {}) },
+        'history trimmed',
+      );
       return report.removed;
     } finally {
       await releaseLease(db, 'trim', holder.id).catch(() => undefined);
@@ -227,16 +236,22 @@ export class Daemon {
         this.toldReplicas = true;
         const processes = others.map((o) => `${o.host} (pid ${o.pid})`);
         if (db.dialect.name === 'sqlite') {
-          logger.warn({ others: processes }, 'another tschk daemon uses this SQLite file: this one stands by as a replica (runs still go one at a time)');
+          logger.warn(
+            { others: processes },
+            'another tschk daemon uses this SQLite file: this one stands by as a replica (runs still go one at a time)',
+          );
         } else {
           logger.info({ others: processes }, 'other tschk daemons use this database: runs are shared, one at a time');
         }
       }
       const lease = await readLease(db, 'run');
       if (lease?.holder && lease.expired && !runs.busy) {
-        logger.warn({ runId: lease.runId, host: lease.host, pid: lease.pid }, 'the process holding the run lease stopped renewing it: taking over');
-        void this.runNow({ trigger: lease.trigger ?? 'cron', provider: lease.provider ?? undefined, pool: lease.pool ?? undefined }).catch((err) =>
-          logger.error({ err: err instanceof Error ? err.message : String(err) }, 'take-over run failed'),
+        logger.warn(
+          { runId: lease.runId, host: lease.host, pid: lease.pid },
+          'the process holding the run lease stopped renewing it: taking over',
+        );
+        void this.runNow({ trigger: lease.trigger ?? 'cron', provider: lease.provider ?? undefined, pool: lease.pool ?? undefined }).catch(
+          (err) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'take-over run failed'),
         );
       }
     } catch (err) {
@@ -294,7 +309,8 @@ async function closeOrphanedRuns(db: Db, holder: Holder, ttlMs: number, logger: 
   if (!(await tryAcquireLease(db, 'run', holder, ttlMs))) return;
   try {
     const orphans = await abortOrphanedRuns(db);
-    if (orphans.length > 0) logger.warn({ runs: orphans.map((r) => Number(r.id)) }, 'closed runs left open by a stopped process as aborted');
+    if (orphans.length > 0)
+      logger.warn({ runs: orphans.map((r) => Number(r.id)) }, 'closed runs left open by a stopped process as aborted');
   } finally {
     await releaseLease(db, 'run', holder.id);
   }

@@ -206,7 +206,7 @@ async function trimRaw(pass: Pass, b: Bounds): Promise<boolean> {
   const oldest = await firstCheckAt(db);
   if (!oldest || oldest >= bound) return true;
   const size = { value: pass.opts.firstStepSize ?? 20 };
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     if (!(await pass.goOn())) return false;
     const page = await historyTokenPage(db, after, size.value);
     if (page.length === 0) break;
@@ -221,7 +221,7 @@ async function trimRaw(pass: Pass, b: Bounds): Promise<boolean> {
 async function trimLongView(pass: Pass, b: Bounds): Promise<boolean> {
   const { db } = pass;
   const size = { value: pass.opts.firstStepSize ?? 500 };
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     if (!(await pass.goOn())) return false;
     const page = await historyTokenPage(db, after, size.value);
     if (page.length === 0) break;

@@ -12,8 +12,8 @@ export function lazyAgent(options: Agent.Options): Dispatcher {
   const get = () => (agent ??= new (require('undici') as typeof import('undici')).Agent(options));
   const lazy: Pick<Dispatcher, 'dispatch' | 'close' | 'destroy'> = {
     dispatch: (opts, handler) => get().dispatch(opts, handler),
-    close: (() => (agent ? agent.close() : Promise.resolve())),
-    destroy: (() => (agent ? agent.destroy() : Promise.resolve())),
+    close: () => (agent ? agent.close() : Promise.resolve()),
+    destroy: () => (agent ? agent.destroy() : Promise.resolve()),
   };
   return lazy as Dispatcher;
 }

@@ -7,8 +7,22 @@ export type { Logger } from 'pino';
  * these paths are the net under that rule, for a field that slips through.
  */
 const REDACT = [
-  'secret', '*.secret', 'token', '*.token', 'tokens', '*.tokens', 'password', '*.password', 'key', '*.key',
-  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'apiToken', '*.apiToken',
+  'secret',
+  '*.secret',
+  'token',
+  '*.token',
+  'tokens',
+  '*.tokens',
+  'password',
+  '*.password',
+  'key',
+  '*.key',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'apiToken',
+  '*.apiToken',
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

@@ -107,6 +107,8 @@ export class UnusableTokensError extends Error {
   override name = 'UnusableTokensError';
   constructor(readonly found: ReadonlyArray<{ index: number; problem: LineProblem }>) {
     const first = found[0]!;
-    super(`entry ${first.index + 1} ${describeLineProblem(first.problem)}${found.length > 1 ? ` (and ${found.length - 1} more entries cannot be tokens)` : ''}: nothing imported`);
+    super(
+      `entry ${first.index + 1} ${describeLineProblem(first.problem)}${found.length > 1 ? ` (and ${found.length - 1} more entries cannot be tokens)` : ''}: nothing imported`,
+    );
   }
 }

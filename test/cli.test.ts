@@ -69,9 +69,13 @@ describeEachDialect('tschk command line', (dialect) => {
     await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl]);
     const nul = await run(['tokens', 'import', '--provider', 'deep', '-'], `${LIVE}\n\nbad\u0000${DEAD}\n`);
     expect(nul).toMatchObject({ code: 2, stdout: '' });
-    expect(nul.stderr).toBe('tschk: tokens: line 3 of standard input holds a control character (a NUL, a tab, an escape sequence): nothing imported\n');
+    expect(nul.stderr).toBe(
+      'tschk: tokens: line 3 of standard input holds a control character (a NUL, a tab, an escape sequence): nothing imported\n',
+    );
     const long = await run(['tokens', 'import', '--provider', 'deep', '-'], `${LIVE}\n${'x'.repeat(5000)}\n${FLAKY}\tx\n`);
-    expect(long.stderr).toBe('tschk: tokens: line 2 of standard input is longer than 4096 characters; 1 more line(s) cannot be tokens either: nothing imported\n');
+    expect(long.stderr).toBe(
+      'tschk: tokens: line 2 of standard input is longer than 4096 characters; 1 more line(s) cannot be tokens either: nothing imported\n',
+    );
     expect((await run(['tokens', 'export'])).stdout).toBe('');
     for (const text of outputs) for (const secret of [LIVE, DEAD, FLAKY]) expect(text).not.toContain(secret);
   });
@@ -101,18 +105,27 @@ describe('tschk usage errors', () => {
     [['frobnicate'], "tschk: unknown command 'frobnicate'; run tschk --help"],
     [['check', '--provider', 'nope'], "tschk: check: unknown provider 'nope'"],
     [['check', '--bogus'], "tschk: check: Unknown option '--bogus'"],
-    [['providers', 'add', 'x', '--kind', 'carrier-pigeon'], "tschk: providers: --kind must be one of"],
+    [['providers', 'add', 'x', '--kind', 'carrier-pigeon'], 'tschk: providers: --kind must be one of'],
     [['providers', 'add', 'x', '--kind', 'free-api'], 'tschk: providers: --url is required for kind free-api'],
     [['tokens', 'import'], 'tschk: tokens: --provider is required'],
     [['tokens', 'list', '--state', 'zombie'], "tschk: tokens: --state must be one of active, suspect, invalid, disabled; got 'zombie'"],
-    [['history', '--limit', 'many'], "tschk: history: --limit must be a whole number"],
+    [['history', '--limit', 'many'], 'tschk: history: --limit must be a whole number'],
     [['serve', '--port', '8080'], "tschk: serve: Unknown option '--port'"],
     [['serve', 'now'], "tschk: serve: unexpected argument 'now'"],
     [['migrate', '--dry-run'], "tschk: migrate: Unknown option '--dry-run'"],
     [['tokens', 'remove', '--id', 'abc'], "tschk: tokens: --id must be a whole number; got 'abc'"],
-    [['providers', 'add', 'x', '--kind', 'free-api', '--url', `http://x/${'a'.repeat(1020)}`], 'tschk: providers: --url must be at most 1024 characters'],
-    [['tokens', 'import', '--provider', 'x', '--pool', 'a b'], "tschk: tokens: --pool must be letters, digits, - and _, at most 64; got 'a b'"],
-    [['tokens', 'import', '--provider', 'x', '--pool', 'p'.repeat(65)], 'tschk: tokens: --pool must be letters, digits, - and _, at most 64'],
+    [
+      ['providers', 'add', 'x', '--kind', 'free-api', '--url', `http://x/${'a'.repeat(1020)}`],
+      'tschk: providers: --url must be at most 1024 characters',
+    ],
+    [
+      ['tokens', 'import', '--provider', 'x', '--pool', 'a b'],
+      "tschk: tokens: --pool must be letters, digits, - and _, at most 64; got 'a b'",
+    ],
+    [
+      ['tokens', 'import', '--provider', 'x', '--pool', 'p'.repeat(65)],
+      'tschk: tokens: --pool must be letters, digits, - and _, at most 64',
+    ],
     [['tokens', 'import', '--provider', 'x', '--label', 'L'.repeat(256)], 'tschk: tokens: --label must be at most 255 characters'],
   ])('%j → exit 2 and one line', async (args, message) => {
     const r = await tschk(args, { TSCHK_DATABASE_URL: database.url });
@@ -125,7 +138,11 @@ describe('tschk usage errors', () => {
     const env = { TSCHK_DATABASE_URL: database.url, TokenStatuCheckUrls__DeepTokenCheckUrl: 'http://127.0.0.1:1/token/check' };
     expect((await tschk(['providers', 'list'], env)).stdout).toMatch(/^deep\s+free-api\s+http:\/\/127\.0\.0\.1:1\/token\/check/m);
     const r = await tschk(['providers', 'remove', 'deep'], env);
-    expect(r).toMatchObject({ code: 2, stderr: "tschk: providers: provider 'deep' is declared by TokenStatuCheckUrls__DeepTokenCheckUrl; unset it first, or it comes back at the next start\n" });
+    expect(r).toMatchObject({
+      code: 2,
+      stderr:
+        "tschk: providers: provider 'deep' is declared by TokenStatuCheckUrls__DeepTokenCheckUrl; unset it first, or it comes back at the next start\n",
+    });
   });
 
   it('refuses a bad variable before doing anything', async () => {
@@ -137,7 +154,10 @@ describe('tschk usage errors', () => {
     'exits 1 with one line naming the variable when %s cannot be reached',
     async (url) => {
       const r = await tschk(['status'], { TSCHK_DATABASE_URL: url });
-      expect(r).toMatchObject({ code: 1, stderr: 'tschk: cannot use the database (TSCHK_DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1\n' });
+      expect(r).toMatchObject({
+        code: 1,
+        stderr: 'tschk: cannot use the database (TSCHK_DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1\n',
+      });
     },
   );
 
@@ -147,7 +167,10 @@ describe('tschk usage errors', () => {
     const env = { TSCHK_DATABASE_URL: database.url };
     await tschk(['providers', 'add', 'glm', '--kind', 'free-api', '--url', 'http://127.0.0.1:1/token/check'], env);
     expect((await tschk(['tokens', 'import', '--provider', 'glm', file], env)).stdout).toContain('imported 1 token(s)');
-    expect(await tschk(['tokens', 'import', '--provider', 'glm', file + '.missing'], env)).toMatchObject({ code: 2, stderr: expect.stringContaining('ENOENT') });
+    expect(await tschk(['tokens', 'import', '--provider', 'glm', file + '.missing'], env)).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('ENOENT'),
+    });
   });
 
   it('keeps an account line whole even when its password holds a comma', async () => {
@@ -162,7 +185,10 @@ describe('tschk usage errors', () => {
   it('lists a provider whose URL holds a password without it, as the API does', async () => {
     const env = { TSCHK_DATABASE_URL: database.url };
     await tschk(['providers', 'add', 'relay', '--kind', 'openai-compatible', '--url', 'https://relay:Pw9sEcret@relay.example'], env);
-    for (const args of [['providers', 'list'], ['providers', 'list', '--json']]) {
+    for (const args of [
+      ['providers', 'list'],
+      ['providers', 'list', '--json'],
+    ]) {
       const r = await tschk(args, env);
       expect(r.stdout).toContain('https://relay:***@relay.example');
       expect(r.stdout).not.toContain('Pw9sEcret');

@@ -41,7 +41,12 @@ describe('loadConfig', () => {
     });
     expect(c.http.apiToken).toBe('sk-shared');
     expect(c.legacyProviders).toEqual([
-      { name: 'deep', folder: 'LLM-Deep', variable: 'TokenStatuCheckUrls__DeepTokenCheckUrl', checkUrl: 'http://deepseek-free-api:8000/token/check' },
+      {
+        name: 'deep',
+        folder: 'LLM-Deep',
+        variable: 'TokenStatuCheckUrls__DeepTokenCheckUrl',
+        checkUrl: 'http://deepseek-free-api:8000/token/check',
+      },
       { name: 'mita', folder: 'LLM-Mita', variable: 'TokenStatuCheckUrls__MitaTokenCheckUrl', checkUrl: 'http://metaso:8000/token/check' },
     ]);
     expect(c.oneApi?.database).toMatchObject({ dialect: 'mysql', url: 'mysql://root:p%40ss@mysql:3307/one-api' });
@@ -63,8 +68,8 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    [{ TSCHK_CONCURRENCY: 'lots' }, 'TSCHK_CONCURRENCY: expected a whole number from 1 to 10000, got \'lots\''],
-    [{ TSCHK_CONCURRENCY: '0' }, 'TSCHK_CONCURRENCY: expected a whole number from 1 to 10000, got \'0\''],
+    [{ TSCHK_CONCURRENCY: 'lots' }, "TSCHK_CONCURRENCY: expected a whole number from 1 to 10000, got 'lots'"],
+    [{ TSCHK_CONCURRENCY: '0' }, "TSCHK_CONCURRENCY: expected a whole number from 1 to 10000, got '0'"],
     [{ TSCHK_HTTP_PORT: '70000' }, 'TSCHK_HTTP_PORT: expected a whole number from 0 to 65535'],
     [{ TSCHK_CRON: 'every hour' }, "TSCHK_CRON: expected a cron expression such as '0 * * * *', got 'every hour'"],
     [{ TSCHK_TIMEZONE: 'Mars/Olympus' }, 'TSCHK_TIMEZONE: expected an IANA time zone'],
@@ -72,7 +77,10 @@ describe('loadConfig', () => {
     [{ TSCHK_PRUNE: 'nuke' }, "TSCHK_PRUNE: expected one of off, flag, delete, got 'nuke'"],
     [{ TSCHK_PRUNE_MAX_RATIO: '1.5' }, 'TSCHK_PRUNE_MAX_RATIO: expected a number from 0 to 1'],
     [{ TSCHK_DATABASE_URL: 'oracle://db' }, 'TSCHK_DATABASE_URL: unsupported database URL; accepted: sqlite:PATH'],
-    [{ TokenStatuCheckUrls__QwenTokenCheckUrl: 'qwen:8000/token/check' }, 'TokenStatuCheckUrls__QwenTokenCheckUrl: expected an http(s) URL'],
+    [
+      { TokenStatuCheckUrls__QwenTokenCheckUrl: 'qwen:8000/token/check' },
+      'TokenStatuCheckUrls__QwenTokenCheckUrl: expected an http(s) URL',
+    ],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent'],
     [{ TSCHK_LOW_BALANCE: 'CNY5' }, 'TSCHK_LOW_BALANCE: expected CURRENCY:AMOUNT'],
     [{ TSCHK_ONEAPI_CHANNELS: 'deep=1' }, 'TSCHK_ONEAPI_CHANNELS: expected provider:id,id;provider:id'],
@@ -93,8 +101,14 @@ describe('loadConfig', () => {
       TSCHK_UPTIME_KUMA_PUSH: 'deep=https://kuma.example/api/push/A;qwen/free=https://kuma.example/api/push/B',
       TSCHK_WEBHOOK_URL: 'https://a.example/hook, https://b.example/hook',
     });
-    expect([...c.lowBalance]).toEqual([['CNY', 5], ['USD', 1.5]]);
-    expect([...c.oneApi!.channels]).toEqual([['deep', [12, 13]], ['qwen', [20]]]);
+    expect([...c.lowBalance]).toEqual([
+      ['CNY', 5],
+      ['USD', 1.5],
+    ]);
+    expect([...c.oneApi!.channels]).toEqual([
+      ['deep', [12, 13]],
+      ['qwen', [20]],
+    ]);
     expect(c.notify.uptimeKuma).toEqual([
       { provider: 'deep', pool: undefined, url: 'https://kuma.example/api/push/A' },
       { provider: 'qwen', pool: 'free', url: 'https://kuma.example/api/push/B' },
@@ -108,11 +122,27 @@ describe('loadConfig', () => {
 
 describe('a bad URL that can hold a key', () => {
   it.each([
-    [{ TSCHK_WEBHOOK_URL: 'qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7fa1-4bc4-97a0' }, "TSCHK_WEBHOOK_URL: expected an http(s) URL, got 'qyapi.weixin.qq.com/…'", '693a91f6'],
-    [{ TSCHK_WEBHOOK_URL: 'https://a.example/hook, ftp://bot:Pw9sEcret@api.telegram.org/bot123456:ABCdefGhIJ/sendMessage' }, "got 'ftp://api.telegram.org/…'", 'ABCdefGhIJ'],
-    [{ TSCHK_UPTIME_KUMA_PUSH: 'kuma.example/api/push/Xk3pPushTok' }, "TSCHK_UPTIME_KUMA_PUSH: expected an http(s) URL, got 'kuma.example/…'", 'Xk3pPushTok'],
+    [
+      { TSCHK_WEBHOOK_URL: 'qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7fa1-4bc4-97a0' },
+      "TSCHK_WEBHOOK_URL: expected an http(s) URL, got 'qyapi.weixin.qq.com/…'",
+      '693a91f6',
+    ],
+    [
+      { TSCHK_WEBHOOK_URL: 'https://a.example/hook, ftp://bot:Pw9sEcret@api.telegram.org/bot123456:ABCdefGhIJ/sendMessage' },
+      "got 'ftp://api.telegram.org/…'",
+      'ABCdefGhIJ',
+    ],
+    [
+      { TSCHK_UPTIME_KUMA_PUSH: 'kuma.example/api/push/Xk3pPushTok' },
+      "TSCHK_UPTIME_KUMA_PUSH: expected an http(s) URL, got 'kuma.example/…'",
+      'Xk3pPushTok',
+    ],
     [{ TSCHK_UPTIME_KUMA_PUSH: 'deep=kuma.example/api/push/Xk3pPushTok' }, "got 'kuma.example/…'", 'Xk3pPushTok'],
-    [{ TSCHK_UPTIME_KUMA_PUSH: 'deep:https://kuma.example/api/push/Xk3pPushTok=1' }, 'expected a push URL or provider[/pool]=URL;…', 'Xk3pPushTok'],
+    [
+      { TSCHK_UPTIME_KUMA_PUSH: 'deep:https://kuma.example/api/push/Xk3pPushTok=1' },
+      'expected a push URL or provider[/pool]=URL;…',
+      'Xk3pPushTok',
+    ],
   ])('%o: the error names the variable and shows only the host', (env, message, key) => {
     const err = errorOf(env) as Error;
     expect(err).toBeInstanceOf(ConfigError);

@@ -21,7 +21,8 @@ async function signIn(page: Page, base: string, secret = API_SECRET): Promise<vo
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-const cardCount = (page: Page, pool: string, what: string) => page.locator(`[data-pool="${pool}"] [data-count="${what}"] strong`).first().textContent();
+const cardCount = (page: Page, pool: string, what: string) =>
+  page.locator(`[data-pool="${pool}"] [data-count="${what}"] strong`).first().textContent();
 
 describeInBrowser('web console in Chromium', () => {
   let database: { url: string; drop: () => Promise<void> };
@@ -87,10 +88,19 @@ describeInBrowser('web console in Chromium', () => {
     await page.getByRole('heading', { name: 'Token pools' }).waitFor();
     const answers = await page.evaluate(async () => {
       const noCsrf = await fetch('/console/api/runs', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
-      const wrongCsrf = await fetch('/console/api/runs', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': 'guess' }, body: '{}' });
+      const wrongCsrf = await fetch('/console/api/runs', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': 'guess' },
+        body: '{}',
+      });
       const api = await fetch('/api/v1/tokens');
       const apiPost = await fetch('/api/v1/runs', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
-      return { noCsrf: [noCsrf.status, ((await noCsrf.json()) as { error: { code: string } }).error.code], wrongCsrf: wrongCsrf.status, api: api.status, apiPost: apiPost.status };
+      return {
+        noCsrf: [noCsrf.status, ((await noCsrf.json()) as { error: { code: string } }).error.code],
+        wrongCsrf: wrongCsrf.status,
+        api: api.status,
+        apiPost: apiPost.status,
+      };
     });
     expect(answers).toEqual({ noCsrf: [403, 'csrf_failed'], wrongCsrf: 403, api: 401, apiPost: 401 });
     const runs = await seeded.s.db.kysely.selectFrom('check_runs').select('id').execute();
@@ -117,7 +127,9 @@ describeInBrowser('web console in Chromium', () => {
     expect(await page.getByRole('cell', { name: '<img src=x onerror=alert(1)>' }).count()).toBe(1);
     expect(await page.locator('tbody img, tbody b').count()).toBe(0);
     const html = page.locator('tbody tr', { hasText: 'http_502' });
-    expect(await html.locator('.reason small').textContent()).toBe('HTTP 502: another service (a proxy?) answered instead of the provider.');
+    expect(await html.locator('.reason small').textContent()).toBe(
+      'HTTP 502: another service (a proxy?) answered instead of the provider.',
+    );
 
     await page.getByLabel('Verdict').selectOption('unknown');
     await page.locator('[data-total="1"]').waitFor();
@@ -183,7 +195,9 @@ describeInBrowser('web console in Chromium', () => {
 
     await page.getByRole('button', { name: 'Restore' }).click();
     await page.getByText('Restored into deep/default.').waitFor();
-    const back = (await listTokens(seeded.s.db, { providerId: seeded.deep.id, pool: 'default' })).filter((t) => t.secret === 'sk-dead-console-dddd-0004');
+    const back = (await listTokens(seeded.s.db, { providerId: seeded.deep.id, pool: 'default' })).filter(
+      (t) => t.secret === 'sk-dead-console-dddd-0004',
+    );
     expect(back).toHaveLength(1);
     expect(back[0]!.state).toBe('active');
     expect((await listArchive(seeded.s.db, { unrestored: true })).length).toBe(0);
@@ -197,10 +211,14 @@ describeInBrowser('web console in Chromium', () => {
     await page.locator('[data-total="3"]').waitFor();
     await page.getByRole('button', { name: 'Re-check all matching' }).click();
     await page.getByRole('button', { name: 'Re-check 3 tokens' }).click();
-    await waitFor(async () => {
-      const r = await seeded.s.db.kysely.selectFrom('check_runs').selectAll().where('id', '=', 3).executeTakeFirst();
-      return r?.status === 'done';
-    }, 10_000, 'the bulk re-check run ends');
+    await waitFor(
+      async () => {
+        const r = await seeded.s.db.kysely.selectFrom('check_runs').selectAll().where('id', '=', 3).executeTakeFirst();
+        return r?.status === 'done';
+      },
+      10_000,
+      'the bulk re-check run ends',
+    );
     const run = await seeded.s.db.kysely.selectFrom('check_runs').selectAll().where('id', '=', 3).executeTakeFirstOrThrow();
     // The three live tokens of the pool, and nothing else of it.
     expect(Number(run.checked)).toBe(3);
@@ -226,7 +244,9 @@ describeInBrowser('web console in Chromium', () => {
     expect(await page.locator('.tz').textContent()).toBe('Asia/Shanghai');
     const run = await seeded.s.db.kysely.selectFrom('check_runs').select('finished_at').where('id', '=', 2).executeTakeFirstOrThrow();
     const finished = seeded.s.db.dialect.readTime(run.finished_at)!;
-    const shanghai = new Intl.DateTimeFormat('zh-CN', { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'Asia/Shanghai' }).format(finished);
+    const shanghai = new Intl.DateTimeFormat('zh-CN', { dateStyle: 'medium', timeStyle: 'medium', timeZone: 'Asia/Shanghai' }).format(
+      finished,
+    );
     expect(await page.locator('.runs-line').textContent()).toContain(shanghai);
 
     await page.getByLabel('语言').selectOption('en');
@@ -251,7 +271,8 @@ describeInBrowser('web console in Chromium', () => {
       const unnamed = await page.evaluate(() =>
         Array.from(document.querySelectorAll('button, input, select, textarea, a[href]'))
           .filter((el) => {
-            const labelled = el.getAttribute('aria-label') || (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label');
+            const labelled =
+              el.getAttribute('aria-label') || (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label');
             return !labelled && !(el.textContent ?? '').trim();
           })
           .map((el) => el.outerHTML.slice(0, 80)),

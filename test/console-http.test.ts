@@ -120,13 +120,17 @@ describe('the message catalogs', () => {
   });
 
   it('zh-CN leaves no message in English', () => {
-    const untranslated = Object.entries(zhCN).filter(([k, v]) => !SAME.has(k) && (v === en[k as keyof typeof en] || !/[\u4e00-\u9fff]/.test(v)));
+    const untranslated = Object.entries(zhCN).filter(
+      ([k, v]) => !SAME.has(k) && (v === en[k as keyof typeof en] || !/[\u4e00-\u9fff]/.test(v)),
+    );
     expect(untranslated).toEqual([]);
   });
 
   it('every placeholder of a message is kept in its translation', () => {
     const holes = (s: string) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
-    const broken = Object.keys(en).filter((k) => JSON.stringify(holes(en[k as keyof typeof en])) !== JSON.stringify(holes(zhCN[k as keyof typeof en])));
+    const broken = Object.keys(en).filter(
+      (k) => JSON.stringify(holes(en[k as keyof typeof en])) !== JSON.stringify(holes(zhCN[k as keyof typeof en])),
+    );
     expect(broken).toEqual([]);
   });
 });
@@ -212,13 +216,18 @@ describeEachDialect('web console over HTTP', (dialect) => {
 
   it('signs in into a session kept as a keyed hash, which expires and ends at sign-out', async () => {
     const signedIn = await c.signIn();
-    expect(signedIn.headers.get('set-cookie')).toMatch(/^tschk_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict$/);
+    expect(signedIn.headers.get('set-cookie')).toMatch(
+      /^tschk_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict$/,
+    );
     expect((await c.call('GET', '/console/api/overview')).status).toBe(200);
     const rows = await seeded.s.db.kysely.selectFrom('console_sessions').selectAll().execute();
     expect(rows).toHaveLength(1);
     expect(rows[0]!.id).toMatch(/^[0-9a-f]{64}$/);
     expect(rows[0]!.id).not.toContain(c.cookie.split('=')[1]);
-    await seeded.s.db.kysely.updateTable('console_sessions').set({ expires_at: seeded.s.db.dialect.time(new Date(Date.now() - 1000)) }).execute();
+    await seeded.s.db.kysely
+      .updateTable('console_sessions')
+      .set({ expires_at: seeded.s.db.dialect.time(new Date(Date.now() - 1000)) })
+      .execute();
     const expired = await c.call('GET', '/console/api/overview');
     expect(expired.status).toBe(401);
     expect(expired.json.error.code).toBe('signed_out');
@@ -249,7 +258,18 @@ describeEachDialect('web console over HTTP', (dialect) => {
   it('gives the overview, the trend, a pool page, a token, a run and the archive their numbers', async () => {
     await c.signIn();
     const o = (await c.call('GET', '/console/api/overview')).json;
-    expect(o.pools.map((p: any) => [p.provider, p.pool, p.tokens, p.states.active, p.verdicts.live, p.verdicts.unknown, p.verdicts.unchecked, p.live_share])).toEqual([
+    expect(
+      o.pools.map((p: any) => [
+        p.provider,
+        p.pool,
+        p.tokens,
+        p.states.active,
+        p.verdicts.live,
+        p.verdicts.unknown,
+        p.verdicts.unchecked,
+        p.live_share,
+      ]),
+    ).toEqual([
       ['deep', 'default', 5, 5, 3, 1, 1, 0.75],
       ['deep', 'free', 2, 2, 2, 0, 0, 1],
     ]);
@@ -279,7 +299,9 @@ describeEachDialect('web console over HTTP', (dialect) => {
     expect(run.providers).toEqual([expect.objectContaining({ provider: 'deep', checked: 7, dead: 1, pruned: 1, held_reason: null })]);
 
     const archive = (await c.call('GET', '/console/api/archive')).json;
-    expect(archive.entries).toEqual([expect.objectContaining({ provider: 'deep', pool: 'default', reason: 'pruned', last_reason: 'upstream_rejected', restored_at: null })]);
+    expect(archive.entries).toEqual([
+      expect.objectContaining({ provider: 'deep', pool: 'default', reason: 'pruned', last_reason: 'upstream_rejected', restored_at: null }),
+    ]);
     const token = (await c.call('GET', `/console/api/tokens/${archive.entries[0].token_id}`)).json;
     expect(token.token).toBeNull();
     expect(token.events.map((e: any) => [e.kind, e.run_id])).toEqual([
@@ -289,7 +311,11 @@ describeEachDialect('web console over HTTP', (dialect) => {
     ]);
     const restored = await c.call('POST', `/console/api/archive/${archive.entries[0].id}/restore`);
     expect(restored.json.restored).toMatchObject({ provider: 'deep', pool: 'default', into: 'tokens' });
-    const restoredEvents = await seeded.s.db.kysely.selectFrom('token_events').select(['event', 'actor']).where('event', '=', 'restored').execute();
+    const restoredEvents = await seeded.s.db.kysely
+      .selectFrom('token_events')
+      .select(['event', 'actor'])
+      .where('event', '=', 'restored')
+      .execute();
     expect(restoredEvents).toEqual([{ event: 'restored', actor: 'console' }]);
     expect((await c.call('POST', `/console/api/archive/${archive.entries[0].id}/restore`)).status).toBe(409);
 
@@ -302,7 +328,6 @@ describeEachDialect('web console over HTTP', (dialect) => {
     expect(share(14)).toMatchObject({ checks: 6, live: 3, share: 0.5 });
     expect(share(20)).toMatchObject({ checks: 6, live: 6, share: 1 });
     expect(trend.series['deep/free'][29 - 20]).toMatchObject({ checks: 2, live: 1, share: 0.5 });
-
   });
 
   it('shows a held pruning, the tokens it would take, and prunes them when asked with the hold it showed', async () => {
@@ -324,14 +349,23 @@ describeEachDialect('web console over HTTP', (dialect) => {
     const started = await c.call('POST', '/console/api/providers/deep/prune', { run_id: 4 });
     expect(started.status).toBe(202);
     await seeded.s.daemon.context.runs.idle();
-    const run = await seeded.s.db.kysely.selectFrom('check_runs').selectAll().where('id', '=', started.json.run_id).executeTakeFirstOrThrow();
+    const run = await seeded.s.db.kysely
+      .selectFrom('check_runs')
+      .selectAll()
+      .where('id', '=', started.json.run_id)
+      .executeTakeFirstOrThrow();
     expect(run).toMatchObject({ trigger: 'console', status: 'done' });
     expect(Number(run.pruned)).toBe(7);
   });
 
   it('imports from text with the rules of tokens import, and removes one token through its source', async () => {
     await c.signIn();
-    const imported = await c.call('POST', '/console/api/tokens', { provider: 'deep', pool: 'new', text: '\ufeffsk-new-console-1\r\nsk-new-console-2,sk-new-console-3\n\nsk-new-console-1\n', label: 'x' });
+    const imported = await c.call('POST', '/console/api/tokens', {
+      provider: 'deep',
+      pool: 'new',
+      text: '\ufeffsk-new-console-1\r\nsk-new-console-2,sk-new-console-3\n\nsk-new-console-1\n',
+      label: 'x',
+    });
     expect(imported.json).toEqual({ provider: 'deep', pool: 'new', added: 3, duplicates: 1 });
     const rows = await listTokens(seeded.s.db, { providerId: seeded.deep.id, pool: 'new' });
     expect(rows.map((r) => [r.source, r.label])).toEqual([
@@ -344,9 +378,14 @@ describeEachDialect('web console over HTTP', (dialect) => {
     const removed = await c.call('DELETE', `/console/api/tokens/${rows[0]!.id}`);
     expect(removed.json.archived).toMatchObject({ id: rows[0]!.id, fingerprint: rows[0]!.fingerprint });
     // The event log says who removed it.
-    const events = await seeded.s.db.kysely.selectFrom('token_events').select(['event', 'reason', 'actor']).where('token_id', '=', rows[0]!.id).execute();
+    const events = await seeded.s.db.kysely
+      .selectFrom('token_events')
+      .select(['event', 'reason', 'actor'])
+      .where('token_id', '=', rows[0]!.id)
+      .execute();
     expect(events).toEqual([{ event: 'removed', reason: 'user_removed', actor: 'console' }]);
-    for (const a of c.answers) for (const s of ['sk-new-console-1', 'sk-new-console-2', 'sk-new-console-3']) expect(a.text).not.toContain(s);
+    for (const a of c.answers)
+      for (const s of ['sk-new-console-1', 'sk-new-console-2', 'sk-new-console-3']) expect(a.text).not.toContain(s);
   });
 
   it('removes and re-checks every token matching a filter at 10,000+ tokens, a page of ids at a time', async () => {
@@ -358,19 +397,45 @@ describeEachDialect('web console over HTTP', (dialect) => {
     expect(count.count).toBe(10_301);
     // Imported after the count: left alone by the action confirmed on that count.
     await importTokens(seeded.s.db, { providerId: seeded.deep.id, pool: 'big', entries: ['sk-bulk-late-1'], source: 'cli' });
-    const changed = await c.call('POST', '/console/api/pools/deep/big/bulk', { action: 'remove', filter: { verdict: 'unchecked' }, max_id: count.max_id, expected: 10_000 });
+    const changed = await c.call('POST', '/console/api/pools/deep/big/bulk', {
+      action: 'remove',
+      filter: { verdict: 'unchecked' },
+      max_id: count.max_id,
+      expected: 10_000,
+    });
     expect(changed.json.error.code).toBe('selection_changed');
 
-    const recheck = await c.call('POST', '/console/api/pools/deep/big/bulk', { action: 'recheck', filter: { q: 'keep' }, max_id: count.max_id, expected: 1 });
+    const recheck = await c.call('POST', '/console/api/pools/deep/big/bulk', {
+      action: 'recheck',
+      filter: { q: 'keep' },
+      max_id: count.max_id,
+      expected: 1,
+    });
     expect(recheck.status).toBe(202);
     await seeded.s.daemon.context.runs.idle();
-    const checked = await seeded.s.db.kysely.selectFrom('token_status').select('token_id').where('run_id', '=', recheck.json.run_id).execute();
+    const checked = await seeded.s.db.kysely
+      .selectFrom('token_status')
+      .select('token_id')
+      .where('run_id', '=', recheck.json.run_id)
+      .execute();
     expect(checked).toHaveLength(1);
 
-    const removed = await c.call('POST', '/console/api/pools/deep/big/bulk', { action: 'remove', filter: { verdict: 'unchecked' }, max_id: count.max_id, expected: 10_300 });
+    const removed = await c.call('POST', '/console/api/pools/deep/big/bulk', {
+      action: 'remove',
+      filter: { verdict: 'unchecked' },
+      max_id: count.max_id,
+      expected: 10_300,
+    });
     expect(removed.json).toEqual({ removed: 10_300, kept: 0 });
-    expect((await listTokens(seeded.s.db, { providerId: seeded.deep.id, pool: 'big' })).map((t) => t.secret).sort()).toEqual(['sk-bulk-keep-1', 'sk-bulk-late-1']);
-    const archived = await seeded.s.db.kysely.selectFrom('token_archive').select((eb) => eb.fn.countAll().as('n')).where('pool', '=', 'big').executeTakeFirstOrThrow();
+    expect((await listTokens(seeded.s.db, { providerId: seeded.deep.id, pool: 'big' })).map((t) => t.secret).sort()).toEqual([
+      'sk-bulk-keep-1',
+      'sk-bulk-late-1',
+    ]);
+    const archived = await seeded.s.db.kysely
+      .selectFrom('token_archive')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('pool', '=', 'big')
+      .executeTakeFirstOrThrow();
     expect(Number(archived.n)).toBe(10_300);
     for (const a of c.answers) expect(a.text).not.toContain('sk-bulk-');
   }, 120_000);

@@ -55,17 +55,26 @@ describe('.dockerignore', () => {
     expect(dockerIgnored(patterns, path)).toBe(true);
   });
 
-  it.each(['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src/main.ts', 'migrations/index.ts', 'web/app.ts', 'web/build.mjs', 'web/console.css'])(
-    'sends %s, which the build copies',
-    (path) => {
-      expect(dockerIgnored(patterns, path)).toBe(false);
-    },
-  );
+  it.each([
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'src/main.ts',
+    'migrations/index.ts',
+    'web/app.ts',
+    'web/build.mjs',
+    'web/console.css',
+  ])('sends %s, which the build copies', (path) => {
+    expect(dockerIgnored(patterns, path)).toBe(false);
+  });
 });
 
 describe('Dockerfile', () => {
   it("gives node-gyp the image's Node headers before npm ci builds better-sqlite3", () => {
-    const build = read('Dockerfile').split(/^FROM /m).find((stage) => /^\S+ AS build\b/.test(stage))!;
+    const build = read('Dockerfile')
+      .split(/^FROM /m)
+      .find((stage) => /^\S+ AS build\b/.test(stage))!;
     const nodedir = build.search(/^ENV npm_config_nodedir=\/usr\/local$/m);
     expect(nodedir).toBeGreaterThan(-1);
     expect(nodedir).toBeLessThan(build.search(/^RUN npm ci\b/m));

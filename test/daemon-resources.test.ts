@@ -50,7 +50,9 @@ describe('a daemon keeps its own DeepSeek account sessions', () => {
 });
 
 /** The connections other than the asker's that are open on the database of `url`. */
-async function sessionsOn(url: string): Promise<{ ids: () => Promise<number[]>; kill: (id: number) => Promise<void>; close: () => Promise<void> }> {
+async function sessionsOn(
+  url: string,
+): Promise<{ ids: () => Promise<number[]>; kill: (id: number) => Promise<void>; close: () => Promise<void> }> {
   const target = parseDatabaseUrl(url)!;
   const { kysely, close } = openTarget<unknown>(target, { poolSize: 1, foreign: true });
   const db = kysely;
@@ -95,7 +97,11 @@ describeEachDialect('a daemon holds one pool to One-API’s database', (dialect)
     const sessions = await sessionsOn(oneApiDb.url);
     try {
       const fixture = await sessions.ids(); // the fixture's own connection
-      ctx = await testDaemon(tschkDb.url, { TSCHK_RETRIES: '0', TSCHK_ONEAPI_DATABASE_URL: oneApiDb.url, TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl });
+      ctx = await testDaemon(tschkDb.url, {
+        TSCHK_RETRIES: '0',
+        TSCHK_ONEAPI_DATABASE_URL: oneApiDb.url,
+        TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
+      });
       const ours = async () => (await sessions.ids()).filter((id) => !fixture.includes(id));
 
       expect(await ctx.daemon.runNow({ trigger: 'cli', force: true })).toMatchObject({ checked: 2, live: 2 });
@@ -108,7 +114,11 @@ describeEachDialect('a daemon holds one pool to One-API’s database', (dialect)
       // The server drops an idle connection: said in the log, and the next run opens another.
       for (const id of await ours()) await sessions.kill(id);
       const log = ctx.log;
-      await waitFor(() => log.entries().some((e) => e.msg === 'One-API database connection lost; the next query opens a new one'), 5_000, 'a lost One-API connection is logged');
+      await waitFor(
+        () => log.entries().some((e) => e.msg === 'One-API database connection lost; the next query opens a new one'),
+        5_000,
+        'a lost One-API connection is logged',
+      );
       expect(await ctx.daemon.runNow({ trigger: 'cli', force: true })).toMatchObject({ checked: 2, live: 2 });
 
       await ctx.daemon.stop();

@@ -15,10 +15,13 @@ describe('redactDatabaseUrl', () => {
     expect(redactDatabaseUrl(url)).not.toContain(secret);
   });
 
-  it.each(['sqlite:./data/tschk.db', 'sqlite:///var/lib/tschk.db', 'sqlite::memory:', 'postgres://db/tschk', 'mysql://root@db:3306/one-api'])(
-    'leaves %s without a password as it is',
-    (url) => {
-      expect(redactDatabaseUrl(url)).toBe(url);
-    },
-  );
+  it.each([
+    'sqlite:./data/tschk.db',
+    'sqlite:///var/lib/tschk.db',
+    'sqlite::memory:',
+    'postgres://db/tschk',
+    'mysql://root@db:3306/one-api',
+  ])('leaves %s without a password as it is', (url) => {
+    expect(redactDatabaseUrl(url)).toBe(url);
+  });
 });

@@ -17,7 +17,12 @@ const cases: Array<[DialectName, string, Error, DbFault | undefined]> = [
   ['postgres', 'lock timeout', err('canceling statement due to lock timeout', { code: '55P03' }), 'transient'],
   ['postgres', 'too many connections', err('sorry, too many clients already', { code: '53300' }), 'transient'],
   ['postgres', 'refused', err('connect ECONNREFUSED 127.0.0.1:5432', { code: 'ECONNREFUSED', errno: -111 }), 'transient'],
-  ['postgres', 'refused on every address', Object.assign(new AggregateError([err('connect ECONNREFUSED ::1:5432', { code: 'ECONNREFUSED' })], ''), {}), 'transient'],
+  [
+    'postgres',
+    'refused on every address',
+    Object.assign(new AggregateError([err('connect ECONNREFUSED ::1:5432', { code: 'ECONNREFUSED' })], ''), {}),
+    'transient',
+  ],
   ['postgres', 'DNS name gone during a container restart', err('getaddrinfo ENOTFOUND db', { code: 'ENOTFOUND' }), 'transient'],
   ['postgres', 'socket ended', err('Connection terminated unexpectedly'), 'transient'],
   ['postgres', 'client already broken', err('Client has encountered a connection error and is not queryable'), 'transient'],
@@ -29,23 +34,58 @@ const cases: Array<[DialectName, string, Error, DbFault | undefined]> = [
   ['postgres', 'syntax error', err('syntax error at or near "selec"', { code: '42601' }), undefined],
   ['postgres', 'a bug', new TypeError("Cannot read properties of undefined (reading 'id')"), undefined],
   // MySQL / MariaDB: mysql2 gives a code name and an errno
-  ['mysql', 'deadlock', err('Deadlock found when trying to get lock; try restarting transaction', { code: 'ER_LOCK_DEADLOCK', errno: 1213 }), 'transient'],
-  ['mysql', 'lock wait timeout', err('Lock wait timeout exceeded; try restarting transaction', { code: 'ER_LOCK_WAIT_TIMEOUT', errno: 1205 }), 'transient'],
+  [
+    'mysql',
+    'deadlock',
+    err('Deadlock found when trying to get lock; try restarting transaction', { code: 'ER_LOCK_DEADLOCK', errno: 1213 }),
+    'transient',
+  ],
+  [
+    'mysql',
+    'lock wait timeout',
+    err('Lock wait timeout exceeded; try restarting transaction', { code: 'ER_LOCK_WAIT_TIMEOUT', errno: 1205 }),
+    'transient',
+  ],
   ['mysql', 'server has gone away', err('MySQL server has gone away', { errno: 2006 }), 'transient'],
   ['mysql', 'lost connection', err('Lost connection to MySQL server during query', { errno: 2013 }), 'transient'],
   ['mysql', 'too many connections', err('Too many connections', { code: 'ER_CON_COUNT_ERROR', errno: 1040 }), 'transient'],
   ['mysql', 'server shutting down', err('Server shutdown in progress', { code: 'ER_SERVER_SHUTDOWN', errno: 1053 }), 'transient'],
   ['mysql', 'connection killed (MariaDB)', err('Connection was killed', { code: 'ER_CONNECTION_KILLED', errno: 1927 }), 'transient'],
-  ['mysql', 'mysql2 connection lost', err('Connection lost: The server closed the connection.', { code: 'PROTOCOL_CONNECTION_LOST', fatal: true }), 'transient'],
+  [
+    'mysql',
+    'mysql2 connection lost',
+    err('Connection lost: The server closed the connection.', { code: 'PROTOCOL_CONNECTION_LOST', fatal: true }),
+    'transient',
+  ],
   ['mysql', 'mysql2 after a fatal error', err("Can't add new command when connection is in closed state", { fatal: true }), 'transient'],
   ['mysql', 'reset', err('read ECONNRESET', { code: 'ECONNRESET', errno: -104 }), 'transient'],
   ['mysql', 'broken pipe', err('write EPIPE', { code: 'EPIPE', errno: -32 }), 'transient'],
   ['mysql', 'timed out', err('connect ETIMEDOUT', { code: 'ETIMEDOUT' }), 'transient'],
-  ['mysql', 'disk full', err("Disk full (/var/lib/mysql/x); waiting for someone to free some space...", { code: 'ER_DISK_FULL', errno: 1021 }), 'storage_full'],
+  [
+    'mysql',
+    'disk full',
+    err('Disk full (/var/lib/mysql/x); waiting for someone to free some space...', { code: 'ER_DISK_FULL', errno: 1021 }),
+    'storage_full',
+  ],
   ['mysql', 'table full', err("The table 'token_status' is full", { code: 'ER_RECORD_FILE_FULL', errno: 1114 }), 'storage_full'],
-  ['mysql', 'read-only server', err('The MariaDB server is running with the --read-only option', { code: 'ER_OPTION_PREVENTS_STATEMENT', errno: 1290 }), 'storage'],
-  ['mysql', 'duplicate entry (quotes the value)', err("Duplicate entry 'x' for key 'uq'", { code: 'ER_DUP_ENTRY', errno: 1062 }), undefined],
-  ['mysql', 'access denied', err("Access denied for user 'tschk'@'localhost'", { code: 'ER_ACCESS_DENIED_ERROR', errno: 1045, fatal: true }), undefined],
+  [
+    'mysql',
+    'read-only server',
+    err('The MariaDB server is running with the --read-only option', { code: 'ER_OPTION_PREVENTS_STATEMENT', errno: 1290 }),
+    'storage',
+  ],
+  [
+    'mysql',
+    'duplicate entry (quotes the value)',
+    err("Duplicate entry 'x' for key 'uq'", { code: 'ER_DUP_ENTRY', errno: 1062 }),
+    undefined,
+  ],
+  [
+    'mysql',
+    'access denied',
+    err("Access denied for user 'tschk'@'localhost'", { code: 'ER_ACCESS_DENIED_ERROR', errno: 1045, fatal: true }),
+    undefined,
+  ],
   ['mysql', 'pool closed', err('Pool is closed.'), undefined],
   // SQLite: better-sqlite3 gives (extended) result codes
   ['sqlite', 'busy', err('database is locked', { code: 'SQLITE_BUSY' }), 'transient'],
@@ -55,7 +95,12 @@ const cases: Array<[DialectName, string, Error, DbFault | undefined]> = [
   ['sqlite', 'I/O error (extended code)', err('disk I/O error', { code: 'SQLITE_IOERR_WRITE' }), 'storage'],
   ['sqlite', 'read-only file', err('attempt to write a readonly database', { code: 'SQLITE_READONLY' }), 'storage'],
   ['sqlite', 'constraint', err('UNIQUE constraint failed: tokens.fingerprint', { code: 'SQLITE_CONSTRAINT_UNIQUE' }), undefined],
-  ['sqlite', 'rollback after SQLite rolled back itself', err('cannot rollback - no transaction is active', { code: 'SQLITE_ERROR' }), undefined],
+  [
+    'sqlite',
+    'rollback after SQLite rolled back itself',
+    err('cannot rollback - no transaction is active', { code: 'SQLITE_ERROR' }),
+    undefined,
+  ],
   // a code of another dialect means nothing here
   ['sqlite', 'a PostgreSQL code', err('deadlock detected', { code: '40P01' }), undefined],
   ['postgres', 'a SQLite code', err('database is locked', { code: 'SQLITE_BUSY' }), undefined],
@@ -70,14 +115,20 @@ describe('dbFault / isTransient: what a database error means, by a table of code
   }
 
   it('looks through the cause a writer wrapped the driver error in', () => {
-    const wrapped = new Error('check results not written', { cause: err('terminating connection due to administrator command', { code: '57P01' }) });
+    const wrapped = new Error('check results not written', {
+      cause: err('terminating connection due to administrator command', { code: '57P01' }),
+    });
     expect(isTransient('postgres', wrapped)).toBe(true);
   });
 
   it('describes an error with its code, once', () => {
     expect(describeDbError(err('database or disk is full', { code: 'SQLITE_FULL' }))).toBe('database or disk is full (SQLITE_FULL)');
-    expect(describeDbError(err('connect ECONNREFUSED 127.0.0.1:5432', { code: 'ECONNREFUSED' }))).toBe('connect ECONNREFUSED 127.0.0.1:5432');
-    expect(describeDbError(err('Lost connection to MySQL server during query', { errno: 2013 }))).toBe('Lost connection to MySQL server during query (2013)');
+    expect(describeDbError(err('connect ECONNREFUSED 127.0.0.1:5432', { code: 'ECONNREFUSED' }))).toBe(
+      'connect ECONNREFUSED 127.0.0.1:5432',
+    );
+    expect(describeDbError(err('Lost connection to MySQL server during query', { errno: 2013 }))).toBe(
+      'Lost connection to MySQL server during query (2013)',
+    );
   });
 });
 
@@ -101,7 +152,11 @@ describe('withRetry', () => {
     expect(result).toBe('committed');
     expect(calls).toBe(4);
     expect(waits).toEqual([100, 200, 400]);
-    expect(seen).toEqual([[1, '57P01'], [2, '57P01'], [3, '57P01']]);
+    expect(seen).toEqual([
+      [1, '57P01'],
+      [2, '57P01'],
+      [3, '57P01'],
+    ]);
   });
 
   it('gives up after its attempts with the last error', async () => {
@@ -109,10 +164,13 @@ describe('withRetry', () => {
     let calls = 0;
     const last = err('connect ECONNREFUSED 127.0.0.1:5432', { code: 'ECONNREFUSED' });
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw calls < 3 ? transient() : last;
-      }, { dialect: 'postgres', attempts: 3, baseMs: 10, sleep }),
+      withRetry(
+        async () => {
+          calls++;
+          throw calls < 3 ? transient() : last;
+        },
+        { dialect: 'postgres', attempts: 3, baseMs: 10, sleep },
+      ),
     ).rejects.toBe(last);
     expect(calls).toBe(3);
     expect(waits).toHaveLength(2);
@@ -121,10 +179,15 @@ describe('withRetry', () => {
   it('does not run again after an error that is not transient (a full disk, a bug)', async () => {
     for (const e of [err('database or disk is full', { code: 'SQLITE_FULL' }), new TypeError('bug')]) {
       let calls = 0;
-      await expect(withRetry(async () => {
-        calls++;
-        throw e;
-      }, { dialect: 'sqlite', attempts: 5, baseMs: 10, sleep })).rejects.toBe(e);
+      await expect(
+        withRetry(
+          async () => {
+            calls++;
+            throw e;
+          },
+          { dialect: 'sqlite', attempts: 5, baseMs: 10, sleep },
+        ),
+      ).rejects.toBe(e);
       expect(calls).toBe(1);
     }
   });
@@ -133,10 +196,13 @@ describe('withRetry', () => {
     const stop = new AbortController();
     let calls = 0;
     await expect(
-      withRetry(async () => {
-        calls++;
-        throw transient();
-      }, { dialect: 'postgres', attempts: 10, baseMs: 10, signal: stop.signal, sleep: async () => stop.abort() }),
+      withRetry(
+        async () => {
+          calls++;
+          throw transient();
+        },
+        { dialect: 'postgres', attempts: 10, baseMs: 10, signal: stop.signal, sleep: async () => stop.abort() },
+      ),
     ).rejects.toThrow('administrator command');
     expect(calls).toBe(1);
   });
@@ -161,7 +227,12 @@ describe('WriteHealth', () => {
     expect(w.failed(err('database or disk is full', { code: 'SQLITE_FULL' }))).toBe(true);
     now = new Date('2025-01-01T00:05:00Z');
     w.failed(err('database or disk is full', { code: 'SQLITE_FULL' }));
-    expect(w.state).toMatchObject({ writable: false, fault: 'storage_full', code: 'SQLITE_FULL', reason: 'database or disk is full (SQLITE_FULL)' });
+    expect(w.state).toMatchObject({
+      writable: false,
+      fault: 'storage_full',
+      code: 'SQLITE_FULL',
+      reason: 'database or disk is full (SQLITE_FULL)',
+    });
     expect(w.state.failingSince).toEqual(new Date('2025-01-01T00:00:00Z'));
 
     const woken = w.nextSuccess();

@@ -56,36 +56,49 @@ describeEachDialect('database faults', (dialect) => {
     await database.drop();
   });
 
-  it.skipIf(dialect === 'sqlite')('a session killed between two statements of a transaction: told, not fatal; the whole transaction runs again and commits once', async () => {
-    const server = dialect as Exclude<Dialect, 'sqlite'>;
-    db = open();
-    await migrateToLatest(db);
-    const admin = await otherSession(server, database.url);
-    try {
-      let attempts = 0;
-      await withRetry(
-        () =>
-          db!.kysely.transaction().execute(async (trx) => {
-            attempts++;
-            await trx.insertInto('providers').values({ name: 'deep', kind: 'free-api', check_url: null, enabled: 1, created_at: db!.dialect.time(new Date()), updated_at: db!.dialect.time(new Date()) }).execute();
-            if (attempts === 1) {
-              const { rows } = await sql<{ id: number }>`${sql.raw(SESSION_ID[server])}`.execute(trx);
-              await admin.query(KILL[server](Number(rows[0]!.id)));
-              // The connection is lent out and idle: pg used to emit this error with no listener.
-              await until('the lost connection to be told', () => connectionErrors.length > 0);
-            }
-            await trx.selectFrom('providers').select('name').execute();
-          }),
-        { dialect, attempts: 3, baseMs: 1 },
-      );
-      expect(attempts).toBe(2);
-      expect(isTransient(dialect, connectionErrors[0])).toBe(true);
-      if (dialect === 'postgres') expect(connectionErrors[0]).toMatchObject({ code: '57P01' });
-      expect(await db.kysely.selectFrom('providers').select('name').execute()).toEqual([{ name: 'deep' }]);
-    } finally {
-      await admin.end();
-    }
-  });
+  it.skipIf(dialect === 'sqlite')(
+    'a session killed between two statements of a transaction: told, not fatal; the whole transaction runs again and commits once',
+    async () => {
+      const server = dialect as Exclude<Dialect, 'sqlite'>;
+      db = open();
+      await migrateToLatest(db);
+      const admin = await otherSession(server, database.url);
+      try {
+        let attempts = 0;
+        await withRetry(
+          () =>
+            db!.kysely.transaction().execute(async (trx) => {
+              attempts++;
+              await trx
+                .insertInto('providers')
+                .values({
+                  name: 'deep',
+                  kind: 'free-api',
+                  check_url: null,
+                  enabled: 1,
+                  created_at: db!.dialect.time(new Date()),
+                  updated_at: db!.dialect.time(new Date()),
+                })
+                .execute();
+              if (attempts === 1) {
+                const { rows } = await sql<{ id: number }>`${sql.raw(SESSION_ID[server])}`.execute(trx);
+                await admin.query(KILL[server](Number(rows[0]!.id)));
+                // The connection is lent out and idle: pg used to emit this error with no listener.
+                await until('the lost connection to be told', () => connectionErrors.length > 0);
+              }
+              await trx.selectFrom('providers').select('name').execute();
+            }),
+          { dialect, attempts: 3, baseMs: 1 },
+        );
+        expect(attempts).toBe(2);
+        expect(isTransient(dialect, connectionErrors[0])).toBe(true);
+        if (dialect === 'postgres') expect(connectionErrors[0]).toMatchObject({ code: '57P01' });
+        expect(await db.kysely.selectFrom('providers').select('name').execute()).toEqual([{ name: 'deep' }]);
+      } finally {
+        await admin.end();
+      }
+    },
+  );
 
   async function oneCheck(d: Db): Promise<{ record: CheckRecord; tokenId: number }> {
     const p = await upsertProvider(d, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
@@ -180,7 +193,9 @@ describeEachDialect('database faults', (dialect) => {
       await writer.add(record);
       const closed = writer.close();
       await expect(closed).rejects.toThrow(/^check results not written after 3 tries: /);
-      await expect(closed).rejects.toThrow(/database is locked \(SQLITE_BUSY\)|lock timeout \(55P03\)|Lock wait timeout exceeded.*\(ER_LOCK_WAIT_TIMEOUT\)/);
+      await expect(closed).rejects.toThrow(
+        /database is locked \(SQLITE_BUSY\)|lock timeout \(55P03\)|Lock wait timeout exceeded.*\(ER_LOCK_WAIT_TIMEOUT\)/,
+      );
       await expect(writer.add(record)).rejects.toThrow('check results not written');
     } finally {
       await lock.release();
@@ -197,10 +212,18 @@ describeEachDialect('a run row that cannot be closed', (dialect) => {
   /** The database refuses every write of this session, as a read-only database or a standby does. */
   const readOnly = (on: boolean) =>
     sql`${sql.raw(
-      { sqlite: `pragma query_only = ${on ? 1 : 0}`, postgres: `set default_transaction_read_only = ${on ? 'on' : 'off'}`, mysql: `set session transaction ${on ? 'read only' : 'read write'}` }[dialect],
+      {
+        sqlite: `pragma query_only = ${on ? 1 : 0}`,
+        postgres: `set default_transaction_read_only = ${on ? 'on' : 'off'}`,
+        mysql: `set session transaction ${on ? 'read only' : 'read write'}`,
+      }[dialect],
     )}`.execute(db.kysely);
   // No timer fires in these tests: only a write that succeeds (or the stop) wakes the closer.
-  const timing = { baseMs: 1, maxMs: 1, sleep: (_ms: number, signal?: AbortSignal) => new Promise<void>((r) => signal?.addEventListener('abort', () => r())) };
+  const timing = {
+    baseMs: 1,
+    maxMs: 1,
+    sleep: (_ms: number, signal?: AbortSignal) => new Promise<void>((r) => signal?.addEventListener('abort', () => r())),
+  };
   const statusOf = async (id: number) => (await findRun(db, id))?.status;
 
   beforeEach(async () => {
@@ -250,8 +273,10 @@ describeEachDialect('a run row that cannot be closed', (dialect) => {
 
   it('a close that fails for another reason than the database is thrown, as before', async () => {
     const logger = createLogger('debug', log.stream);
-    await expect(closeRunWhenPossible({ db, logger }, 1, async () => {
-      throw new TypeError('a bug');
-    })).rejects.toThrow('a bug');
+    await expect(
+      closeRunWhenPossible({ db, logger }, 1, async () => {
+        throw new TypeError('a bug');
+      }),
+    ).rejects.toThrow('a bug');
   });
 });

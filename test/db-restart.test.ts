@@ -20,7 +20,9 @@ const SERVERS = {
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = await Promise.resolve().then(probe).catch(() => undefined);
+    const v = await Promise.resolve()
+      .then(probe)
+      .catch(() => undefined);
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
@@ -86,11 +88,18 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       const post = await s.call('POST', '/api/v1/tokens', { body: { provider: 'deep', tokens: ['restart-token-new-Kd3w'] } });
       expect(post.status).toBe(503);
       expect(post.headers.get('retry-after')).toBe('5');
-      expect(post.json()).toEqual({ error: { code: 'database_unavailable', message: expect.stringMatching(/^the database is unavailable \(connect ECONNREFUSED .*\); try again shortly$/) } });
+      expect(post.json()).toEqual({
+        error: {
+          code: 'database_unavailable',
+          message: expect.stringMatching(/^the database is unavailable \(connect ECONNREFUSED .*\); try again shortly$/),
+        },
+      });
 
       const warnings = s.log.entries().filter((e) => e.level === 'warn');
       expect(warnings.some((e) => String(e.msg).startsWith('database connection lost') && typeof e.code === 'string')).toBe(true);
-      expect(warnings.filter((e) => String(e.msg).startsWith('check results: transient database error')).map((e) => e.attempt)).toEqual([1, 2, 3, 4, 5]);
+      expect(warnings.filter((e) => String(e.msg).startsWith('check results: transient database error')).map((e) => e.attempt)).toEqual([
+        1, 2, 3, 4, 5,
+      ]);
 
       await server.start();
       // Nothing else writes: the closer's own retries close the row.
@@ -109,7 +118,9 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       await until('checks in flight', () => (mock.calls.length > calls + 4 ? true : undefined));
       await server.stop();
       await until('a batch retried', () =>
-        s.log.entries().filter((e) => String(e.msg).startsWith('check results: transient database error')).length > retriesBefore ? true : undefined,
+        s.log.entries().filter((e) => String(e.msg).startsWith('check results: transient database error')).length > retriesBefore
+          ? true
+          : undefined,
       );
       await server.start();
 

@@ -58,7 +58,12 @@ describe('classifyLoginAnswer', () => {
 });
 
 describe('classifySummaryAnswer', () => {
-  const fields = (estimation: unknown) => ({ current_token: 0, normal_wallets: [{ currency: 'CNY', balance: '5.00', token_estimation: '1' }], bonus_wallets: [], total_available_token_estimation: estimation });
+  const fields = (estimation: unknown) => ({
+    current_token: 0,
+    normal_wallets: [{ currency: 'CNY', balance: '5.00', token_estimation: '1' }],
+    bonus_wallets: [],
+    total_available_token_estimation: estimation,
+  });
   it.each([
     ['biz_data envelope', 200, json({ code: 0, msg: '', data: { biz_code: 0, biz_data: fields('4722170') } }), 'live', '4722170'],
     ['fields directly in data', 200, json({ code: 0, msg: '', data: fields(5000000) }), 'live', '5000000'],
@@ -86,7 +91,10 @@ describe('classifySummaryAnswer', () => {
   ])('%s → session expired', (_n, status, body) => expect(classifySummaryAnswer(status, body)).toEqual({ expired: true }));
 
   it('shows the money behind the estimation in detail', () => {
-    const s = classifySummaryAnswer(200, json({ code: 0, data: { biz_code: 0, biz_data: { ...fields('10'), bonus_wallets: [{ currency: 'CNY', balance: '10.00' }] } } }));
+    const s = classifySummaryAnswer(
+      200,
+      json({ code: 0, data: { biz_code: 0, biz_data: { ...fields('10'), bonus_wallets: [{ currency: 'CNY', balance: '10.00' }] } } }),
+    );
     expect(!s.expired && s.result.detail).toBe('topped-up CNY 5.00; granted CNY 10.00');
   });
 });
@@ -98,7 +106,11 @@ describe('the deepseek-account checker against a mock platform', () => {
   let clock: number;
   let checker: Checker;
   const check = (token: string) =>
-    checker.check(token, { providerName: 'deep_user', kind: 'deepseek-account', checkUrl: mock.baseUrl }, { dispatcher, timeoutMs: 300, logger: createLogger('debug', log.stream) });
+    checker.check(
+      token,
+      { providerName: 'deep_user', kind: 'deepseek-account', checkUrl: mock.baseUrl },
+      { dispatcher, timeoutMs: 300, logger: createLogger('debug', log.stream) },
+    );
   const loginCalls = () => mock.calls.filter((c) => c.path === PATHS.login).length;
   const summaryCalls = () => mock.calls.filter((c) => c.path === PATHS.summary).length;
 
@@ -118,7 +130,12 @@ describe('the deepseek-account checker against a mock platform', () => {
 
   it('logs in once, then reuses the session', async () => {
     mock.addAccount('13800000001', { password: 'pw-1-secret', estimation: '4722170' });
-    expect(await check('13800000001-pw-1-secret')).toMatchObject({ verdict: 'live', reason: 'upstream_accepted', balance: '4722170', currency: 'tokens' });
+    expect(await check('13800000001-pw-1-secret')).toMatchObject({
+      verdict: 'live',
+      reason: 'upstream_accepted',
+      balance: '4722170',
+      currency: 'tokens',
+    });
     expect(await check('13800000001-pw-1-secret')).toMatchObject({ verdict: 'live', balance: '4722170' });
     expect([loginCalls(), summaryCalls()]).toEqual([1, 2]);
     const [login] = mock.logins();
@@ -160,7 +177,9 @@ describe('the deepseek-account checker against a mock platform', () => {
       expect(await check(`${account}-pw`)).toMatchObject({ verdict: 'unknown', reason: 'login_cooldown' });
     }
     expect(loginCalls()).toBe(cases.length);
-    const warnings = log.entries().filter((e) => e.msg === 'DeepSeek platform login failed; this account is not tried again before the cool-down ends');
+    const warnings = log
+      .entries()
+      .filter((e) => e.msg === 'DeepSeek platform login failed; this account is not tried again before the cool-down ends');
     expect(warnings.map((w) => w.reason)).toEqual(cases.map((c) => c[2]));
   });
 

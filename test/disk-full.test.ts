@@ -91,7 +91,10 @@ describe.skipIf(!isRoot)('a full disk under SQLite [sqlite]', () => {
     const post = await s.call('POST', '/api/v1/tokens', { body: { provider: 'deep', tokens: [NEW_TOKEN] } });
     expect(post.status).toBe(503);
     expect(post.json()).toEqual({
-      error: { code: 'storage_full', message: 'the database cannot store anything more (database or disk is full (SQLITE_FULL)); free space on its disk' },
+      error: {
+        code: 'storage_full',
+        message: 'the database cannot store anything more (database or disk is full (SQLITE_FULL)); free space on its disk',
+      },
     });
 
     unlinkSync(filler());

@@ -40,7 +40,15 @@ async function startCountingUpstream(delayMs: number, state = { inFlight: 0, max
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
-  return { url, state, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return {
+    url,
+    state,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 describe('a run against an upstream in trouble', () => {
@@ -121,7 +129,12 @@ describe('a run against an upstream in trouble', () => {
     ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' }, { flushEveryMs: 20 });
     // 40 checks of 10 ms on 2 workers take ~200 ms: the writer's flush every 20 ms fails early
     mock.setDefault({ kind: 'delay', ms: 10, then: 'live' });
-    await seed(ctx, 'deep', mock.checkUrl, Array.from({ length: 40 }, (_, i) => `tok-write-${String(i).padStart(4, '0')}-xxxx`));
+    await seed(
+      ctx,
+      'deep',
+      mock.checkUrl,
+      Array.from({ length: 40 }, (_, i) => `tok-write-${String(i).padStart(4, '0')}-xxxx`),
+    );
     await sql`DROP TABLE history_checks`.execute(ctx.db.kysely);
 
     const s = await ctx.daemon.runNow({ trigger: 'cli' });
@@ -308,7 +321,10 @@ describeEachDialect('run lifecycle', (dialect) => {
     expect(summary).toMatchObject({ status: 'aborted', dead: 1, pruned: 0 });
     const db = openDatabase(database.url);
     try {
-      expect((await listTokens(db, {})).find((t) => t.secret === 'tok-dead-aaaaaaaaaa')).toMatchObject({ state: 'suspect', consecutive_dead: 1 });
+      expect((await listTokens(db, {})).find((t) => t.secret === 'tok-dead-aaaaaaaaaa')).toMatchObject({
+        state: 'suspect',
+        consecutive_dead: 1,
+      });
     } finally {
       await db.close();
     }

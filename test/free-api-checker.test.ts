@@ -111,7 +111,13 @@ describe('checkSafely', () => {
   it('answers unknown when a checker throws, and logs the error without the token', async () => {
     const log = new CapturedLog();
     const secret = 'tok-throws-abcdefghij';
-    const buggy = { kind: 'buggy', requiresUrl: false, check: async (t: string) => { throw new Error(`cannot parse ${t}`); } };
+    const buggy = {
+      kind: 'buggy',
+      requiresUrl: false,
+      check: async (t: string) => {
+        throw new Error(`cannot parse ${t}`);
+      },
+    };
     const ctx = { dispatcher: new Agent(), timeoutMs: 100, logger: createLogger('debug', log.stream) };
 
     const r = await checkSafely(buggy, secret, { providerName: 'p', kind: 'buggy', checkUrl: null }, ctx);

@@ -108,8 +108,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   project.provide('tschkDatabaseUrls', urls);
   const on = ['sqlite', ...(['postgres', 'mysql'] as const).filter((s) => urls[s])].join(', ');
-  console.log(`tschk tests: dialects ${on} (setup ${((Date.now() - started) / 1000).toFixed(1)} s)${reused.length ? `; ${reused.join(', ')}` : ''}`);
+  console.log(
+    `tschk tests: dialects ${on} (setup ${((Date.now() - started) / 1000).toFixed(1)} s)${reused.length ? `; ${reused.join(', ')}` : ''}`,
+  );
   if (skipped.length) console.log(`tschk tests: SKIPPED dialects: ${skipped.join(', ')}`);
-  console.log(noBrowser ? `tschk tests: SKIPPED the console's browser tests: no Chromium at ${CHROMIUM}` : `tschk tests: browser ${CHROMIUM}`);
+  console.log(
+    noBrowser ? `tschk tests: SKIPPED the console's browser tests: no Chromium at ${CHROMIUM}` : `tschk tests: browser ${CHROMIUM}`,
+  );
   return stopAll;
 }

@@ -53,7 +53,14 @@ function check(token: TokenRow, at: Date, verdict: Verdict, extra: Partial<Check
     fingerprint: token.fingerprint,
     checkedAt: at,
     verdict,
-    reason: verdict === 'live' ? 'upstream_accepted' : verdict === 'dead' ? 'upstream_rejected' : verdict === 'exhausted' ? 'no_balance' : 'timeout',
+    reason:
+      verdict === 'live'
+        ? 'upstream_accepted'
+        : verdict === 'dead'
+          ? 'upstream_rejected'
+          : verdict === 'exhausted'
+            ? 'no_balance'
+            : 'timeout',
     httpStatus: verdict === 'unknown' ? null : 200,
     latencyMs: 100,
     balance: null,
@@ -91,23 +98,89 @@ describeEachDialect('history that lasts', (dialect) => {
     expect(upTo.error).toBeUndefined();
     const old = db.kysely as unknown as Kysely<any>;
     const provider = await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
-    await importTokens(db, { providerId: provider.id, pool: 'default', entries: ['tok-kept-0001-xxxx', 'tok-gone-0002-xxxx'], source: 'cli' });
+    await importTokens(db, {
+      providerId: provider.id,
+      pool: 'default',
+      entries: ['tok-kept-0001-xxxx', 'tok-gone-0002-xxxx'],
+      source: 'cli',
+    });
     const kept = fingerprint('tok-kept-0001-xxxx');
     const gone = fingerprint('tok-gone-0002-xxxx');
     const [first, second] = (await old.selectFrom('tokens').select('id').orderBy('id').execute()) as Array<{ id: number }>;
     const run = await openRun(db, 'cron', 'all', new Date('2026-11-20T08:00:00.000Z'));
     const t = (iso: string) => db.dialect.time(new Date(iso));
     const legacy = [
-      { run_id: run, token_id: first!.id, provider_id: provider.id, fingerprint: kept, checked_at: t('2026-11-20T08:00:01.123Z'), verdict: 'live', reason: 'upstream_accepted', http_status: 200, latency_ms: 812, balance: '9.50', currency: 'CNY', detail: null },
-      { run_id: run, token_id: second!.id, provider_id: provider.id, fingerprint: gone, checked_at: t('2026-11-20T08:00:02.456Z'), verdict: 'dead', reason: 'upstream_rejected', http_status: 200, latency_ms: 95, balance: null, currency: null, detail: null },
-      { run_id: null, token_id: second!.id, provider_id: provider.id, fingerprint: gone, checked_at: t('2026-11-21T09:30:00.000Z'), verdict: 'unknown', reason: 'http_502', http_status: 502, latency_ms: null, balance: null, currency: null, detail: '上游错误 bad gateway' },
-      { run_id: null, token_id: first!.id, provider_id: provider.id, fingerprint: kept, checked_at: t('2026-11-22T10:00:00.000Z'), verdict: 'exhausted', reason: 'no_balance', http_status: 402, latency_ms: 40, balance: '0.00', currency: 'CNY', detail: null },
+      {
+        run_id: run,
+        token_id: first!.id,
+        provider_id: provider.id,
+        fingerprint: kept,
+        checked_at: t('2026-11-20T08:00:01.123Z'),
+        verdict: 'live',
+        reason: 'upstream_accepted',
+        http_status: 200,
+        latency_ms: 812,
+        balance: '9.50',
+        currency: 'CNY',
+        detail: null,
+      },
+      {
+        run_id: run,
+        token_id: second!.id,
+        provider_id: provider.id,
+        fingerprint: gone,
+        checked_at: t('2026-11-20T08:00:02.456Z'),
+        verdict: 'dead',
+        reason: 'upstream_rejected',
+        http_status: 200,
+        latency_ms: 95,
+        balance: null,
+        currency: null,
+        detail: null,
+      },
+      {
+        run_id: null,
+        token_id: second!.id,
+        provider_id: provider.id,
+        fingerprint: gone,
+        checked_at: t('2026-11-21T09:30:00.000Z'),
+        verdict: 'unknown',
+        reason: 'http_502',
+        http_status: 502,
+        latency_ms: null,
+        balance: null,
+        currency: null,
+        detail: '上游错误 bad gateway',
+      },
+      {
+        run_id: null,
+        token_id: first!.id,
+        provider_id: provider.id,
+        fingerprint: kept,
+        checked_at: t('2026-11-22T10:00:00.000Z'),
+        verdict: 'exhausted',
+        reason: 'no_balance',
+        http_status: 402,
+        latency_ms: 40,
+        balance: '0.00',
+        currency: 'CNY',
+        detail: null,
+      },
     ];
     for (const row of legacy) await old.insertInto('token_status').values(row).execute();
     // The second token was removed under 0.1.0: archived, its row gone, its history left.
     await old
       .insertInto('token_archive')
-      .values({ token_id: second!.id, provider_id: provider.id, provider_name: 'deep', pool: 'default', secret: 'tok-gone-0002-xxxx', fingerprint: gone, reason: 'user_removed', archived_at: t('2026-11-23T00:00:00.000Z') })
+      .values({
+        token_id: second!.id,
+        provider_id: provider.id,
+        provider_name: 'deep',
+        pool: 'default',
+        secret: 'tok-gone-0002-xxxx',
+        fingerprint: gone,
+        reason: 'user_removed',
+        archived_at: t('2026-11-23T00:00:00.000Z'),
+      })
       .execute();
     await old.deleteFrom('tokens').where('id', '=', second!.id).execute();
     const before = (await old.selectFrom('token_status').selectAll().orderBy('id').execute()).map((r) => ({
@@ -151,11 +224,15 @@ describeEachDialect('history that lasts', (dialect) => {
     ]);
     await keepHistory(db, { historyDays: 90, rollupDays: 400, logger });
 
-    const run = (text: string) => sql.raw(text).execute(db.kysely).then((r) => r.rows as Array<Record<string, unknown>>);
+    const run = (text: string) =>
+      sql
+        .raw(text)
+        .execute(db.kysely)
+        .then((r) => r.rows as Array<Record<string, unknown>>);
     const q = readmeQueries(dialect, a.fingerprint, new Date(now - 30 * DAY).toISOString().slice(0, 10));
-    expect((await run(q.deadPerProviderLastDay)).map((r) => ({ ...r, dead_checks: Number(r.dead_checks), tokens: Number(r.tokens) }))).toEqual([
-      { name: 'deep', dead_checks: 3, tokens: 2 },
-    ]);
+    expect(
+      (await run(q.deadPerProviderLastDay)).map((r) => ({ ...r, dead_checks: Number(r.dead_checks), tokens: Number(r.tokens) })),
+    ).toEqual([{ name: 'deep', dead_checks: 3, tokens: 2 }]);
     expect((await run(q.tokenByFingerprint)).map((r) => r.verdict)).toEqual(['dead', 'dead']);
     expect((await run(q.balanceOverTime)).map((r) => r.balance)).toEqual(['7.25']);
     expect((await run(q.liveSharePerPool)).map((r) => Number(r.tokens))).toEqual([3]);
@@ -172,7 +249,8 @@ describeEachDialect('history that lasts', (dialect) => {
     for (const [name, text] of Object.entries(readmeQueries('postgres', README_FINGERPRINT, README_DAY))) {
       expect(readme.includes(text.replace(/\s+/g, ' ')), `README has the query ${name}`).toBe(true);
     }
-    for (const conditions of Object.values(TIME_CONDITIONS)) for (const c of Object.values(conditions)) expect(readme.includes(c), c).toBe(true);
+    for (const conditions of Object.values(TIME_CONDITIONS))
+      for (const c of Object.values(conditions)) expect(readme.includes(c), c).toBe(true);
   });
 
   it('rolls up each finished day per token and removes the raw checks past TSCHK_HISTORY_DAYS; a pass that dies half-way resumes with no day counted twice', async () => {
@@ -186,12 +264,21 @@ describeEachDialect('history that lasts', (dialect) => {
         for (let h = 0; h < 3; h++) {
           const at = new Date(Date.UTC(2026, 10, 30 - d, 6 + h * 5, i));
           const verdict: Verdict = (i + h + d) % 4 === 0 ? 'dead' : (i + h) % 5 === 1 ? 'unknown' : 'live';
-          records.push(check(tok(s), at, verdict, { latencyMs: 100 * (h + 1) + i, balance: h === 1 ? `${d}.00` : null, currency: h === 1 ? 'CNY' : null }));
+          records.push(
+            check(tok(s), at, verdict, {
+              latencyMs: 100 * (h + 1) + i,
+              balance: h === 1 ? `${d}.00` : null,
+              currency: h === 1 ? 'CNY' : null,
+            }),
+          );
         }
       }
     }
     for (let i = 0; i < records.length; i += 20) await recordChecks(db, records.slice(i, i + 20));
-    const expected = new Map<string, { checks: number; live: number; dead: number; unknown: number; min: number; max: number; lastBalance: string | null }>();
+    const expected = new Map<
+      string,
+      { checks: number; live: number; dead: number; unknown: number; min: number; max: number; lastBalance: string | null }
+    >();
     for (const r of records) {
       const key = `${r.tokenId} ${r.checkedAt.toISOString().slice(0, 10)}`;
       const e = expected.get(key) ?? { checks: 0, live: 0, dead: 0, unknown: 0, min: Infinity, max: 0, lastBalance: null };
@@ -206,7 +293,15 @@ describeEachDialect('history that lasts', (dialect) => {
       new Map(
         (await db.kysely.selectFrom('token_daily').selectAll().execute()).map((d) => [
           `${d.token_id} ${d.day}`,
-          { checks: Number(d.checks), live: Number(d.live), dead: Number(d.dead), unknown: Number(d.unknown), min: Number(d.latency_min_ms), max: Number(d.latency_max_ms), lastBalance: d.last_balance },
+          {
+            checks: Number(d.checks),
+            live: Number(d.live),
+            dead: Number(d.dead),
+            unknown: Number(d.unknown),
+            min: Number(d.latency_min_ms),
+            max: Number(d.latency_max_ms),
+            lastBalance: d.last_balance,
+          },
         ]),
       );
 
@@ -214,7 +309,14 @@ describeEachDialect('history that lasts', (dialect) => {
     let steps = 0;
     const crash = new Error('killed');
     const opts = { historyDays: 3, rollupDays: 400, logger, now: () => now, firstStepSize: 1, stepMs: 0.001 };
-    await expect(keepHistory(db, { ...opts, afterStep: () => { if (++steps === 7) throw crash; } })).rejects.toBe(crash);
+    await expect(
+      keepHistory(db, {
+        ...opts,
+        afterStep: () => {
+          if (++steps === 7) throw crash;
+        },
+      }),
+    ).rejects.toBe(crash);
     expect((await daily()).size).toBe(7);
     await keepHistory(db, opts);
 
@@ -236,7 +338,13 @@ describeEachDialect('history that lasts', (dialect) => {
     const records: CheckRecord[] = [];
     for (let d = 0; d < 6; d++) {
       for (const [i, s] of secrets.entries()) {
-        records.push(check(tok(s), new Date(now.getTime() - d * DAY - (i + 1) * 60_000), (i + d) % 3 === 0 ? 'dead' : 'live', { latencyMs: 50 + d * 10 + i, balance: d % 2 ? `${d}.5` : null, currency: d % 2 ? 'CNY' : null }));
+        records.push(
+          check(tok(s), new Date(now.getTime() - d * DAY - (i + 1) * 60_000), (i + d) % 3 === 0 ? 'dead' : 'live', {
+            latencyMs: 50 + d * 10 + i,
+            balance: d % 2 ? `${d}.5` : null,
+            currency: d % 2 ? 'CNY' : null,
+          }),
+        );
       }
     }
     await recordChecks(db, records);
@@ -255,13 +363,23 @@ describeEachDialect('history that lasts', (dialect) => {
     const { tok } = await seedTokens(['tok-old-0001-xxxx']);
     const token = tok('tok-old-0001-xxxx');
     const now = new Date('2026-11-30T12:00:00.000Z');
-    await recordChecks(db, [check(token, new Date('2026-11-10T12:00:00.000Z'), 'dead', { next: { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } })]);
     await recordChecks(db, [
-      check(token, new Date('2026-11-25T12:00:00.000Z'), 'live', { prev: { state: 'suspect', consecutiveDead: 1 }, next: { state: 'active', consecutiveDead: 0, invalidSince: undefined } }),
+      check(token, new Date('2026-11-10T12:00:00.000Z'), 'dead', {
+        next: { state: 'suspect', consecutiveDead: 1, invalidSince: undefined },
+      }),
+    ]);
+    await recordChecks(db, [
+      check(token, new Date('2026-11-25T12:00:00.000Z'), 'live', {
+        prev: { state: 'suspect', consecutiveDead: 1 },
+        next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
+      }),
     ]);
     await keepHistory(db, { historyDays: 1, rollupDays: 400, logger, now: () => now });
     expect((await listTokenEvents(db, { tokenId: token.id })).map((e) => e.event)).toEqual(['recovered', 'suspect']);
-    expect((await db.kysely.selectFrom('token_daily').select('day').orderBy('day').execute()).map((d) => d.day)).toEqual(['2026-11-10', '2026-11-25']);
+    expect((await db.kysely.selectFrom('token_daily').select('day').orderBy('day').execute()).map((d) => d.day)).toEqual([
+      '2026-11-10',
+      '2026-11-25',
+    ]);
     expect(await listHistory(db, { limit: 10 })).toEqual([]);
 
     await keepHistory(db, { historyDays: 1, rollupDays: 10, logger, now: () => now });
@@ -276,18 +394,33 @@ describeEachDialect('history that lasts', (dialect) => {
     const r1 = await openRun(db, 'cron', 'all');
     const r2 = await openRun(db, 'cron', 'all');
     const at = Date.now() - HOUR;
-    await recordChecks(db, [check(token, new Date(at), 'dead', { runId: r1, next: { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } })]);
+    await recordChecks(db, [
+      check(token, new Date(at), 'dead', { runId: r1, next: { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } }),
+    ]);
     expect(await recordHeld(db, [token], { reason: 'breaker: 80% dead in one run', runId: r1 })).toBe(1);
     expect(await recordHeld(db, [token], { reason: 'breaker: 80% dead in one run', runId: r1 })).toBe(0);
-    await recordChecks(db, [check(token, new Date(at + 1000), 'dead', { runId: r2, prev: { state: 'suspect', consecutiveDead: 1 }, next: { state: 'suspect', consecutiveDead: 2, invalidSince: undefined } })]);
+    await recordChecks(db, [
+      check(token, new Date(at + 1000), 'dead', {
+        runId: r2,
+        prev: { state: 'suspect', consecutiveDead: 1 },
+        next: { state: 'suspect', consecutiveDead: 2, invalidSince: undefined },
+      }),
+    ]);
     await flagTokens(db, [token.id], new Date(at + 2000), { runId: r2 });
     const flagged = (await listTokens(db, {}))[0]!;
     await archiveAndDeleteTokens(db, [flagged], provider.name, 'pruned', new Date(), { runId: r2 });
     const archived = await db.kysely.selectFrom('token_archive').select('id').execute();
-    await markRestored(db, archived.map((a) => Number(a.id)), new Date(), 'cli');
+    await markRestored(
+      db,
+      archived.map((a) => Number(a.id)),
+      new Date(),
+      'cli',
+    );
 
     const events = (await listTokenEvents(db, { fingerprint: token.fingerprint })).reverse();
-    expect(events.map((e) => ({ event: e.event, run: e.run_id === null ? null : Number(e.run_id), reason: e.reason, actor: e.actor }))).toEqual([
+    expect(
+      events.map((e) => ({ event: e.event, run: e.run_id === null ? null : Number(e.run_id), reason: e.reason, actor: e.actor })),
+    ).toEqual([
       { event: 'suspect', run: r1, reason: 'upstream_rejected', actor: 'run' },
       { event: 'held', run: r1, reason: 'breaker: 80% dead in one run', actor: 'run' },
       { event: 'invalid', run: r2, reason: 'confirmed_dead', actor: 'run' },

@@ -71,7 +71,16 @@ describeEachDialect('recording a batch of checks', (dialect) => {
     );
 
   it('gives every token of a mixed batch its own new state and leaves the rest as it was', async () => {
-    const tokens = await seed(['tok-live', 'tok-suspect', 'tok-invalid', 'tok-unknown', 'tok-exhausted', 'tok-recovered', 'tok-twice', 'tok-untouched']);
+    const tokens = await seed([
+      'tok-live',
+      'tok-suspect',
+      'tok-invalid',
+      'tok-unknown',
+      'tok-exhausted',
+      'tok-recovered',
+      'tok-twice',
+      'tok-untouched',
+    ]);
     const tok = (s: string) => tokens.get(s)!;
     await recordChecks(db, [
       record(tok('tok-live'), at(1), { verdict: 'live', next: { state: 'active', consecutiveDead: 0, invalidSince: undefined } }),
@@ -92,14 +101,86 @@ describeEachDialect('recording a batch of checks', (dialect) => {
 
     const t0 = T0.toISOString();
     expect(await stateOf()).toEqual({
-      'tok-live': { state: 'active', consecutiveDead: 0, verdict: 'live', reason: 'upstream_accepted', checkedAt: at(1).toISOString(), liveAt: at(1).toISOString(), invalidSince: t0, balance: null },
-      'tok-suspect': { state: 'suspect', consecutiveDead: 2, verdict: 'dead', reason: 'upstream_rejected', checkedAt: at(2).toISOString(), liveAt: t0, invalidSince: t0, balance: '9.50 CNY' },
-      'tok-invalid': { state: 'invalid', consecutiveDead: 2, verdict: 'dead', reason: 'upstream_rejected', checkedAt: at(3).toISOString(), liveAt: t0, invalidSince: at(3).toISOString(), balance: '9.50 CNY' },
-      'tok-unknown': { state: 'active', consecutiveDead: 1, verdict: 'unknown', reason: 'timeout', checkedAt: at(4).toISOString(), liveAt: t0, invalidSince: t0, balance: '9.50 CNY' },
-      'tok-exhausted': { state: 'active', consecutiveDead: 0, verdict: 'exhausted', reason: 'no_balance', checkedAt: at(5).toISOString(), liveAt: t0, invalidSince: t0, balance: '0.00 USD' },
-      'tok-recovered': { state: 'active', consecutiveDead: 0, verdict: 'live', reason: 'upstream_accepted', checkedAt: at(6).toISOString(), liveAt: at(6).toISOString(), invalidSince: null, balance: null },
-      'tok-twice': { state: 'active', consecutiveDead: 0, verdict: 'live', reason: 'upstream_accepted', checkedAt: at(8).toISOString(), liveAt: at(8).toISOString(), invalidSince: t0, balance: null },
-      'tok-untouched': { state: 'active', consecutiveDead: 1, verdict: null, reason: null, checkedAt: null, liveAt: t0, invalidSince: t0, balance: '9.50 CNY' },
+      'tok-live': {
+        state: 'active',
+        consecutiveDead: 0,
+        verdict: 'live',
+        reason: 'upstream_accepted',
+        checkedAt: at(1).toISOString(),
+        liveAt: at(1).toISOString(),
+        invalidSince: t0,
+        balance: null,
+      },
+      'tok-suspect': {
+        state: 'suspect',
+        consecutiveDead: 2,
+        verdict: 'dead',
+        reason: 'upstream_rejected',
+        checkedAt: at(2).toISOString(),
+        liveAt: t0,
+        invalidSince: t0,
+        balance: '9.50 CNY',
+      },
+      'tok-invalid': {
+        state: 'invalid',
+        consecutiveDead: 2,
+        verdict: 'dead',
+        reason: 'upstream_rejected',
+        checkedAt: at(3).toISOString(),
+        liveAt: t0,
+        invalidSince: at(3).toISOString(),
+        balance: '9.50 CNY',
+      },
+      'tok-unknown': {
+        state: 'active',
+        consecutiveDead: 1,
+        verdict: 'unknown',
+        reason: 'timeout',
+        checkedAt: at(4).toISOString(),
+        liveAt: t0,
+        invalidSince: t0,
+        balance: '9.50 CNY',
+      },
+      'tok-exhausted': {
+        state: 'active',
+        consecutiveDead: 0,
+        verdict: 'exhausted',
+        reason: 'no_balance',
+        checkedAt: at(5).toISOString(),
+        liveAt: t0,
+        invalidSince: t0,
+        balance: '0.00 USD',
+      },
+      'tok-recovered': {
+        state: 'active',
+        consecutiveDead: 0,
+        verdict: 'live',
+        reason: 'upstream_accepted',
+        checkedAt: at(6).toISOString(),
+        liveAt: at(6).toISOString(),
+        invalidSince: null,
+        balance: null,
+      },
+      'tok-twice': {
+        state: 'active',
+        consecutiveDead: 0,
+        verdict: 'live',
+        reason: 'upstream_accepted',
+        checkedAt: at(8).toISOString(),
+        liveAt: at(8).toISOString(),
+        invalidSince: t0,
+        balance: null,
+      },
+      'tok-untouched': {
+        state: 'active',
+        consecutiveDead: 1,
+        verdict: null,
+        reason: null,
+        checkedAt: null,
+        liveAt: t0,
+        invalidSince: t0,
+        balance: '9.50 CNY',
+      },
     });
     const history = await listHistory(db, { limit: 100 });
     expect(history).toHaveLength(8);
@@ -130,13 +211,24 @@ describeEachDialect('recording a batch of checks', (dialect) => {
   it('writes a batch larger than one statement, where every token got the same answer', async () => {
     const secrets = Array.from({ length: 601 }, (_, i) => `tok-${String(i).padStart(4, '0')}-aaaaaaaa`);
     const tokens = await seed(secrets);
-    const checked = secrets.slice(0, 600).map((s) =>
-      record(tokens.get(s)!, at(30), { verdict: 'dead', next: { state: 'suspect', consecutiveDead: 2, invalidSince: undefined } }),
-    );
+    const checked = secrets
+      .slice(0, 600)
+      .map((s) =>
+        record(tokens.get(s)!, at(30), { verdict: 'dead', next: { state: 'suspect', consecutiveDead: 2, invalidSince: undefined } }),
+      );
     await recordChecks(db, checked);
 
     const after = await stateOf();
-    const suspect = { state: 'suspect', consecutiveDead: 2, verdict: 'dead', reason: 'upstream_rejected', checkedAt: at(30).toISOString(), liveAt: T0.toISOString(), invalidSince: T0.toISOString(), balance: '9.50 CNY' };
+    const suspect = {
+      state: 'suspect',
+      consecutiveDead: 2,
+      verdict: 'dead',
+      reason: 'upstream_rejected',
+      checkedAt: at(30).toISOString(),
+      liveAt: T0.toISOString(),
+      invalidSince: T0.toISOString(),
+      balance: '9.50 CNY',
+    };
     expect(secrets.slice(0, 600).filter((s) => JSON.stringify(after[s]) !== JSON.stringify(suspect))).toEqual([]);
     expect(after[secrets[600]!]).toMatchObject({ state: 'active', verdict: null, checkedAt: null });
     expect(await listHistory(db, { limit: 1000 })).toHaveLength(600);
@@ -146,7 +238,11 @@ describeEachDialect('recording a batch of checks', (dialect) => {
     const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations } });
     const down = await migrator.migrateTo('20261128000000_oneapi_disabled_channels');
     expect(down.error).toBeUndefined();
-    expect(down.results?.map((r) => [r.migrationName, r.direction, r.status])).toContainEqual(['20261129000000_tokens_due_index', 'Down', 'Success']);
+    expect(down.results?.map((r) => [r.migrationName, r.direction, r.status])).toContainEqual([
+      '20261129000000_tokens_due_index',
+      'Down',
+      'Success',
+    ]);
     expect(await migrateToLatest(db)).toContain('20261129000000_tokens_due_index');
   });
 });

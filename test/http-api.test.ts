@@ -93,7 +93,7 @@ describeEachDialect('/api/v1', (dialect) => {
     it.each([
       { body: { kind: 'free-api', url: 'http://x/token/check' }, says: 'name is required' },
       { body: { name: 'bad name!', kind: 'free-api' }, says: 'name must be letters, digits' },
-      { body: { name: 'p', kind: 'nope' }, says: "kind must be one of" },
+      { body: { name: 'p', kind: 'nope' }, says: 'kind must be one of' },
       { body: { name: 'p', kind: 'free-api' }, says: 'url is required for kind free-api' },
       { body: { name: 'p', kind: 'free-api', url: 'ftp://x' }, says: 'url must be an http(s) URL' },
       { body: { name: 'p', kind: 'free-api', url: 'http://x', concurrency: 0 }, says: 'concurrency must be a whole number' },
@@ -136,8 +136,16 @@ describeEachDialect('/api/v1', (dialect) => {
       { body: { provider: 'deep', tokens: 't' }, status: 400, says: 'tokens must be an array of strings' },
       { body: { provider: 'deep', tokens: [1] }, status: 400, says: 'tokens must be an array of strings' },
       { body: { provider: 'deep', tokens: [' ', ','] }, status: 400, says: 'tokens holds no token' },
-      { body: { provider: 'deep', tokens: ['sk-ok-token', 'sk-tab\tinside'] }, status: 400, says: 'tokens[1] cannot be a token: it holds a control character' },
-      { body: { provider: 'deep', tokens: ['sk-esc\u001b[31m'] }, status: 400, says: 'tokens[0] cannot be a token: it holds a control character' },
+      {
+        body: { provider: 'deep', tokens: ['sk-ok-token', 'sk-tab\tinside'] },
+        status: 400,
+        says: 'tokens[1] cannot be a token: it holds a control character',
+      },
+      {
+        body: { provider: 'deep', tokens: ['sk-esc\u001b[31m'] },
+        status: 400,
+        says: 'tokens[0] cannot be a token: it holds a control character',
+      },
       { body: { provider: 'deep', tokens: ['t'], expect: 'maybe' }, status: 400, says: 'expect must be live or dead' },
       { body: { provider: 'deep', pool: '../x', tokens: ['t'] }, status: 400, says: 'pool must be letters, digits' },
       { body: { provider: 'deep', tokens: ['t'], label: 'L'.repeat(256) }, status: 400, says: 'label must be at most 255 characters' },
@@ -226,7 +234,12 @@ describeEachDialect('/api/v1', (dialect) => {
     expect(a.status).toBe(202);
     const runId = a.json().run_id;
     expect(a.headers.get('location')).toBe(`/api/v1/runs/${runId}`);
-    expect((await s.call('GET', `/api/v1/runs/${runId}`)).json().run).toMatchObject({ id: runId, status: 'running', trigger: 'api', scope: 'deep/default' });
+    expect((await s.call('GET', `/api/v1/runs/${runId}`)).json().run).toMatchObject({
+      id: runId,
+      status: 'running',
+      trigger: 'api',
+      scope: 'deep/default',
+    });
 
     release();
     await s.daemon.context.runs.idle();
@@ -268,8 +281,7 @@ describeEachDialect('/api/v1', (dialect) => {
     await s.daemon.runNow({ trigger: 'cli' });
     const token = (await listTokens(s.db, {}))[0]!;
     const run = (await s.call('GET', '/api/v1/runs')).json().runs[0];
-    const sample = (pattern: string, name: string) =>
-      name === 'id' ? String(pattern.includes('/runs/') ? run.id : token.id) : 'deep';
+    const sample = (pattern: string, name: string) => (name === 'id' ? String(pattern.includes('/runs/') ? run.id : token.id) : 'deep');
     const bodies: Record<string, unknown> = {
       'POST /api/v1/providers': { name: 'other', kind: 'free-api', url: mock.checkUrl },
       'POST /api/v1/tokens': { provider: 'deep', tokens: Object.keys(SECRETS) },

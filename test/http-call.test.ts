@@ -53,7 +53,11 @@ describe('httpCall and the daemon-wide shutdown signal', () => {
       const shutdown = new AbortController();
       const callsBefore = mock.calls.length;
       const call = (token: string) =>
-        httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher: single, timeoutMs: 5_000, signal: shutdown.signal, logger });
+        httpCall(
+          mock.checkUrl,
+          { method: 'POST', body: JSON.stringify({ token }) },
+          { dispatcher: single, timeoutMs: 5_000, signal: shutdown.signal, logger },
+        );
       const first = call('hangs');
       const queued = call('answers');
       await waitFor(() => mock.calls.length > callsBefore, 5_000, 'the check never reached the upstream', 5);

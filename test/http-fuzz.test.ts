@@ -147,14 +147,26 @@ function casesFor(r: Route, sample: (r: Route, name: string) => string, mock: Mo
 
   for (const [, name] of r.path.matchAll(/\{(\w+)\}/g)) {
     for (const seg of HOSTILE_SEGMENTS) {
-      out.push({ name: `${key} {${name}}=${seg.slice(0, 40)}`, method: r.method, target: `${fill(name, seg)}?${baseQuery}`, headers: auth, body: validBody });
+      out.push({
+        name: `${key} {${name}}=${seg.slice(0, 40)}`,
+        method: r.method,
+        target: `${fill(name, seg)}?${baseQuery}`,
+        headers: auth,
+        body: validBody,
+      });
     }
   }
   const keys = r.method === 'GET' ? QUERY_KEYS : ['limit', 'provider', '%00'];
   const values = r.method === 'GET' ? HOSTILE_QUERY_VALUES : [String(MAX_ID + 1), '%00', 'x'.repeat(5000)];
   for (const k of keys) {
     for (const v of values) {
-      out.push({ name: `${key} ?${k.slice(0, 20)}=${v.slice(0, 40)}`, method: r.method, target: `${path}?${baseQuery}${k}=${v}`, headers: auth, body: validBody });
+      out.push({
+        name: `${key} ?${k.slice(0, 20)}=${v.slice(0, 40)}`,
+        method: r.method,
+        target: `${path}?${baseQuery}${k}=${v}`,
+        headers: auth,
+        body: validBody,
+      });
     }
   }
   if (bodyOf) {
@@ -167,11 +179,22 @@ function casesFor(r: Route, sample: (r: Route, name: string) => string, mock: Mo
     }
   }
   for (const body of bodyOf ? WHOLE_BODIES : [WHOLE_BODIES[7]!, WHOLE_BODIES[10]!]) {
-    out.push({ name: `${key} body ${JSON.stringify(body.toString()).slice(0, 40)}`, method: r.method, target: `${path}?${baseQuery}`, headers: auth, body });
+    out.push({
+      name: `${key} body ${JSON.stringify(body.toString()).slice(0, 40)}`,
+      method: r.method,
+      target: `${path}?${baseQuery}`,
+      headers: auth,
+      body,
+    });
   }
   // Credentials the auth check must refuse (or, for open routes, ignore) without a 5xx.
   for (const a of [`Bearer ${'x'.repeat(8000)}`, 'Bearer', 'Basic Og==', `bearer ${API_SECRET.toUpperCase()}`]) {
-    out.push({ name: `${key} Authorization: ${a.slice(0, 30)}`, method: r.method, target: `${path}?${baseQuery}`, headers: [['Authorization', a]] });
+    out.push({
+      name: `${key} Authorization: ${a.slice(0, 30)}`,
+      method: r.method,
+      target: `${path}?${baseQuery}`,
+      headers: [['Authorization', a]],
+    });
   }
   return out;
 }
@@ -295,14 +318,26 @@ describeEachDialect('hostile HTTP input', (dialect) => {
 
   it.each([
     { route: '/api/v1/tokens', body: { provider: 'deep', tokens: [LONG_TOKEN] }, says: ['tokens[0]', '4096'] },
-    { route: '/api/v1/tokens', body: { provider: 'deep', tokens: ['fine-token-000000007', `ok-00000008,${LONG_TOKEN}`] }, says: ['tokens[1]', '4096'] },
+    {
+      route: '/api/v1/tokens',
+      body: { provider: 'deep', tokens: ['fine-token-000000007', `ok-00000008,${LONG_TOKEN}`] },
+      says: ['tokens[1]', '4096'],
+    },
     { route: '/api/v1/tokens', body: { provider: 'deep', tokens: ['fine-token-000000009', NUL_TOKEN] }, says: ['tokens[1]', 'NUL'] },
     { route: '/api/v1/tokens', body: { provider: 'deep', tokens: ['t-0000000010'], label: 'a\u0000b' }, says: ['label', 'NUL'] },
     { route: '/api/v1/tokens', body: { provider: 'deep\u0000', tokens: ['t-0000000011'] }, says: ['provider', 'NUL'] },
     { route: '/api/v1/tokens', body: { provider: 'p'.repeat(65), tokens: ['t-0000000012'] }, says: ['provider', '64'] },
     { route: '/api/v1/tokens', body: { provider: 'deep', tokens: ['t-0000000013'], label: '🙂'.repeat(256) }, says: ['label', '255'] },
-    { route: '/api/v1/providers', body: { name: 'fz-c', kind: 'free-api', url: 'http://x/t', concurrency: 3_000_000_000 }, says: ['concurrency', '10000'] },
-    { route: '/api/v1/providers', body: { name: 'fz-c', kind: 'free-api', url: 'http://x/t', concurrency: MAX_ID + 1 }, says: ['concurrency', '10000'] },
+    {
+      route: '/api/v1/providers',
+      body: { name: 'fz-c', kind: 'free-api', url: 'http://x/t', concurrency: 3_000_000_000 },
+      says: ['concurrency', '10000'],
+    },
+    {
+      route: '/api/v1/providers',
+      body: { name: 'fz-c', kind: 'free-api', url: 'http://x/t', concurrency: MAX_ID + 1 },
+      says: ['concurrency', '10000'],
+    },
     { route: '/api/v1/providers', body: { name: 'fz-c', kind: 'free-api', url: 'http://x/\u0000' }, says: ['url', 'NUL'] },
     { route: '/api/v1/providers', body: { name: 'fz-c', kind: 'free-api\u0000', url: 'http://x/t' }, says: ['kind', 'NUL'] },
     { route: '/api/v1/providers', body: { name: 'fz-c', kind: 'x'.repeat(100_000), url: 'http://x/t' }, says: ['kind'] },

@@ -110,7 +110,9 @@ describe('slow clients', () => {
   it('answers 408 and closes when an authenticated body comes too slowly', async () => {
     server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
     const c = await slow();
-    c.write(`POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"provider"`);
+    c.write(
+      `POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"provider"`,
+    );
     const stop = trickle(c, ' ', 20);
 
     const a = await closedByServer(c);
@@ -118,7 +120,9 @@ describe('slow clients', () => {
     stop();
     expect(a.status).toBe(408);
     expect(a.headers.connection).toBe('close');
-    expect(a.json()).toEqual({ error: { code: 'request_timeout', message: 'the request did not arrive in time; send it whole, without pauses' } });
+    expect(a.json()).toEqual({
+      error: { code: 'request_timeout', message: 'the request did not arrive in time; send it whole, without pauses' },
+    });
   });
 
   it('answers 408 and closes when the headers come too slowly', async () => {
@@ -216,7 +220,9 @@ describe('refusals close the connection', () => {
     { name: 'a declared body over 1 MiB', auth: `${AUTH}\r\n`, length: 2 * 1024 * 1024, status: 413 },
   ])('$name, with the body still coming → $status at once, then the connection closes', async ({ auth, status, length }) => {
     const c = await slow();
-    c.write(`POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${length ?? 100_000}\r\n\r\n{"provider":`);
+    c.write(
+      `POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${length ?? 100_000}\r\n\r\n{"provider":`,
+    );
 
     const a = await closedByServer(c);
 
@@ -290,26 +296,64 @@ describe('repeated credential headers', () => {
   });
 
   it.each([
-    { name: 'two Authorization headers, the first right', headers: [['Authorization', `Bearer ${API_SECRET}`], ['Authorization', 'Bearer other']] },
-    { name: 'two Authorization headers, the second right', headers: [['Authorization', 'Bearer other'], ['Authorization', `Bearer ${API_SECRET}`]] },
-    { name: 'the same Authorization twice', headers: [['Authorization', `Bearer ${API_SECRET}`], ['authorization', `Bearer ${API_SECRET}`]] },
-    { name: 'two UserAuthorization headers', headers: [['Authorization', `Bearer ${API_SECRET}`], ['UserAuthorization', 'a'], ['UserAuthorization', 'b']] },
-  ] as Array<{ name: string; headers: Array<[string, string]> }>)('$name → 400 on every route, and the connection closes', async ({ headers }) => {
-    for (const [method, target] of [
-      ['GET', '/api/v1/tokens'],
-      ['POST', '/api/LLM_TokenCheck/Check/deep'],
-      ['GET', '/api/OfficialTokenCheck/Check/deep/single'],
-      ['GET', '/healthz'],
-    ] as const) {
-      const a = await call(target, headers, method);
-      expect(a.status, `${method} ${target}`).toBe(400);
-      expect(a.headers.connection).toBe('close');
-      expect(a.json().error).toEqual({ code: 'bad_request', message: expect.stringMatching(/^send one (User)?Authorization header; this request has 2$/) });
-    }
-  });
+    {
+      name: 'two Authorization headers, the first right',
+      headers: [
+        ['Authorization', `Bearer ${API_SECRET}`],
+        ['Authorization', 'Bearer other'],
+      ],
+    },
+    {
+      name: 'two Authorization headers, the second right',
+      headers: [
+        ['Authorization', 'Bearer other'],
+        ['Authorization', `Bearer ${API_SECRET}`],
+      ],
+    },
+    {
+      name: 'the same Authorization twice',
+      headers: [
+        ['Authorization', `Bearer ${API_SECRET}`],
+        ['authorization', `Bearer ${API_SECRET}`],
+      ],
+    },
+    {
+      name: 'two UserAuthorization headers',
+      headers: [
+        ['Authorization', `Bearer ${API_SECRET}`],
+        ['UserAuthorization', 'a'],
+        ['UserAuthorization', 'b'],
+      ],
+    },
+  ] as Array<{ name: string; headers: Array<[string, string]> }>)(
+    '$name → 400 on every route, and the connection closes',
+    async ({ headers }) => {
+      for (const [method, target] of [
+        ['GET', '/api/v1/tokens'],
+        ['POST', '/api/LLM_TokenCheck/Check/deep'],
+        ['GET', '/api/OfficialTokenCheck/Check/deep/single'],
+        ['GET', '/healthz'],
+      ] as const) {
+        const a = await call(target, headers, method);
+        expect(a.status, `${method} ${target}`).toBe(400);
+        expect(a.headers.connection).toBe('close');
+        expect(a.json().error).toEqual({
+          code: 'bad_request',
+          message: expect.stringMatching(/^send one (User)?Authorization header; this request has 2$/),
+        });
+      }
+    },
+  );
 
   it('one Authorization header is answered as before', async () => {
     expect((await call('/api/v1/tokens', [['Authorization', `Bearer ${API_SECRET}`]])).status).toBe(200);
-    expect((await call('/api/v1/tokens', [['Authorization', `Bearer ${API_SECRET}`], ['UserAuthorization', 'x']])).status).toBe(200);
+    expect(
+      (
+        await call('/api/v1/tokens', [
+          ['Authorization', `Bearer ${API_SECRET}`],
+          ['UserAuthorization', 'x'],
+        ])
+      ).status,
+    ).toBe(200);
   });
 });

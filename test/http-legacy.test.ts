@@ -172,7 +172,12 @@ describeEachDialect('legacy routes', (dialect) => {
 
     const a = await s.call('POST', '/api/LLM_TokenCheck/Check/deep');
 
-    expect(a.json()).toMatchObject({ tokenStatus: 'tokentrue', totalTokenCount: 3, invalidTokenPositions: [3], validTokenPercentage: '66.67%' });
+    expect(a.json()).toMatchObject({
+      tokenStatus: 'tokentrue',
+      totalTokenCount: 3,
+      invalidTokenPositions: [3],
+      validTokenPercentage: '66.67%',
+    });
   });
 
   it('answers an empty pool', async () => {

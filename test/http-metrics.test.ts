@@ -112,7 +112,16 @@ describeEachDialect('/metrics and /healthz', (dialect) => {
     expect(ok.json()).toMatchObject({
       status: 'ok',
       db: 'ok',
-      lastRun: { id: summary.runId, status: 'done', trigger: 'cli', checked: 4, live: 2, dead: 1, unknown: 1, finished_at: summary.finishedAt },
+      lastRun: {
+        id: summary.runId,
+        status: 'done',
+        trigger: 'cli',
+        checked: 4,
+        live: 2,
+        dead: 1,
+        unknown: 1,
+        finished_at: summary.finishedAt,
+      },
     });
 
     await s.db.close();

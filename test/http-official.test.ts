@@ -27,7 +27,15 @@ describe('the DeepSeek legacy slots', () => {
     const a = 'sk-aaaa-1111111111111111-zzzz';
     const b = 'sk-aaaa-2222222222222222-zzzz';
     const live = { verdict: 'live', balance: '1.00' } as const;
-    expect(keylistAnswer([{ secret: a, result: live }, { secret: b, result: live }], false)).toEqual({
+    expect(
+      keylistAnswer(
+        [
+          { secret: a, result: live },
+          { secret: b, result: live },
+        ],
+        false,
+      ),
+    ).toEqual({
       [mask(a)]: '1.00-true',
       [`${mask(b)} (${fingerprint(b)})`]: '1.00-true',
     });
@@ -67,7 +75,10 @@ describeEachDialect('the DeepSeek legacy routes', (dialect) => {
 
       expect(res.status).toBe(200);
       expect(res.text).toBe(direct);
-      expect(res.json()).toMatchObject({ code: 0, data: { biz_data: { total_available_token_estimation: '4722170', normal_wallets: [expect.any(Object)] } } });
+      expect(res.json()).toMatchObject({
+        code: 0,
+        data: { biz_data: { total_available_token_estimation: '4722170', normal_wallets: [expect.any(Object)] } },
+      });
       expect(mock.calls.at(-1)).toMatchObject({ path: PATHS.summary, authorization: `Bearer ${userToken}` });
       expect(mock.calls.some((c) => c.authorization?.includes(API_SECRET))).toBe(false);
     });
@@ -141,7 +152,14 @@ describeEachDialect('the DeepSeek legacy routes', (dialect) => {
       busy: 'sk-55e1000000000000000000000000b3f9',
     };
     const setUp = async (s: Served) => {
-      mock.setKey(PATHS.deepseek, keys.rich, answers.deepseekBalance(true, [{ currency: 'USD', total: '3.00' }, { currency: 'CNY', total: '10.00' }]));
+      mock.setKey(
+        PATHS.deepseek,
+        keys.rich,
+        answers.deepseekBalance(true, [
+          { currency: 'USD', total: '3.00' },
+          { currency: 'CNY', total: '10.00' },
+        ]),
+      );
       mock.setKey(PATHS.deepseek, keys.empty, answers.deepseekBalance(false, [{ currency: 'CNY', total: '0.00' }]));
       mock.setKey(PATHS.deepseek, keys.busy, ugly.http503);
       const p = await upsertProvider(s.db, { name: 'ds-keys', kind: 'deepseek-key', checkUrl: mock.baseUrl });

@@ -208,9 +208,9 @@ describe('mock free-api', () => {
   it('never answers a timeout, and close() still returns', async () => {
     const hung = await startMockFreeApi({ defaultBehaviour: 'timeout' });
     const started = Date.now();
-    await expect(
-      fetch(hung.checkUrl, { method: 'POST', body: '{"token":"x"}', signal: AbortSignal.timeout(300) }),
-    ).rejects.toMatchObject({ name: 'TimeoutError' });
+    await expect(fetch(hung.checkUrl, { method: 'POST', body: '{"token":"x"}', signal: AbortSignal.timeout(300) })).rejects.toMatchObject({
+      name: 'TimeoutError',
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     const pending = fetch(hung.checkUrl, { method: 'POST', body: '{"token":"y"}' }).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 50));
@@ -235,7 +235,10 @@ describe('mock free-api', () => {
   });
 
   it('answers -1000 on a wrong method or path', async () => {
-    for (const [method, path] of [['GET', '/token/check'], ['POST', '/v1/token/check']] as const) {
+    for (const [method, path] of [
+      ['GET', '/token/check'],
+      ['POST', '/v1/token/check'],
+    ] as const) {
       const res = await fetch(api.baseUrl + path, { method, ...(method === 'POST' ? { body: '{"token":"a"}' } : {}) });
       expect(res.status).toBe(200);
       expect(JSON.parse(await res.text())).toMatchObject({ code: -1000, data: null });

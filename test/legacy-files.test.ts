@@ -1,4 +1,18 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync, existsSync, readdirSync, symlinkSync, lstatSync, readlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  appendFileSync,
+  existsSync,
+  readdirSync,
+  symlinkSync,
+  lstatSync,
+  readlinkSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,7 +85,12 @@ describeEachDialect('legacy token files', (dialect) => {
   }
   const pool = async (c: Ctx, provider: string, name: string) => {
     const p = (await findProvider(c.db, provider))!;
-    return (await poolTokens(c.db, p.id, name)).map((t) => ({ secret: t.secret, position: t.position, source: t.source, source_ref: t.source_ref }));
+    return (await poolTokens(c.db, p.id, name)).map((t) => ({
+      secret: t.secret,
+      position: t.position,
+      source: t.source,
+      source_ref: t.source_ref,
+    }));
   };
   const run = (c: Ctx) => c.daemon.runNow({ trigger: 'cli', force: true });
 
@@ -79,7 +98,10 @@ describeEachDialect('legacy token files', (dialect) => {
     write('LLM-Deep/token.json', `${T.a}\n${T.b},${T.c}\n`);
     const c = await start();
     const [, b] = await poolTokens(c.db, (await findProvider(c.db, 'deep'))!.id, 'default');
-    const cli = await tschk(['tokens', 'remove', '--fingerprint', b!.fingerprint], { TSCHK_DATABASE_URL: database.url, TSCHK_LEGACY_DATA_DIR: dir });
+    const cli = await tschk(['tokens', 'remove', '--fingerprint', b!.fingerprint], {
+      TSCHK_DATABASE_URL: database.url,
+      TSCHK_LEGACY_DATA_DIR: dir,
+    });
 
     expect(cli).toMatchObject({ code: 0, stdout: expect.stringContaining('removed 1 token(s) from tschk and their source') });
     expect(read('LLM-Deep/token.json')).toBe(`${T.a}\n${T.c}\n`);
@@ -122,7 +144,9 @@ describeEachDialect('legacy token files', (dialect) => {
       [T.a, 2, 'LLM-Deep/token.json:2'],
       [T.d, 3, 'LLM-Deep/token.json:3'],
     ]);
-    expect(await listArchive(c.db, {})).toMatchObject([{ secret: T.b, reason: 'source_removed', provider_name: 'deep', pool: 'default', source: 'file' }]);
+    expect(await listArchive(c.db, {})).toMatchObject([
+      { secret: T.b, reason: 'source_removed', provider_name: 'deep', pool: 'default', source: 'file' },
+    ]);
     expect((await listHistory(c.db, { limit: 10 })).some((h) => h.fingerprint === fingerprint(T.b))).toBe(true);
     expect(c.log.text).toContain('token file synced');
     for (const t of Object.values(T)) expect(c.log.text).not.toContain(t);
@@ -265,7 +289,15 @@ describeEachDialect('legacy token files', (dialect) => {
       expect((await poolTokens(c.db, p.id, 'default')).map((x) => x.state)).toEqual(['active', 'invalid']);
       expect(await listArchive(c.db, {})).toEqual([]);
       expect(c.log.entries().find((l) => l.pruned === 1)).toMatchObject({ flaggedInstead: 1 });
-      expect(c.log.entries().some((l) => l.level === 'error' && /token file cannot be rewritten: its folder is read-only for tschk \(EPERM\)\. Its tokens stay in it/.test(String(l.msg)))).toBe(true);
+      expect(
+        c.log
+          .entries()
+          .some(
+            (l) =>
+              l.level === 'error' &&
+              /token file cannot be rewritten: its folder is read-only for tschk \(EPERM\)\. Its tokens stay in it/.test(String(l.msg)),
+          ),
+      ).toBe(true);
       // Still there and still dead next run: flagged already, it is no news, and its date stays.
       const flaggedSince = (await poolTokens(c.db, p.id, 'default'))[1]!.invalid_since;
       const again = await run(c);

@@ -4,7 +4,15 @@ import { zeroCounts } from '../src/db/runs.js';
 import type { ProviderRunSummary, RunSummary, TokenRef } from '../src/engine/run.js';
 import { scrubUrl } from '../src/notify/deliver.js';
 import { buildDigest, renderDigest, type Digest } from '../src/notify/digest.js';
-import { dingtalkSign, feishuSign, judgeAnswer, signBody, telegramSendUrl, webhookRequest, type WebhookSettings } from '../src/notify/formats.js';
+import {
+  dingtalkSign,
+  feishuSign,
+  judgeAnswer,
+  signBody,
+  telegramSendUrl,
+  webhookRequest,
+  type WebhookSettings,
+} from '../src/notify/formats.js';
 import { kumaPush, kumaRequest, type PoolCounts } from '../src/notify/uptime-kuma.js';
 
 const ref = (id: number, pool = 'default'): TokenRef => ({ id, pool, mask: `tk${id}a…zz${id}`, fingerprint: String(id).padStart(12, 'f') });
@@ -86,7 +94,12 @@ describe('the run digest', () => {
       recovered: [ref(5)],
     }),
     provider({ provider: 'kimi', checked: 2, live: 0, unknown: 2, unreachable: true }),
-    provider({ provider: 'ds-keys', lowBalance: [{ ...ref(6), balance: '0.42', currency: 'CNY' }], held: 4, heldReason: 'breaker: 4 of 5 confirmed dead' }),
+    provider({
+      provider: 'ds-keys',
+      lowBalance: [{ ...ref(6), balance: '0.42', currency: 'CNY' }],
+      held: 4,
+      heldReason: 'breaker: 4 of 5 confirmed dead',
+    }),
   ]);
 
   it('reads as one message: counts first, then each provider with masks and fingerprints', () => {
@@ -145,8 +158,10 @@ describe('webhook payloads', () => {
     pruneMode: 'flag',
     ...over,
   });
-  const markdown = '**tschk: run 7 (all)** done, cron: 3 checked — 3 live, 0 dead, 0 exhausted, 0 unknown\n\n**deep**\n- newly suspect (1): tk1a…zz1 fffffffffff1';
-  const plain = 'tschk: run 7 (all) done, cron: 3 checked — 3 live, 0 dead, 0 exhausted, 0 unknown\n\ndeep:\n- newly suspect (1): tk1a…zz1 fffffffffff1';
+  const markdown =
+    '**tschk: run 7 (all)** done, cron: 3 checked — 3 live, 0 dead, 0 exhausted, 0 unknown\n\n**deep**\n- newly suspect (1): tk1a…zz1 fffffffffff1';
+  const plain =
+    'tschk: run 7 (all) done, cron: 3 checked — 3 live, 0 dead, 0 exhausted, 0 unknown\n\ndeep:\n- newly suspect (1): tk1a…zz1 fffffffffff1';
 
   it('json: a stable document, signed with HMAC-SHA256 of the exact body', () => {
     const req = webhookRequest('http://hooks.local/in', digest, settings({ secret: 's3cret-value' }), now);
@@ -243,7 +258,12 @@ describe('webhook payloads', () => {
   });
 
   it('telegram: sendMessage to the configured chat, whether or not the URL names the method', () => {
-    const req = webhookRequest('https://api.telegram.org/bot123:ABC', digest, settings({ format: 'telegram', telegramChatId: '-100200' }), now);
+    const req = webhookRequest(
+      'https://api.telegram.org/bot123:ABC',
+      digest,
+      settings({ format: 'telegram', telegramChatId: '-100200' }),
+      now,
+    );
     expect(req.url).toBe('https://api.telegram.org/bot123:ABC/sendMessage');
     expect(JSON.parse(req.body!)).toEqual({ chat_id: '-100200', text: plain });
     expect(telegramSendUrl('https://api.telegram.org/bot123:ABC/sendMessage')).toBe('https://api.telegram.org/bot123:ABC/sendMessage');
@@ -263,14 +283,39 @@ describe('whether a receiver took the message', () => {
     ['json', 429, '', { ok: false, retry: true, reason: 'http_429' }],
     ['json', 404, 'no', { ok: false, retry: false, reason: 'http_404' }],
     ['wecom', 200, '{"errcode":0,"errmsg":"ok"}', { ok: true }],
-    ['wecom', 200, '{"errcode":93000,"errmsg":"invalid webhook url"}', { ok: false, retry: false, reason: 'errcode 93000: invalid webhook url' }],
-    ['dingtalk', 200, '{"errcode":310000,"errmsg":"sign not match"}', { ok: false, retry: false, reason: 'errcode 310000: sign not match' }],
+    [
+      'wecom',
+      200,
+      '{"errcode":93000,"errmsg":"invalid webhook url"}',
+      { ok: false, retry: false, reason: 'errcode 93000: invalid webhook url' },
+    ],
+    [
+      'dingtalk',
+      200,
+      '{"errcode":310000,"errmsg":"sign not match"}',
+      { ok: false, retry: false, reason: 'errcode 310000: sign not match' },
+    ],
     ['feishu', 200, '{"code":0,"msg":"success","data":{}}', { ok: true }],
-    ['feishu', 200, '{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}', { ok: false, retry: false, reason: 'code 19021: sign match fail or timestamp is not within one hour from current time' }],
+    [
+      'feishu',
+      200,
+      '{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}',
+      { ok: false, retry: false, reason: 'code 19021: sign match fail or timestamp is not within one hour from current time' },
+    ],
     ['telegram', 200, '{"ok":true,"result":{}}', { ok: true }],
-    ['telegram', 400, '{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}', { ok: false, retry: false, reason: 'http_400 error 400: Bad Request: chat not found' }],
+    [
+      'telegram',
+      400,
+      '{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}',
+      { ok: false, retry: false, reason: 'http_400 error 400: Bad Request: chat not found' },
+    ],
     ['uptime-kuma', 200, '{"ok":true}', { ok: true }],
-    ['uptime-kuma', 404, '{"ok":false,"msg":"Monitor not found or not active."}', { ok: false, retry: false, reason: 'http_404 Monitor not found or not active.' }],
+    [
+      'uptime-kuma',
+      404,
+      '{"ok":false,"msg":"Monitor not found or not active."}',
+      { ok: false, retry: false, reason: 'http_404 Monitor not found or not active.' },
+    ],
     ['uptime-kuma', 200, '<html>proxy login</html>', { ok: true }],
   ] as const)('%s answering %i %s', (kind, status, body, expected) => {
     expect(judgeAnswer(kind, status, body)).toEqual(expected);
@@ -291,12 +336,42 @@ describe('Uptime-Kuma heartbeats', () => {
   ]);
 
   it.each([
-    ['a half-alive pool is up (the legacy tokentrue rule)', { provider: 'deep', pool: 'default' }, summary, { label: 'deep/default', up: true, msg: 'live 2/4, dead 1, unknown 1', pingMs: 300 }],
-    ['a pool below half alive is down', { provider: 'deep', pool: 'free' }, summary, { label: 'deep/free', up: false, msg: 'live 1/3, dead 2, unknown 0', pingMs: 300 }],
-    ['a provider sums its pools', { provider: 'deep', pool: undefined }, summary, { label: 'deep', up: false, msg: 'live 3/7, dead 3, unknown 1', pingMs: 300 }],
-    ['exhausted keys are named', { provider: 'ds-keys', pool: undefined }, summary, { label: 'ds-keys', up: true, msg: 'live 1/2, dead 0, exhausted 1, unknown 0', pingMs: 200 }],
-    ['the whole-run URL sums everything; ping is the median of the providers', { provider: undefined, pool: undefined }, summary, { label: 'all', up: true, msg: 'live 6/11, dead 3, exhausted 1, unknown 1', pingMs: 200 }],
-    ['an empty or unknown pool is down', { provider: 'glm', pool: undefined }, summary, { label: 'glm', up: false, msg: 'no tokens', pingMs: null }],
+    [
+      'a half-alive pool is up (the legacy tokentrue rule)',
+      { provider: 'deep', pool: 'default' },
+      summary,
+      { label: 'deep/default', up: true, msg: 'live 2/4, dead 1, unknown 1', pingMs: 300 },
+    ],
+    [
+      'a pool below half alive is down',
+      { provider: 'deep', pool: 'free' },
+      summary,
+      { label: 'deep/free', up: false, msg: 'live 1/3, dead 2, unknown 0', pingMs: 300 },
+    ],
+    [
+      'a provider sums its pools',
+      { provider: 'deep', pool: undefined },
+      summary,
+      { label: 'deep', up: false, msg: 'live 3/7, dead 3, unknown 1', pingMs: 300 },
+    ],
+    [
+      'exhausted keys are named',
+      { provider: 'ds-keys', pool: undefined },
+      summary,
+      { label: 'ds-keys', up: true, msg: 'live 1/2, dead 0, exhausted 1, unknown 0', pingMs: 200 },
+    ],
+    [
+      'the whole-run URL sums everything; ping is the median of the providers',
+      { provider: undefined, pool: undefined },
+      summary,
+      { label: 'all', up: true, msg: 'live 6/11, dead 3, exhausted 1, unknown 1', pingMs: 200 },
+    ],
+    [
+      'an empty or unknown pool is down',
+      { provider: 'glm', pool: undefined },
+      summary,
+      { label: 'glm', up: false, msg: 'no tokens', pingMs: null },
+    ],
     [
       'an unreachable provider is down whatever its stored verdicts',
       { provider: 'qwen', pool: undefined },
@@ -314,12 +389,18 @@ describe('Uptime-Kuma heartbeats', () => {
   });
 
   it('the push URL keeps its token and gets status, msg and ping in place of the pasted ones', () => {
-    const req = kumaRequest('https://kuma.example/api/push/AbC123?status=up&msg=OK&ping=', { up: false, msg: 'live 1/3, dead 2, unknown 0', pingMs: 812.4 });
+    const req = kumaRequest('https://kuma.example/api/push/AbC123?status=up&msg=OK&ping=', {
+      up: false,
+      msg: 'live 1/3, dead 2, unknown 0',
+      pingMs: 812.4,
+    });
     expect(req.method).toBe('GET');
     const u = new URL(req.url);
     expect(u.pathname).toBe('/api/push/AbC123');
     expect(Object.fromEntries(u.searchParams)).toEqual({ status: 'down', msg: 'live 1/3, dead 2, unknown 0', ping: '812' });
-    expect(new URL(kumaRequest('https://kuma.example/api/push/AbC123?ping=', { up: true, msg: 'x', pingMs: null }).url).searchParams.has('ping')).toBe(false);
+    expect(
+      new URL(kumaRequest('https://kuma.example/api/push/AbC123?ping=', { up: true, msg: 'x', pingMs: null }).url).searchParams.has('ping'),
+    ).toBe(false);
   });
 });
 

@@ -32,7 +32,14 @@ async function seed(ctx: Ctx, name: string, checkUrl: string, pools: Record<stri
 /** A run whose observers are only a notifier with the given timing (the daemon's own uses the defaults). */
 function runWithNotifier(ctx: Ctx, timing: DeliveryTiming, now?: Date): Promise<RunSummary> {
   const app = ctx.daemon.context;
-  const observer = notificationObserver({ db: app.db, config: app.config, logger: app.logger, dispatcher: app.dispatcher, timing, now: now && (() => now) });
+  const observer = notificationObserver({
+    db: app.db,
+    config: app.config,
+    logger: app.logger,
+    dispatcher: app.dispatcher,
+    timing,
+    now: now && (() => now),
+  });
   return runChecks({ ...app, observers: [observer] }, { trigger: 'cli', force: true });
 }
 
@@ -100,9 +107,12 @@ describeEachDialect('notifications after a run', (dialect) => {
     expect(a.requests).toHaveLength(1);
     expect(b.requests).toHaveLength(1);
 
-    expect(ctx.log.entries().filter((e) => e.msg === 'notification sent').map((e) => e.host)).toEqual(
-      expect.arrayContaining([a.baseUrl.slice(7), b.baseUrl.slice(7)]),
-    );
+    expect(
+      ctx.log
+        .entries()
+        .filter((e) => e.msg === 'notification sent')
+        .map((e) => e.host),
+    ).toEqual(expect.arrayContaining([a.baseUrl.slice(7), b.baseUrl.slice(7)]));
     expectNoSecret([...outbound(a, b), ctx.log.text], [LIVE, DEAD, WEBHOOK_SECRET]);
     expect(ctx.log.text).not.toContain('/hooks/in-');
   });
@@ -177,7 +187,9 @@ describeEachDialect('notifications after a run', (dialect) => {
 
     await ctx.daemon.runNow({ trigger: 'cli' });
 
-    const status = Object.fromEntries(kuma.requests.map((r) => [new URL(r.url, kuma.baseUrl).pathname, new URL(r.url, kuma.baseUrl).searchParams.get('status')]));
+    const status = Object.fromEntries(
+      kuma.requests.map((r) => [new URL(r.url, kuma.baseUrl).pathname, new URL(r.url, kuma.baseUrl).searchParams.get('status')]),
+    );
     // 3/4 is exactly 0.75; 1/2 would be up at the default 0.5
     expect(status).toEqual({ '/api/push/pushThree4': 'up', '/api/push/pushHalf2': 'down' });
   });
@@ -319,7 +331,13 @@ describe('each chat format on the wire', () => {
   ] as const)('%s', async (format, path, okBody, env, sentPath, sentBody) => {
     chat = await startReceiver({ status: 200, body: okBody });
     const url = chat.baseUrl + path;
-    ctx = await testDaemon(database.url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0', TSCHK_WEBHOOK_URL: url, TSCHK_WEBHOOK_FORMAT: format, ...env });
+    ctx = await testDaemon(database.url, {
+      TSCHK_PRUNE: 'off',
+      TSCHK_RETRIES: '0',
+      TSCHK_WEBHOOK_URL: url,
+      TSCHK_WEBHOOK_FORMAT: format,
+      ...env,
+    });
     await seed(ctx, 'deep', mock.checkUrl, { default: [LIVE, DEAD] });
 
     await runWithNotifier(ctx, FAST, now);
@@ -361,8 +379,13 @@ describe('tschk notify test', () => {
     );
     const sample = JSON.parse(ok.requests[0]!.body);
     expect(sample).toMatchObject({ type: 'tschk.run', test: true });
-    expect(ok.requests[0]!.headers['x-tschk-signature']).toBe('sha256=' + createHmac('sha256', WEBHOOK_SECRET).update(ok.requests[0]!.body).digest('hex'));
-    expect(Object.fromEntries(new URL(kuma.requests[0]!.url, kuma.baseUrl).searchParams)).toEqual({ status: 'up', msg: 'tschk notify test' });
+    expect(ok.requests[0]!.headers['x-tschk-signature']).toBe(
+      'sha256=' + createHmac('sha256', WEBHOOK_SECRET).update(ok.requests[0]!.body).digest('hex'),
+    );
+    expect(Object.fromEntries(new URL(kuma.requests[0]!.url, kuma.baseUrl).searchParams)).toEqual({
+      status: 'up',
+      msg: 'tschk notify test',
+    });
     expect(r.stdout + r.stderr).not.toContain('kumaTest77');
     expect(r.stdout + r.stderr).not.toContain(WEBHOOK_SECRET);
 

@@ -41,10 +41,29 @@ describe('decimalText and endpointUrl', () => {
 
 describe('classifyDeepseekBalance', () => {
   const balance = (available: boolean, infos: Array<[string, string | number]>) =>
-    json({ is_available: available, balance_infos: infos.map(([currency, total_balance]) => ({ currency, total_balance, granted_balance: '0', topped_up_balance: total_balance })) });
+    json({
+      is_available: available,
+      balance_infos: infos.map(([currency, total_balance]) => ({
+        currency,
+        total_balance,
+        granted_balance: '0',
+        topped_up_balance: total_balance,
+      })),
+    });
   it.each([
     ['CNY only', 200, balance(true, [['CNY', '110.00']]), 'live', 'upstream_accepted', '110.00', 'CNY'],
-    ['USD then CNY: the CNY entry', 200, balance(true, [['USD', '3.50'], ['CNY', '20.00']]), 'live', 'upstream_accepted', '20.00', 'CNY'],
+    [
+      'USD then CNY: the CNY entry',
+      200,
+      balance(true, [
+        ['USD', '3.50'],
+        ['CNY', '20.00'],
+      ]),
+      'live',
+      'upstream_accepted',
+      '20.00',
+      'CNY',
+    ],
     ['USD only', 200, balance(true, [['USD', '3.50']]), 'live', 'upstream_accepted', '3.50', 'USD'],
     ['amount as a number', 200, balance(true, [['CNY', 7.5]]), 'live', 'upstream_accepted', '7.5', 'CNY'],
     ['not available', 200, balance(false, [['CNY', '0.00']]), 'exhausted', 'no_balance', '0.00', 'CNY'],
@@ -65,18 +84,33 @@ describe('classifyDeepseekBalance', () => {
   });
 
   it('keeps the other currencies in detail', () => {
-    expect(classifyDeepseekBalance(200, balance(true, [['USD', '3.50'], ['CNY', '20.00']])).detail).toBe('USD 3.50; CNY 20.00');
+    expect(
+      classifyDeepseekBalance(
+        200,
+        balance(true, [
+          ['USD', '3.50'],
+          ['CNY', '20.00'],
+        ]),
+      ).detail,
+    ).toBe('USD 3.50; CNY 20.00');
   });
 });
 
 describe('classifyMoonshotBalance', () => {
-  const body = (available: unknown, code = 0) => json({ code, data: { available_balance: available, voucher_balance: 1, cash_balance: 2 }, scode: '0x0', status: true });
+  const body = (available: unknown, code = 0) =>
+    json({ code, data: { available_balance: available, voucher_balance: 1, cash_balance: 2 }, scode: '0x0', status: true });
   it.each([
     ['positive', 200, body(49.58), 'live', '49.58'],
     ['as text', 200, body('3.00'), 'live', '3.00'],
     ['zero', 200, body(0), 'exhausted', '0'],
     ['negative (arrears)', 200, body(-0.42), 'exhausted', '-0.42'],
-    ['error with 200', 200, json({ code: 1, error: { message: 'Invalid Authentication', type: 'invalid_authentication_error' } }), 'unknown', undefined],
+    [
+      'error with 200',
+      200,
+      json({ code: 1, error: { message: 'Invalid Authentication', type: 'invalid_authentication_error' } }),
+      'unknown',
+      undefined,
+    ],
     ['non-zero code', 200, body(5, 7), 'unknown', undefined],
     ['401', 401, json({ error: { type: 'invalid_authentication_error' } }), 'dead', undefined],
     ['402 is not in the contract', 402, '', 'unknown', undefined],
@@ -113,7 +147,8 @@ describe('classifyStepfunAccount', () => {
 });
 
 describe('classifyOpenrouterKey', () => {
-  const key = (limitRemaining: unknown) => json({ data: { label: 'x', limit: 10, limit_remaining: limitRemaining, usage: 1, is_free_tier: false } });
+  const key = (limitRemaining: unknown) =>
+    json({ data: { label: 'x', limit: 10, limit_remaining: limitRemaining, usage: 1, is_free_tier: false } });
   it.each([
     ['remaining credit', 200, key(8.5), 'live', '8.5', 'USD'],
     ['no limit', 200, key(null), 'live', null, null],
@@ -137,14 +172,56 @@ describe('classifyOpenaiModels', () => {
     ['200 without data', 200, json({ error: { message: 'bad' } }), 'unknown', 'bad_response'],
     ['200 HTML', 200, HTML, 'unknown', 'bad_response'],
     ['401', 401, json({ error: { message: 'Incorrect API key provided: sk-abc...', code: 'invalid_api_key' } }), 'dead', 'invalid_key'],
-    ['403 deactivated', 403, json({ error: { message: 'Your account has been deactivated', code: 'account_deactivated' } }), 'dead', 'account_deactivated'],
+    [
+      '403 deactivated',
+      403,
+      json({ error: { message: 'Your account has been deactivated', code: 'account_deactivated' } }),
+      'dead',
+      'account_deactivated',
+    ],
     ['403 banned (zh)', 403, json({ error: { message: '该账号已被封禁' } }), 'dead', 'account_deactivated'],
-    ['403 WAF page banning our IP', 403, '<html><title>Access denied | api.example.com used Cloudflare to restrict access</title><p>The owner of this website has banned your IP address (203.0.113.7).</p></html>', 'unknown', 'http_403'],
-    ['403 JSON banning our IP', 403, json({ error: { message: 'Your IP address has been banned', code: 'ip_banned' } }), 'unknown', 'http_403'],
-    ['403 region', 403, json({ error: { message: 'Country, region, or territory not supported', code: 'unsupported_country_region_territory' } }), 'unknown', 'http_403'],
-    ['429 insufficient_quota (code)', 429, json({ error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } }), 'exhausted', 'no_balance'],
-    ['429 insufficient_quota (type only)', 429, json({ error: { message: 'quota', type: 'insufficient_quota', code: null } }), 'exhausted', 'no_balance'],
-    ['429 rate limit', 429, json({ error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } }), 'unknown', 'rate_limited'],
+    [
+      '403 WAF page banning our IP',
+      403,
+      '<html><title>Access denied | api.example.com used Cloudflare to restrict access</title><p>The owner of this website has banned your IP address (203.0.113.7).</p></html>',
+      'unknown',
+      'http_403',
+    ],
+    [
+      '403 JSON banning our IP',
+      403,
+      json({ error: { message: 'Your IP address has been banned', code: 'ip_banned' } }),
+      'unknown',
+      'http_403',
+    ],
+    [
+      '403 region',
+      403,
+      json({ error: { message: 'Country, region, or territory not supported', code: 'unsupported_country_region_territory' } }),
+      'unknown',
+      'http_403',
+    ],
+    [
+      '429 insufficient_quota (code)',
+      429,
+      json({ error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } }),
+      'exhausted',
+      'no_balance',
+    ],
+    [
+      '429 insufficient_quota (type only)',
+      429,
+      json({ error: { message: 'quota', type: 'insufficient_quota', code: null } }),
+      'exhausted',
+      'no_balance',
+    ],
+    [
+      '429 rate limit',
+      429,
+      json({ error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } }),
+      'unknown',
+      'rate_limited',
+    ],
     ['500', 500, '', 'unknown', 'http_500'],
   ])('%s → %s', (_n, status, body, verdict, reason) => {
     expect(classifyOpenaiModels(status, body)).toMatchObject({ verdict, reason });
@@ -162,16 +239,54 @@ interface Kind {
 }
 
 const KINDS: Kind[] = [
-  { kind: 'deepseek-key', path: PATHS.deepseek, base: (m) => m.baseUrl, live: answers.deepseekBalance(true, [{ currency: 'USD', total: '2.00' }, { currency: 'CNY', total: '110.00' }]), exhausted: answers.deepseekBalance(false, [{ currency: 'CNY', total: '0.00' }]), balance: '110.00', currency: 'CNY' },
-  { kind: 'moonshot-key', path: PATHS.moonshot, base: (m) => m.baseUrl, live: answers.moonshotBalance(49.58), exhausted: answers.moonshotBalance(0), balance: '49.58', currency: 'CNY' },
-  { kind: 'stepfun-key', path: PATHS.stepfun, base: (m) => `${m.baseUrl}/v1`, live: answers.stepfunAccount('prepaid', 12.3), exhausted: answers.stepfunAccount('prepaid', 0), balance: '12.3', currency: 'CNY' },
-  { kind: 'openrouter-key', path: PATHS.openrouter, base: (m) => `${m.baseUrl}/api`, live: answers.openrouterKey(8.5), exhausted: answers.openrouterKey(0), balance: '8.5', currency: 'USD' },
+  {
+    kind: 'deepseek-key',
+    path: PATHS.deepseek,
+    base: (m) => m.baseUrl,
+    live: answers.deepseekBalance(true, [
+      { currency: 'USD', total: '2.00' },
+      { currency: 'CNY', total: '110.00' },
+    ]),
+    exhausted: answers.deepseekBalance(false, [{ currency: 'CNY', total: '0.00' }]),
+    balance: '110.00',
+    currency: 'CNY',
+  },
+  {
+    kind: 'moonshot-key',
+    path: PATHS.moonshot,
+    base: (m) => m.baseUrl,
+    live: answers.moonshotBalance(49.58),
+    exhausted: answers.moonshotBalance(0),
+    balance: '49.58',
+    currency: 'CNY',
+  },
+  {
+    kind: 'stepfun-key',
+    path: PATHS.stepfun,
+    base: (m) => `${m.baseUrl}/v1`,
+    live: answers.stepfunAccount('prepaid', 12.3),
+    exhausted: answers.stepfunAccount('prepaid', 0),
+    balance: '12.3',
+    currency: 'CNY',
+  },
+  {
+    kind: 'openrouter-key',
+    path: PATHS.openrouter,
+    base: (m) => `${m.baseUrl}/api`,
+    live: answers.openrouterKey(8.5),
+    exhausted: answers.openrouterKey(0),
+    balance: '8.5',
+    currency: 'USD',
+  },
   {
     kind: 'openai-compatible',
     path: PATHS.models,
     base: (m) => m.baseUrl,
     live: answers.models(),
-    exhausted: { status: 429, json: { error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } } },
+    exhausted: {
+      status: 429,
+      json: { error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' } },
+    },
     balance: null,
     currency: null,
   },
@@ -224,7 +339,12 @@ describe('official key checkers over real HTTP', () => {
       expect(await check(k, k.exhausted)).toMatchObject({ verdict: 'exhausted', reason: 'no_balance' });
     });
     it('429 is unknown and carries Retry-After', async () => {
-      expect(await check(k, ugly.rateLimited(7))).toMatchObject({ verdict: 'unknown', reason: 'rate_limited', httpStatus: 429, retryAfterS: 7 });
+      expect(await check(k, ugly.rateLimited(7))).toMatchObject({
+        verdict: 'unknown',
+        reason: 'rate_limited',
+        httpStatus: 429,
+        retryAfterS: 7,
+      });
     });
     it('5xx is unknown', async () => {
       expect(await check(k, ugly.http503)).toMatchObject({ verdict: 'unknown', reason: 'http_503' });

@@ -24,10 +24,16 @@ describeEachDialect('tschk providers add for the official kinds', (dialect) => {
     }
     const missing = await tschk(['providers', 'add', 'compat', '--kind', 'openai-compatible'], env);
     expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('--url is required for kind openai-compatible') });
-    expect(await tschk(['providers', 'add', 'compat', '--kind', 'openai-compatible', '--url', mock.baseUrl], env)).toMatchObject({ code: 0 });
+    expect(await tschk(['providers', 'add', 'compat', '--kind', 'openai-compatible', '--url', mock.baseUrl], env)).toMatchObject({
+      code: 0,
+    });
     expect(await tschk(['providers', 'add', 'ds', '--kind', 'deepseek-key', '--url', mock.baseUrl], env)).toMatchObject({ code: 0 });
 
-    const list = JSON.parse((await tschk(['providers', 'list', '--json'], env)).stdout) as Array<{ name: string; kind: string; check_url: string | null }>;
+    const list = JSON.parse((await tschk(['providers', 'list', '--json'], env)).stdout) as Array<{
+      name: string;
+      kind: string;
+      check_url: string | null;
+    }>;
     expect(list.map((p) => [p.name, p.kind, p.check_url])).toEqual([
       ['compat', 'openai-compatible', mock.baseUrl],
       ['ds', 'deepseek-key', mock.baseUrl],
@@ -44,7 +50,9 @@ describeEachDialect('tschk providers add for the official kinds', (dialect) => {
     const run = await tschk(['check', '--provider', 'ds', '--json'], env);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ checked: 1, live: 1 });
-    const tokens = JSON.parse((await tschk(['tokens', 'list', '--provider', 'ds', '--json'], env)).stdout) as Array<Record<string, unknown>>;
+    const tokens = JSON.parse((await tschk(['tokens', 'list', '--provider', 'ds', '--json'], env)).stdout) as Array<
+      Record<string, unknown>
+    >;
     expect(tokens).toEqual([expect.objectContaining({ last_verdict: 'live', balance: '42.00', currency: 'CNY' })]);
     expect(JSON.stringify(tokens)).not.toContain(key);
   });

@@ -55,8 +55,19 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
       kimi: 'sk-kimi-000000000000000000000005',
       router: 'sk-or-v1-00000000000000000000006',
     };
-    const user = { rich: `1380000${dialect.length}001-pw-rich`, poor: `1380000${dialect.length}002-pw-poor`, wrong: `1380000${dialect.length}003-not-it` };
-    mock.setKey(PATHS.deepseek, keys.rich, answers.deepseekBalance(true, [{ currency: 'USD', total: '2.00' }, { currency: 'CNY', total: '110.00' }]));
+    const user = {
+      rich: `1380000${dialect.length}001-pw-rich`,
+      poor: `1380000${dialect.length}002-pw-poor`,
+      wrong: `1380000${dialect.length}003-not-it`,
+    };
+    mock.setKey(
+      PATHS.deepseek,
+      keys.rich,
+      answers.deepseekBalance(true, [
+        { currency: 'USD', total: '2.00' },
+        { currency: 'CNY', total: '110.00' },
+      ]),
+    );
     mock.setKey(PATHS.deepseek, keys.low, answers.deepseekBalance(true, [{ currency: 'CNY', total: '3.20' }]));
     mock.setKey(PATHS.deepseek, keys.empty, answers.deepseekBalance(false, [{ currency: 'CNY', total: '0.00' }]));
     mock.setKey(PATHS.moonshot, keys.kimi, answers.moonshotBalance(49.58));
@@ -91,7 +102,10 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
     });
     const low = Object.fromEntries(first.providers.map((p) => [p.provider, p.lowBalance.map((k) => [k.mask, k.balance, k.currency])]));
     expect(low).toEqual({
-      'ds-keys': expect.arrayContaining([[mask(keys.low), '3.20', 'CNY'], [mask(keys.empty), '0.00', 'CNY']]),
+      'ds-keys': expect.arrayContaining([
+        [mask(keys.low), '3.20', 'CNY'],
+        [mask(keys.empty), '0.00', 'CNY'],
+      ]),
       'ds-accounts': [[mask(user.poor), '500000', 'tokens']],
       kimi: [],
       router: [[mask(keys.router), '0.5', 'USD']],
@@ -104,18 +118,23 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
     mock.addAccount(user.rich.split('-')[0]!, { password: 'pw-rich', estimation: '4000000' });
     await daemon.runNow({ trigger: 'cli', force: true });
 
-    const { rows } = await sql.raw<{ provider: string; fingerprint: string; balance: string; currency: string }>(
-      BALANCE_HISTORY_SQL[dialect],
-    ).execute(db.kysely);
+    const { rows } = await sql
+      .raw<{ provider: string; fingerprint: string; balance: string; currency: string }>(BALANCE_HISTORY_SQL[dialect])
+      .execute(db.kysely);
     const fingerprints = new Map((await listTokens(db, {})).map((t) => [t.secret, t.fingerprint]));
-    const history = (secret: string) => rows.filter((r) => r.fingerprint === fingerprints.get(secret)).map((r) => `${r.balance} ${r.currency}`);
+    const history = (secret: string) =>
+      rows.filter((r) => r.fingerprint === fingerprints.get(secret)).map((r) => `${r.balance} ${r.currency}`);
     expect(history(keys.rich)).toEqual(['110.00 CNY', '100.00 CNY']);
     expect(history(user.rich)).toEqual(['4722170 tokens', '4000000 tokens']);
     expect(history(keys.revoked)).toEqual([]);
     expect(new Set(rows.map((r) => r.provider))).toEqual(new Set(['ds-accounts', 'ds-keys', 'kimi', 'router']));
 
     const { text: metrics } = await daemon.context.metrics.render();
-    const series = (name: string) => metrics.split('\n').filter((l) => l.startsWith(`${name}{`)).sort();
+    const series = (name: string) =>
+      metrics
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}{`))
+        .sort();
     expect(series('tschk_balance')).toEqual([
       'tschk_balance{provider="ds-accounts",currency="tokens"} 4500000',
       'tschk_balance{provider="ds-keys",currency="CNY"} 103.2',
@@ -130,7 +149,12 @@ describeEachDialect('a run over official keys and DeepSeek accounts', (dialect) 
     ]);
 
     // Only the session cache: the second run logged no account in again.
-    expect(mock.logins().map((l) => l.mobile).filter((m) => m === user.rich.split('-')[0])).toHaveLength(1);
+    expect(
+      mock
+        .logins()
+        .map((l) => l.mobile)
+        .filter((m) => m === user.rich.split('-')[0]),
+    ).toHaveLength(1);
     for (const secret of [...Object.values(keys), ...Object.values(user), 'pw-rich', 'pw-poor']) expect(log.text).not.toContain(secret);
   });
 });

@@ -41,37 +41,44 @@ describeEachDialect('One-API delete mode when tschk’s commit fails after One-A
     if (onPostgres) await tschkDb.drop();
   });
 
-  it.skipIf(!onPostgres)('leaves the key rewritten and the row in tschk, and the next sync archives the token as source_removed', async () => {
-    oneapi = await createOneApi(oneApiDb.url, 'one-api');
-    const channel = await oneapi.addChannel({ key: [DEAD, ...LIVE].join(','), baseUrl: mock.baseUrl });
-    mock.setBehaviour(DEAD, 'dead');
-    const c = (ctx = await testDaemon(tschkDb.url, {
-      TSCHK_RETRIES: '0',
-      TSCHK_PRUNE: 'delete',
-      TSCHK_ONEAPI_DATABASE_URL: oneApiDb.url,
-      TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
-    }));
-    const run = () => c.daemon.runNow({ trigger: 'cli', force: true });
-    const row = async () => (await poolTokens(c.db, (await findProvider(c.db, 'deep'))!.id, 'oneapi')).find((t) => t.secret === DEAD);
+  it.skipIf(!onPostgres)(
+    'leaves the key rewritten and the row in tschk, and the next sync archives the token as source_removed',
+    async () => {
+      oneapi = await createOneApi(oneApiDb.url, 'one-api');
+      const channel = await oneapi.addChannel({ key: [DEAD, ...LIVE].join(','), baseUrl: mock.baseUrl });
+      mock.setBehaviour(DEAD, 'dead');
+      const c = (ctx = await testDaemon(tschkDb.url, {
+        TSCHK_RETRIES: '0',
+        TSCHK_PRUNE: 'delete',
+        TSCHK_ONEAPI_DATABASE_URL: oneApiDb.url,
+        TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl,
+      }));
+      const run = () => c.daemon.runNow({ trigger: 'cli', force: true });
+      const row = async () => (await poolTokens(c.db, (await findProvider(c.db, 'deep'))!.id, 'oneapi')).find((t) => t.secret === DEAD);
 
-    await run(); // first dead answer: suspect
-    await sql`CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'archive refused at commit'; END $$`.execute(c.db.kysely);
-    await sql`CREATE CONSTRAINT TRIGGER refuse_archive AFTER INSERT ON token_archive DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()`.execute(
-      c.db.kysely,
-    );
+      await run(); // first dead answer: suspect
+      await sql`CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'archive refused at commit'; END $$`.execute(
+        c.db.kysely,
+      );
+      await sql`CREATE CONSTRAINT TRIGGER refuse_archive AFTER INSERT ON token_archive DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()`.execute(
+        c.db.kysely,
+      );
 
-    const second = await run(); // confirmed dead: the prune rewrites the key, then tschk's commit fails
-    expect(second.providers[0]).toMatchObject({ pruned: 0, error: expect.stringContaining('archive refused at commit') });
-    expect((await oneapi.channel(channel)).key).toBe(LIVE.join(','));
-    expect(await row()).toMatchObject({ source: 'oneapi' });
-    expect(await listArchive(c.db, {})).toEqual([]);
-    expect(c.log.entries().some((e) => e.msg === 'dead tokens removed from a One-API channel key')).toBe(false);
-    expect(c.log.text).not.toContain(DEAD);
+      const second = await run(); // confirmed dead: the prune rewrites the key, then tschk's commit fails
+      expect(second.providers[0]).toMatchObject({ pruned: 0, error: expect.stringContaining('archive refused at commit') });
+      expect((await oneapi.channel(channel)).key).toBe(LIVE.join(','));
+      expect(await row()).toMatchObject({ source: 'oneapi' });
+      expect(await listArchive(c.db, {})).toEqual([]);
+      expect(c.log.entries().some((e) => e.msg === 'dead tokens removed from a One-API channel key')).toBe(false);
+      expect(c.log.text).not.toContain(DEAD);
 
-    await sql`DROP TRIGGER refuse_archive ON token_archive`.execute(c.db.kysely);
-    await run(); // its sync finds the token in no key
-    expect(await row()).toBeUndefined();
-    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source_ref])).toEqual([[DEAD, 'source_removed', String(channel)]]);
-    expect(mock.calls.filter((x) => x.token === DEAD)).toHaveLength(2);
-  });
+      await sql`DROP TRIGGER refuse_archive ON token_archive`.execute(c.db.kysely);
+      await run(); // its sync finds the token in no key
+      expect(await row()).toBeUndefined();
+      expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source_ref])).toEqual([
+        [DEAD, 'source_removed', String(channel)],
+      ]);
+      expect(mock.calls.filter((x) => x.token === DEAD)).toHaveLength(2);
+    },
+  );
 });

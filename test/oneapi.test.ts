@@ -106,13 +106,23 @@ describeEachDialect('One-API channels', (dialect) => {
     expect(await oneapi.abilities(partly)).toEqual([true, true, true, true]);
     expect(await oneapi.channel(allDead)).toMatchObject({ status: 3, key: 'tok-a1-aaaaaaaaaaa,tok-a2-aaaaaaaaaaa' });
     expect(await oneapi.abilities(allDead)).toEqual([false, false, false, false]);
-    expect(JSON.parse((await oneapi.channel(allDead)).other_info!)).toMatchObject({ source: 'admin', status_reason: 'tschk: all tokens dead', status_time: expect.any(Number) });
+    expect(JSON.parse((await oneapi.channel(allDead)).other_info!)).toMatchObject({
+      source: 'admin',
+      status_reason: 'tschk: all tokens dead',
+      status_time: expect.any(Number),
+    });
     expect(await oneapi.channel(multiKey)).toMatchObject({ status: 3, key: 'tok-m1-mmmmmmmmmmm\ntok-m2-mmmmmmmmmmm' });
     expect(JSON.parse((await oneapi.channel(multiKey)).other_info!).status_reason).toContain('multi-key');
-    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source, a.source_ref])).toEqual([['tok-b2-bbbbbbbbbbb', 'pruned', 'oneapi', String(partly)]]);
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source, a.source_ref])).toEqual([
+      ['tok-b2-bbbbbbbbbbb', 'pruned', 'oneapi', String(partly)],
+    ]);
     const tokens = await oneApiTokens(c);
     expect(tokens['tok-b2-bbbbbbbbbbb']).toBeUndefined();
-    expect([tokens['tok-a1-aaaaaaaaaaa']!.state, tokens['tok-a2-aaaaaaaaaaa']!.state, tokens['tok-m1-mmmmmmmmmmm']!.state]).toEqual(['invalid', 'invalid', 'invalid']);
+    expect([tokens['tok-a1-aaaaaaaaaaa']!.state, tokens['tok-a2-aaaaaaaaaaa']!.state, tokens['tok-m1-mmmmmmmmmmm']!.state]).toEqual([
+      'invalid',
+      'invalid',
+      'invalid',
+    ]);
 
     // a1 comes back: the channel tschk disabled is enabled again, and its dead a2 can now leave the key
     mock.setBehaviour('tok-a1-aaaaaaaaaaa', 'live');
@@ -168,7 +178,10 @@ describeEachDialect('One-API channels', (dialect) => {
 
   it('keeps running when the One-API database cannot be reached, without showing its password', async () => {
     oneapi = await createOneApi(oneApiDb.url, 'one-api');
-    const bad = dialect === 'sqlite' ? `sqlite:${oneApiDb.url.slice('sqlite:'.length)}.missing` : oneApiDb.url.replace(/\/\/([^:@/]+)(?::[^@]*)?@([^:/]+):\d+/, '//$1:s3cr3t-pw@$2:1');
+    const bad =
+      dialect === 'sqlite'
+        ? `sqlite:${oneApiDb.url.slice('sqlite:'.length)}.missing`
+        : oneApiDb.url.replace(/\/\/([^:@/]+)(?::[^@]*)?@([^:/]+):\d+/, '//$1:s3cr3t-pw@$2:1');
     const c = await start({ env: { TSCHK_ONEAPI_DATABASE_URL: bad } });
     const s = await run(c);
     expect(s.status).toBe('done');

@@ -6,7 +6,15 @@ import { decidePruning, nextTokenState, type PruneDecision, type PruneFacts } fr
 import { channelAction, freeApiBase, keyWithout, matchChannels, normalizeBaseUrl, type Channel } from '../src/sources/oneapi/channels.js';
 import { parseTokenFile, removeFromTokenFile } from '../src/sources/token-file.js';
 
-const base: PruneFacts = { mode: 'flag', maxRatio: 0.5, forcePrune: false, unreachable: false, unreliable: false, confirmed: 0, judged: 10 };
+const base: PruneFacts = {
+  mode: 'flag',
+  maxRatio: 0.5,
+  forcePrune: false,
+  unreachable: false,
+  unreliable: false,
+  confirmed: 0,
+  judged: 10,
+};
 
 describe('decidePruning', () => {
   it.each<[string, Partial<PruneFacts>, PruneDecision['action'], string?]>([
@@ -43,7 +51,10 @@ describe('decidePruning', () => {
 
   it('tells which rule --force-prune overrode', () => {
     expect(decidePruning({ ...base, confirmed: 9, judged: 9, forcePrune: true })).toEqual({ action: 'flag', overrode: 'breaker' });
-    expect(decidePruning({ ...base, unreliable: true, forcePrune: true, mode: 'delete' })).toEqual({ action: 'delete', overrode: 'canary' });
+    expect(decidePruning({ ...base, unreliable: true, forcePrune: true, mode: 'delete' })).toEqual({
+      action: 'delete',
+      overrode: 'canary',
+    });
     expect(decidePruning({ ...base, confirmed: 1, forcePrune: true })).toEqual({ action: 'flag' });
   });
 });
@@ -120,7 +131,14 @@ describe('channel matching', () => {
     expect(freeApiBase('https://api.deepseek.com')).toBeUndefined();
   });
 
-  const provider = (name: string, checkUrl: string | null, kind = 'free-api'): Provider => ({ id: 1, name, kind, checkUrl, enabled: true, concurrency: null });
+  const provider = (name: string, checkUrl: string | null, kind = 'free-api'): Provider => ({
+    id: 1,
+    name,
+    kind,
+    checkUrl,
+    enabled: true,
+    concurrency: null,
+  });
   const channel = (id: number, baseUrl: string | null, status = 1): Channel => ({ id, key: `k${id}`, status, name: `c${id}`, baseUrl });
   const channels = [
     channel(1, 'http://deep:8000/v1'),
@@ -134,7 +152,15 @@ describe('channel matching', () => {
   const ids = (m: Map<string, Channel[]>, name: string) => m.get(name)?.map((c) => c.id);
 
   it('matches by base URL and never hands out status 2', () => {
-    const m = matchChannels(channels, [provider('deep', 'http://deep:8000/token/check'), provider('qwen', 'http://qwen:8000/token/check'), provider('ds', 'https://api.deepseek.com', 'deepseek-key')], new Map());
+    const m = matchChannels(
+      channels,
+      [
+        provider('deep', 'http://deep:8000/token/check'),
+        provider('qwen', 'http://qwen:8000/token/check'),
+        provider('ds', 'https://api.deepseek.com', 'deepseek-key'),
+      ],
+      new Map(),
+    );
     expect(ids(m, 'deep')).toEqual([1, 2, 6]);
     expect(ids(m, 'qwen')).toEqual([3]);
     expect(ids(m, 'ds')).toEqual([]);

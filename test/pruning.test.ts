@@ -106,7 +106,11 @@ describeEachDialect('pruning', (dialect) => {
     await importTokens(ctx.db, { providerId: p.id, pool: 'free', entries: [...LIVE.slice(2), DEAD], source: 'cli' });
     await run(ctx);
 
-    expect(await ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'default', force: true })).toMatchObject({ dead: 2, pruned: 2, held: 0 });
+    expect(await ctx.daemon.runNow({ trigger: 'api', provider: 'deep', pool: 'default', force: true })).toMatchObject({
+      dead: 2,
+      pruned: 2,
+      held: 0,
+    });
   });
 
   it('asks the provider’s canaries in a run scoped to another pool', async () => {
@@ -114,7 +118,12 @@ describeEachDialect('pruning', (dialect) => {
     const canary = 'tok-canary-live-zzzzzzzz';
     await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: [canary], source: 'cli', expect: 'live' });
     await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: LIVE, source: 'cli' });
-    await importTokens(ctx.db, { providerId: p.id, pool: 'free', entries: ['tok-free-1-hhhhhhhhhh', 'tok-free-2-iiiiiiiiii'], source: 'cli' });
+    await importTokens(ctx.db, {
+      providerId: p.id,
+      pool: 'free',
+      entries: ['tok-free-1-hhhhhhhhhh', 'tok-free-2-iiiiiiiiii'],
+      source: 'cli',
+    });
     await run(ctx);
 
     // the upstream starts calling valid tokens dead (the deepseek-free-api release docs/free-api.md warns of)
@@ -246,7 +255,15 @@ describeEachDialect('pruning', (dialect) => {
     expect(s).toMatchObject({ pruned: 1 });
     expect(Object.keys(await byToken(c))).not.toContain(DEAD);
     const [archived] = await listArchive(c.db, {});
-    expect(archived).toMatchObject({ secret: DEAD, provider_name: 'deep', pool: 'default', reason: 'pruned', last_verdict: 'dead', label: 'batch-7', restored_at: null });
+    expect(archived).toMatchObject({
+      secret: DEAD,
+      provider_name: 'deep',
+      pool: 'default',
+      reason: 'pruned',
+      last_verdict: 'dead',
+      label: 'batch-7',
+      restored_at: null,
+    });
     // history stays with the token gone
     expect((await listHistory(c.db, { limit: 100 })).filter((h) => h.fingerprint === fingerprint(DEAD))).toHaveLength(2);
 
@@ -259,7 +276,7 @@ describeEachDialect('pruning', (dialect) => {
     expect(restored.stdout).toContain('deep/default');
     expect(restored.stdout).not.toContain(DEAD);
 
-    c = (ctx = await testDaemon(database.url));
+    c = ctx = await testDaemon(database.url);
     const back = (await listTokens(c.db, {})).find((t) => t.secret === DEAD)!;
     expect(back).toMatchObject({ state: 'active', consecutive_dead: 0, position: LIVE.length + 1, source: 'cli', label: 'batch-7' });
     expect(c.db.dialect.readTime((await listArchive(c.db, {}))[0]!.restored_at)).toBeInstanceOf(Date);
@@ -305,7 +322,10 @@ describeEachDialect('pruning', (dialect) => {
     await run(ctx);
     await run(ctx);
     await ctx.daemon.stop();
-    expect(await cli({ TSCHK_DATABASE_URL: database.url }, ['tokens', 'export', '--state', 'invalid'])).toMatchObject({ code: 0, stdout: `${DEAD}\n` });
+    expect(await cli({ TSCHK_DATABASE_URL: database.url }, ['tokens', 'export', '--state', 'invalid'])).toMatchObject({
+      code: 0,
+      stdout: `${DEAD}\n`,
+    });
   });
 });
 
@@ -338,7 +358,10 @@ describeEachDialect('pruning exhausted keys', (dialect) => {
 
   it('flags a key with no balance on its second exhausted answer with TSCHK_PRUNE_EXHAUSTED=true', async () => {
     const { runs, tokens } = await twoRuns({ TSCHK_PRUNE_EXHAUSTED: 'true' });
-    expect(runs.map((r) => ({ exhausted: r.exhausted, pruned: r.pruned }))).toEqual([{ exhausted: 1, pruned: 0 }, { exhausted: 1, pruned: 1 }]);
+    expect(runs.map((r) => ({ exhausted: r.exhausted, pruned: r.pruned }))).toEqual([
+      { exhausted: 1, pruned: 0 },
+      { exhausted: 1, pruned: 1 },
+    ]);
     expect(runs[1]!.providers[0]!.prunedTokens.map((t) => t.fingerprint)).toEqual([fingerprint(EMPTY)]);
     expect(tokens[EMPTY]).toMatchObject({ state: 'invalid' });
     for (const k of RICH) expect(tokens[k]!.state).toBe('active');
@@ -346,7 +369,10 @@ describeEachDialect('pruning exhausted keys', (dialect) => {
 
   it('keeps a key with no balance by default', async () => {
     const { runs, tokens } = await twoRuns({});
-    expect(runs.map((r) => ({ exhausted: r.exhausted, pruned: r.pruned }))).toEqual([{ exhausted: 1, pruned: 0 }, { exhausted: 1, pruned: 0 }]);
+    expect(runs.map((r) => ({ exhausted: r.exhausted, pruned: r.pruned }))).toEqual([
+      { exhausted: 1, pruned: 0 },
+      { exhausted: 1, pruned: 0 },
+    ]);
     expect(tokens[EMPTY]).toMatchObject({ state: 'active', consecutive_dead: 0 });
   });
 });
@@ -358,7 +384,13 @@ async function cli(env: Record<string, string>, argv: string[]) {
   let err = '';
   stdout.on('data', (d) => (out += String(d)));
   stderr.on('data', (d) => (err += String(d)));
-  const io: CliIo = { env: { LOG_LEVEL: 'silent', ...env }, stdout, stderr, stdin: new PassThrough(), shutdownRequested: new Promise(() => {}) };
+  const io: CliIo = {
+    env: { LOG_LEVEL: 'silent', ...env },
+    stdout,
+    stderr,
+    stdin: new PassThrough(),
+    shutdownRequested: new Promise(() => {}),
+  };
   const code = await runCli(argv, io);
   return { code, stdout: out, stderr: err };
 }

@@ -7,7 +7,8 @@ const root = join(import.meta.dirname, '..');
 const read = (file: string) => readFileSync(join(root, file), 'utf8');
 
 /** What an environment variable of tschk looks like: its own prefix, LOG_LEVEL, or the original's names. */
-const VARIABLE = /^(?:TSCHK_[A-Z0-9_]+|LOG_LEVEL|UserAuthorization|ConnectionStrings__[A-Za-z0-9_]+|TokenStatuCheckUrls__[A-Za-z0-9_{}, ]+)$/;
+const VARIABLE =
+  /^(?:TSCHK_[A-Z0-9_]+|LOG_LEVEL|UserAuthorization|ConnectionStrings__[A-Za-z0-9_]+|TokenStatuCheckUrls__[A-Za-z0-9_{}, ]+)$/;
 
 /** `A{x,y}B` → `AxB`, `AyB` (the README writes the seven original URL variables as one row). */
 function expandBraces(name: string): string[] {
@@ -60,7 +61,13 @@ describe('README.md and README.zh-CN.md', () => {
 
   it('the extraction reads the configuration tables (a guard against a parser that finds nothing)', () => {
     expect(english.size).toBeGreaterThan(30);
-    for (const name of ['TSCHK_DATABASE_URL', 'UserAuthorization', 'ConnectionStrings__TS_Database', 'TokenStatuCheckUrls__SparkTokenCheckUrl', 'LOG_LEVEL']) {
+    for (const name of [
+      'TSCHK_DATABASE_URL',
+      'UserAuthorization',
+      'ConnectionStrings__TS_Database',
+      'TokenStatuCheckUrls__SparkTokenCheckUrl',
+      'LOG_LEVEL',
+    ]) {
       expect(english).toContain(name);
     }
   });

@@ -75,7 +75,10 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
           const cutShort = (r: (typeof runs)[number]) =>
             r.status === 'aborted' && db.dialect.readTime(r.finished_at)!.getTime() >= stoppedAt - 1_000;
           const odd = runs.filter((r) => !cutShort(r) && (r.trigger !== 'cron' || r.status !== 'done' || Number(r.checked) !== 20));
-          expect(odd.map((r) => ({ id: r.id, trigger: r.trigger, status: r.status, checked: r.checked, error: r.error })), dialect).toEqual([]);
+          expect(
+            odd.map((r) => ({ id: r.id, trigger: r.trigger, status: r.status, checked: r.checked, error: r.error })),
+            dialect,
+          ).toEqual([]);
           const perToken = new Map<string, number>();
           for (const c of mock.calls) perToken.set(c.token, (perToken.get(c.token) ?? 0) + 1);
           expect([...new Set(perToken.values())], `${dialect}: each token once per run`).toEqual([runs.length]);
@@ -124,7 +127,11 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
       const takeover = await b.waitForLog((l) => l.msg === 'the process holding the run lease stopped renewing it: taking over', 10_000);
       expect(Date.now() - killedAt).toBeLessThanOrEqual(2 * 1500 + 1000);
       expect(takeover.runId).toBe(runId);
-      await waitFor(async () => (await listRuns(db, 10)).some((r) => Number(r.id) !== runId && r.status === 'done'), 30_000, 'B finishes the rest');
+      await waitFor(
+        async () => (await listRuns(db, 10)).some((r) => Number(r.id) !== runId && r.status === 'done'),
+        30_000,
+        'B finishes the rest',
+      );
 
       const dead = (await findRun(db, runId))!;
       const history = await db.kysely.selectFrom('token_status').select(['token_id', 'run_id', 'verdict']).execute();
@@ -170,7 +177,7 @@ describe('a daemon killed mid-run on SQLite', () => {
 
       const cli = await tschk(['check'], { TSCHK_DATABASE_URL: database.url, TSCHK_RUN_LEASE_MS: '3000' });
       expect(cli.code, cli.stderr).toBe(0);
-      expect(cli.stderr).toMatch(new RegExp(`^tschk: waiting for run ${running.id} \\(all\\) on \\S+ \\(pid ${a.pid}\\) since \\S+$`, "m"));
+      expect(cli.stderr).toMatch(new RegExp(`^tschk: waiting for run ${running.id} \\(all\\) on \\S+ \\(pid ${a.pid}\\) since \\S+$`, 'm'));
       const dead = (await findRun(db, Number(running.id)))!;
       const rows = await db.kysely.selectFrom('token_status').select(['run_id']).execute();
       expect(dead.status).toBe('aborted');

@@ -15,7 +15,12 @@ describeEachDialect('runs bookkeeping', (dialect) => {
     mock = await startMockFreeApi({ defaultBehaviour: 'live' });
     t = await servedDaemon(database.url, { TokenStatuCheckUrls__DeepTokenCheckUrl: mock.checkUrl, TSCHK_HISTORY_DAYS: '30' });
     const p = await upsertProvider(t.db, { name: 'deep', kind: 'free-api', checkUrl: mock.checkUrl });
-    await importTokens(t.db, { providerId: p.id, pool: 'default', entries: ['tok-one-aaaaaaaaaaaa', 'tok-two-bbbbbbbbbbbb'], source: 'cli' });
+    await importTokens(t.db, {
+      providerId: p.id,
+      pool: 'default',
+      entries: ['tok-one-aaaaaaaaaaaa', 'tok-two-bbbbbbbbbbbb'],
+      source: 'cli',
+    });
   });
   afterEach(async () => {
     await t.daemon.stop();

@@ -134,10 +134,16 @@ describeEachDialect('one run at a time across processes', (dialect) => {
 
     const busy = await tschk(['check', '--provider', 'other', '--no-wait'], env);
     expect(busy.code).toBe(3);
-    expect(busy.stderr).toMatch(new RegExp(`^tschk: run ${runId} \\(deep\\) on \\S+ \\(pid ${process.pid}\\) since \\S+ is in flight and does not cover this check \\(--no-wait\\)\\n$`));
+    expect(busy.stderr).toMatch(
+      new RegExp(
+        `^tschk: run ${runId} \\(deep\\) on \\S+ \\(pid ${process.pid}\\) since \\S+ is in flight and does not cover this check \\(--no-wait\\)\\n$`,
+      ),
+    );
     const status = await tschk(['status'], env);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`run ${runId} running \\(deep\\) since \\S+ on \\S+ \\(pid ${process.pid}\\): \\d+ checked so far`));
+    expect(status.stdout).toMatch(
+      new RegExp(`run ${runId} running \\(deep\\) since \\S+ on \\S+ \\(pid ${process.pid}\\): \\d+ checked so far`),
+    );
     expect(status.stdout).not.toContain('no run yet');
     release();
     await running;
@@ -224,24 +230,34 @@ function checkRecord(token: TokenRow, runId: number, verdict: 'dead' | 'live'): 
     currency: null,
     detail: null,
     prev: { state: 'active', consecutiveDead: 0 },
-    next: verdict === 'dead' ? { state: 'suspect', consecutiveDead: 1, invalidSince: undefined } : { state: 'active', consecutiveDead: 0, invalidSince: undefined },
+    next:
+      verdict === 'dead'
+        ? { state: 'suspect', consecutiveDead: 1, invalidSince: undefined }
+        : { state: 'active', consecutiveDead: 0, invalidSince: undefined },
   };
 }
 
 describeEachDialect('a second daemon on the same database', (dialect) => {
-  it(dialect === 'sqlite' ? 'warns that another daemon uses the SQLite file and stands by' : 'tells that it shares the database with another daemon', async () => {
-    const database = await freshDatabaseUrl(dialect);
-    const a = await servedDaemon(database.url, LEASE);
-    const b = await servedDaemon(database.url, LEASE);
-    try {
-      const line = b.log.entries().find((e) => String(e.msg).includes('another tschk daemon') || String(e.msg).includes('other tschk daemons'));
-      expect(line).toMatchObject({ level: dialect === 'sqlite' ? 'warn' : 'info', others: [`${hostname()} (pid ${process.pid})`] });
-      expect(a.log.entries().some((e) => String(e.msg).includes('tschk daemon'))).toBe(false);
-      expect((await b.call('GET', '/healthz')).status).toBe(200);
-    } finally {
-      await b.daemon.stop();
-      await a.daemon.stop();
-      await database.drop();
-    }
-  });
+  it(
+    dialect === 'sqlite'
+      ? 'warns that another daemon uses the SQLite file and stands by'
+      : 'tells that it shares the database with another daemon',
+    async () => {
+      const database = await freshDatabaseUrl(dialect);
+      const a = await servedDaemon(database.url, LEASE);
+      const b = await servedDaemon(database.url, LEASE);
+      try {
+        const line = b.log
+          .entries()
+          .find((e) => String(e.msg).includes('another tschk daemon') || String(e.msg).includes('other tschk daemons'));
+        expect(line).toMatchObject({ level: dialect === 'sqlite' ? 'warn' : 'info', others: [`${hostname()} (pid ${process.pid})`] });
+        expect(a.log.entries().some((e) => String(e.msg).includes('tschk daemon'))).toBe(false);
+        expect((await b.call('GET', '/healthz')).status).toBe(200);
+      } finally {
+        await b.daemon.stop();
+        await a.daemon.stop();
+        await database.drop();
+      }
+    },
+  );
 });

@@ -98,7 +98,11 @@ describe('the schedule on a fake clock', () => {
 
   it('checks at the hour of TSCHK_CRON in TSCHK_TIMEZONE, not in UTC', async () => {
     const finished: RunSummary[] = [];
-    ctx = await testDaemon(database.url, { TSCHK_CRON: '30 3 * * *', TSCHK_TIMEZONE: 'Asia/Shanghai' }, { observers: [{ runFinished: (s) => void finished.push(s) }] });
+    ctx = await testDaemon(
+      database.url,
+      { TSCHK_CRON: '30 3 * * *', TSCHK_TIMEZONE: 'Asia/Shanghai' },
+      { observers: [{ runFinished: (s) => void finished.push(s) }] },
+    );
 
     // 03:29:58 in Shanghai is 19:29:58 UTC the day before.
     await runClock('2026-12-02T19:29:58.000Z', () => finished.length > 0);
@@ -178,7 +182,9 @@ describeEachDialect('history retention', (dialect) => {
       expect(await ctx.daemon.trimHistory()).toBe(2);
 
       const left = await listHistory(ctx.db, { limit: 10 });
-      expect(left.map((h) => Math.round((Date.now() - ctx.db.dialect.readTime(h.checked_at)!.getTime()) / 86_400_000)).sort()).toEqual([1, 29]);
+      expect(left.map((h) => Math.round((Date.now() - ctx.db.dialect.readTime(h.checked_at)!.getTime()) / 86_400_000)).sort()).toEqual([
+        1, 29,
+      ]);
     } finally {
       await ctx.daemon.stop();
       await database.drop();

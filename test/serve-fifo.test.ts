@@ -32,7 +32,13 @@ describe('tschk serve with a FIFO as token.json (a real process)', () => {
   beforeAll(async () => {
     build = mkdtempSync(join(tmpdir(), 'tschk-build-'));
     symlinkSync(resolve('node_modules'), join(build, 'node_modules'));
-    await promisify(execFile)(process.execPath, [resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', build]);
+    await promisify(execFile)(process.execPath, [
+      resolve('node_modules/typescript/bin/tsc'),
+      '-p',
+      'tsconfig.build.json',
+      '--outDir',
+      build,
+    ]);
     writeFileSync(join(build, 'package.json'), '{"type":"module"}');
   }, 120_000);
   afterAll(() => rmSync(build, { recursive: true, force: true }));
@@ -77,7 +83,8 @@ describe('tschk serve with a FIFO as token.json (a real process)', () => {
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const deadline = Date.now() + 20_000;
     while (url === '') {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`tschk serve did not listen; it logged: ${messages.join(' | ')}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`tschk serve did not listen; it logged: ${messages.join(' | ')}`);
       await Promise.race([new Promise<void>((r) => (seen = r)), exited, new Promise((r) => setTimeout(r, 200))]);
     }
     return { child, url, messages, exited };
@@ -112,7 +119,11 @@ describe('tschk serve with a FIFO as token.json (a real process)', () => {
     rmSync(file);
     expect(spawnSync('mkfifo', [file]).status).toBe(0);
     expect(await legacy(first, 'POST')).toMatchObject({ status: 200, body: { totalTokenCount: 2 } });
-    await until(() => first.messages.includes('token.json is a named pipe (FIFO), not a regular file: tschk does not read it; its tokens keep their last known list'));
+    await until(() =>
+      first.messages.includes(
+        'token.json is a named pipe (FIFO), not a regular file: tschk does not read it; its tokens keep their last known list',
+      ),
+    );
     expect(await terminate(first)).toBe(0);
 
     const second = await serve();

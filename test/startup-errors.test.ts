@@ -110,7 +110,10 @@ describe('a database password that is not URL-encoded', () => {
   });
 
   it("names the One-API database's variable too", async () => {
-    const r = await tschk(['status'], { TSCHK_DATABASE_URL: `sqlite:${join(dir, 't.db')}`, TSCHK_ONEAPI_DATABASE_URL: 'mysql://root:Sx/9qLw@oneapi-db/one-api' });
+    const r = await tschk(['status'], {
+      TSCHK_DATABASE_URL: `sqlite:${join(dir, 't.db')}`,
+      TSCHK_ONEAPI_DATABASE_URL: 'mysql://root:Sx/9qLw@oneapi-db/one-api',
+    });
     expectConfigError(r, 'TSCHK_ONEAPI_DATABASE_URL');
     expect(r.stderr).toContain('password in the URL must be URL-encoded');
     expect(r.stderr).not.toContain('9qLw');
@@ -121,11 +124,14 @@ describe('a malformed TSCHK_UPTIME_KUMA_PUSH', () => {
   const KEY = 'Xk3pPushTok';
   it.each([
     // A bare push key where an entry should be.
-    [`deep=https://kuma.example/api/push/A1;${KEY}`, 'entry 2 of 2 (entries are separated by \';\') is neither'],
+    [`deep=https://kuma.example/api/push/A1;${KEY}`, "entry 2 of 2 (entries are separated by ';') is neither"],
     // A key where the URL should be.
     [`deep=${KEY}`, 'deep=…: expected an http(s) URL, got a value that is not a URL'],
     [`deep=https://kuma.example/api/push/A1;qwen/free=${KEY}`, 'entry 2 of 2 (qwen/free=…): expected an http(s) URL'],
-    [`qwen=kuma.example/api/push/${KEY};deep=https://kuma.example/api/push/A1`, "entry 1 of 2 (qwen=…): expected an http(s) URL, got 'kuma.example/…'"],
+    [
+      `qwen=kuma.example/api/push/${KEY};deep=https://kuma.example/api/push/A1`,
+      "entry 1 of 2 (qwen=…): expected an http(s) URL, got 'kuma.example/…'",
+    ],
     [`deep=https://kuma.example/api/push/${KEY} status=up`, 'the value is neither'],
   ])('%s: names the entry, never its key', async (value, message) => {
     const r = await tschk(['status'], { TSCHK_UPTIME_KUMA_PUSH: value });

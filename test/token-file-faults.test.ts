@@ -197,8 +197,16 @@ describeEachDialect('token files that block or hold garbage', (dialect) => {
     expect(await legacy(s, 'GET')).toMatchObject({ status: 200, body: { totalTokenCount: 2 } });
     const fileErrors = errors(s).filter((l) => l.file === TOKEN_FILE);
     expect(fileErrors.map((l) => [l.reason, l.msg])).toEqual([
-      ['timeout', 'token.json did not answer a read within 0.05 s (a hung network mount?): the read is abandoned; its tokens keep their last known list'],
-      ['unanswered', expect.stringMatching(/^token\.json has not answered a read started \d+ s ago \(a hung network mount\?\): not read again until it does; its tokens keep their last known list$/)],
+      [
+        'timeout',
+        'token.json did not answer a read within 0.05 s (a hung network mount?): the read is abandoned; its tokens keep their last known list',
+      ],
+      [
+        'unanswered',
+        expect.stringMatching(
+          /^token\.json has not answered a read started \d+ s ago \(a hung network mount\?\): not read again until it does; its tokens keep their last known list$/,
+        ),
+      ],
     ]);
     expect(await secrets(s.db)).toEqual([T.a, T.b]);
     expect(await listArchive(s.db, {})).toEqual([]);
@@ -238,7 +246,11 @@ describeEachDialect('token files that block or hold garbage', (dialect) => {
     write(TOKEN_FILE, binary);
     await syncSources(s.daemon.context);
     expect(await secrets(s.db)).toEqual([T.a, T.b]);
-    expect(errors(s).at(-1)).toMatchObject({ file: TOKEN_FILE, binary: true, msg: expect.stringContaining('token file holds binary data') });
+    expect(errors(s).at(-1)).toMatchObject({
+      file: TOKEN_FILE,
+      binary: true,
+      msg: expect.stringContaining('token file holds binary data'),
+    });
 
     // Padded so that the NUL comes after the first 8000 bytes: a bad line, not a binary file.
     write(TOKEN_FILE, `${' '.repeat(8100)}${T.c}\nnot\u0000a token\n\u0007bell\n${'L'.repeat(5000)}\n`);
@@ -270,7 +282,12 @@ describeEachDialect('token files that block or hold garbage', (dialect) => {
       [T.b, 'invalid'],
     ]);
     expect(await listArchive(s.db, {})).toEqual([]);
-    expect(errors(s).some((l) => l.msg === 'expire_token.json is a named pipe (FIFO), not a regular file: tschk does not read it; its tokens stay in it for now')).toBe(true);
+    expect(
+      errors(s).some(
+        (l) =>
+          l.msg === 'expire_token.json is a named pipe (FIFO), not a regular file: tschk does not read it; its tokens stay in it for now',
+      ),
+    ).toBe(true);
   });
 
   it('syncs a file of many batches: order, duplicates across batches, imports after the file’s, only removed lines archived', async () => {

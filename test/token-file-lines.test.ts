@@ -25,7 +25,16 @@ describe('tokenLineProblem', () => {
 });
 
 describe('judgeTokenFile', () => {
-  const scan = (s: Partial<FileScan>): FileScan => ({ lines: 10, tokens: 10, bad: 0, badLines: [], problems: {}, binary: false, digest: 'd', ...s });
+  const scan = (s: Partial<FileScan>): FileScan => ({
+    lines: 10,
+    tokens: 10,
+    bad: 0,
+    badLines: [],
+    problems: {},
+    binary: false,
+    digest: 'd',
+    ...s,
+  });
 
   it('uses a clean file without a word', () => {
     expect(judgeTokenFile(scan({}))).toEqual({ use: true });
@@ -36,13 +45,17 @@ describe('judgeTokenFile', () => {
       use: true,
       warning: `token file has 7 lines that cannot be tokens (control characters, not UTF-8, or longer than ${MAX_TOKEN_LENGTH} characters), skipped: lines 3, 9, 10, 41, 42 and 2 more`,
     });
-    expect(judgeTokenFile(scan({ lines: 2, bad: 1, badLines: [2] }))).toMatchObject({ use: true, warning: expect.stringContaining('1 line that cannot be tokens') });
+    expect(judgeTokenFile(scan({ lines: 2, bad: 1, badLines: [2] }))).toMatchObject({
+      use: true,
+      warning: expect.stringContaining('1 line that cannot be tokens'),
+    });
   });
 
   it('leaves alone a file that is mostly bad lines, or binary', () => {
     expect(judgeTokenFile(scan({ lines: 5, bad: 3, badLines: [1, 2, 5] }))).toEqual({
       use: false,
-      error: 'token file does not look like a token list: 3 of its 5 lines cannot be tokens (lines 1, 2, 5): left alone, its tokens keep their last known list',
+      error:
+        'token file does not look like a token list: 3 of its 5 lines cannot be tokens (lines 1, 2, 5): left alone, its tokens keep their last known list',
     });
     expect(judgeTokenFile(scan({ lines: 1, bad: 1, badLines: [1] }))).toMatchObject({ use: false });
     expect(judgeTokenFile(scan({ binary: true }))).toMatchObject({ use: false, error: expect.stringContaining('binary data') });
@@ -64,7 +77,8 @@ describe('reading a token file in chunks', () => {
       const reader = new LineReader(file);
       const entries: Array<{ secret: string; line: number }> = [];
       for await (const lines of reader.lines()) {
-        for (const l of lines) for (const secret of lineEntries(l.text, split, l.overlong).secrets) entries.push({ secret, line: l.number });
+        for (const l of lines)
+          for (const secret of lineEntries(l.text, split, l.overlong).secrets) entries.push({ secret, line: l.number });
       }
       const scan = await scanTokenFile(new LineReader(file), split);
       return { entries, scan, digest: reader.digest };
@@ -105,9 +119,17 @@ describe('reading a token file in chunks', () => {
   });
 
   it('counts NUL and control-character lines as bad, and calls a file with a NUL near its start binary', async () => {
-    const late = Buffer.concat([Buffer.from(`${'T'.repeat(9000)}\n`), Buffer.from('ok-1\nbad\u0000line\nesc\u001b[0m\n\xff\xfe\n', 'latin1')]);
+    const late = Buffer.concat([
+      Buffer.from(`${'T'.repeat(9000)}\n`),
+      Buffer.from('ok-1\nbad\u0000line\nesc\u001b[0m\n\xff\xfe\n', 'latin1'),
+    ]);
     const { scan } = await streamed(late, 'whole-line');
-    expect(scan).toMatchObject({ binary: false, bad: 4, badLines: [1, 3, 4, 5], problems: { too_long: 1, control_character: 2, not_utf8: 1 } });
+    expect(scan).toMatchObject({
+      binary: false,
+      bad: 4,
+      badLines: [1, 3, 4, 5],
+      problems: { too_long: 1, control_character: 2, not_utf8: 1 },
+    });
 
     const utf16 = Buffer.from('\uFEFFtok-one\r\ntok-two\r\n', 'utf16le');
     expect((await streamed(utf16)).scan).toMatchObject({ binary: true });

@@ -11,11 +11,21 @@ export function importDialog(scope: { provider: string; pool: string } | undefin
   const text = h('textarea', { name: 'tokens', rows: 8, spellcheck: 'false', autocomplete: 'off' });
   const file = h('input', { type: 'file', accept: '.txt,.json,text/plain' });
   const label = h('input', { name: 'label', autocomplete: 'off' });
-  const expect = h('select', { name: 'expect' }, h('option', { value: '' }, t('import.expect_none')), h('option', { value: 'live' }, t('import.expect_live')), h('option', { value: 'dead' }, t('import.expect_dead')));
+  const expect = h(
+    'select',
+    { name: 'expect' },
+    h('option', { value: '' }, t('import.expect_none')),
+    h('option', { value: 'live' }, t('import.expect_live')),
+    h('option', { value: 'dead' }, t('import.expect_dead')),
+  );
   const message = h('div', { 'aria-live': 'polite' });
   file.addEventListener('change', () => {
     const f = file.files?.[0];
-    if (f) f.text().then((s) => (text.value = s), (err: unknown) => clear(message, notice('error', errorText(err))));
+    if (f)
+      f.text().then(
+        (s) => (text.value = s),
+        (err: unknown) => clear(message, notice('error', errorText(err))),
+      );
   });
   const submit = h(
     'button',
@@ -32,7 +42,13 @@ export function importDialog(scope: { provider: string; pool: string } | undefin
             expect: expect.value || undefined,
           });
           text.value = '';
-          clear(message, notice('ok', t('import.done', { added: formatNumber(r.added), duplicates: formatNumber(r.duplicates), pool: `${r.provider}/${r.pool}` })));
+          clear(
+            message,
+            notice(
+              'ok',
+              t('import.done', { added: formatNumber(r.added), duplicates: formatNumber(r.duplicates), pool: `${r.provider}/${r.pool}` }),
+            ),
+          );
           done();
         } catch (err) {
           clear(message, notice('error', errorText(err)));
@@ -78,7 +94,11 @@ export async function pruneDialog(provider: string): Promise<void> {
         go.disabled = true;
         try {
           const r = await post<{ run_id: number }>(`/providers/${encodeURIComponent(provider)}/prune`, { run_id: held.run_id });
-          clear(message, notice('ok', t('prune.started', { id: r.run_id })), link(`/runs/${r.run_id}`, {}, t('run.label', { id: r.run_id })));
+          clear(
+            message,
+            notice('ok', t('prune.started', { id: r.run_id })),
+            link(`/runs/${r.run_id}`, {}, t('run.label', { id: r.run_id })),
+          );
         } catch (err) {
           clear(message, notice('error', errorText(err)));
           go.disabled = false;
@@ -90,7 +110,17 @@ export async function pruneDialog(provider: string): Promise<void> {
   const list = h(
     'ul',
     { class: 'token-list' },
-    ...held.tokens.map((tok) => h('li', {}, link(`/tokens/${tok.id}`, {}, tok.mask), ' ', h('code', {}, tok.fingerprint), ` ${tok.pool}`, tok.label ? ` · ${tok.label}` : '')),
+    ...held.tokens.map((tok) =>
+      h(
+        'li',
+        {},
+        link(`/tokens/${tok.id}`, {}, tok.mask),
+        ' ',
+        h('code', {}, tok.fingerprint),
+        ` ${tok.pool}`,
+        tok.label ? ` · ${tok.label}` : '',
+      ),
+    ),
   );
   dialog(
     t('prune.title', { provider }),
@@ -98,7 +128,9 @@ export async function pruneDialog(provider: string): Promise<void> {
       held.held_reason ? h('p', {}, t('prune.reason'), ' ', h('q', {}, held.held_reason)) : notice('info', t('prune.nothing')),
       h('p', {}, t('prune.count', { n: formatNumber(held.count) })),
       list,
-      held.count > held.tokens.length ? h('p', { class: 'muted' }, t('prune.more', { n: formatNumber(held.count - held.tokens.length) })) : '',
+      held.count > held.tokens.length
+        ? h('p', { class: 'muted' }, t('prune.more', { n: formatNumber(held.count - held.tokens.length) }))
+        : '',
       h('p', { class: 'muted' }, t('prune.explain')),
       message,
     ],

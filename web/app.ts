@@ -58,7 +58,6 @@ async function start(): Promise<void> {
   await draw();
 }
 
-
 async function draw(): Promise<void> {
   for (const f of leaving.splice(0)) f();
   if (!session?.signed_in) {

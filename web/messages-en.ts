@@ -42,7 +42,8 @@ export const en = {
   'overview.next_run': 'next run {when} ({relative}, schedule {cron})',
   'overview.no_schedule': 'no run scheduled',
   'overview.warnings': 'Needs a look',
-  'overview.no_providers': 'No provider yet. Declare one in the environment (TokenStatuCheckUrls__DeepTokenCheckUrl, …) or run tschk providers add.',
+  'overview.no_providers':
+    'No provider yet. Declare one in the environment (TokenStatuCheckUrls__DeepTokenCheckUrl, …) or run tschk providers add.',
 
   'card.live_share': 'live',
   'card.tokens': '{n} tokens',
@@ -112,9 +113,11 @@ export const en = {
   'pager.page': 'page {page} of {pages}',
 
   'bulk.recheck_title': 'Re-check every matching token?',
-  'bulk.recheck_text': '{n} tokens match the filter, on every page. They are all checked again now, in one run (with the canaries of the provider).',
+  'bulk.recheck_text':
+    '{n} tokens match the filter, on every page. They are all checked again now, in one run (with the canaries of the provider).',
   'bulk.remove_title': 'Remove every matching token?',
-  'bulk.remove_text': '{n} tokens match the filter, on every page. They are removed from tschk and from their source (file line, One-API key), and kept in the archive, where they can be restored.',
+  'bulk.remove_text':
+    '{n} tokens match the filter, on every page. They are removed from tschk and from their source (file line, One-API key), and kept in the archive, where they can be restored.',
   'bulk.removed': '{n} removed; {kept} still at their source (see the log).',
   'bulk.rechecking': 'Re-checking {n} tokens in run #{id}…',
 
@@ -137,7 +140,8 @@ export const en = {
   'prune.count': '{n} tokens would be pruned.',
   'prune.more': 'and {n} more',
   'prune.nothing': 'Nothing is held for this provider now.',
-  'prune.explain': 'Pruning now checks these tokens again and prunes those still dead, although the safety rule held (like tschk check --force-prune).',
+  'prune.explain':
+    'Pruning now checks these tokens again and prunes those still dead, although the safety rule held (like tschk check --force-prune).',
   'prune.started': 'Run #{id} checks them again and prunes.',
 
   'token.title': 'Token',
@@ -231,7 +235,8 @@ export const en = {
   'run.nobody': 'None.',
 
   'archive.title': 'Archive',
-  'archive.intro': 'Tokens removed by hand or pruned. Restoring puts one back where it came from (its token file, its One-API channel, or tschk’s table), active, at the end of its pool.',
+  'archive.intro':
+    'Tokens removed by hand or pruned. Restoring puts one back where it came from (its token file, its One-API channel, or tschk’s table), active, at the end of its pool.',
   'archive.search': 'Label, fingerprint or provider',
   'archive.show_restored': 'also those restored already',
   'archive.count': '{n} archived tokens',
@@ -294,7 +299,8 @@ export const en = {
   'error.unknown_provider': 'There is no such provider.',
   'error.unknown_token': 'There is no such token.',
   'error.unknown_run': 'There is no such run.',
-  'error.still_at_source': 'The token is still in its source (the file was edited meanwhile or cannot be rewritten, or it is a line of a New-API multi-key channel).',
+  'error.still_at_source':
+    'The token is still in its source (the file was edited meanwhile or cannot be rewritten, or it is a line of a New-API multi-key channel).',
   'error.not_archived': 'Nothing is archived under this fingerprint.',
   'error.cannot_restore': 'This token cannot be restored (already restored, or its provider is gone).',
   'error.selection_changed': 'The tokens matching the filter changed meanwhile: look again before acting.',

@@ -116,7 +116,8 @@ export const zhCN: Record<MessageKey, string> = {
   'bulk.recheck_title': '重新检查所有匹配的令牌？',
   'bulk.recheck_text': '共有 {n} 个令牌（包括所有分页）符合筛选条件。它们会在一次运行中立即重新检查（连同该提供方的金丝雀）。',
   'bulk.remove_title': '移除所有匹配的令牌？',
-  'bulk.remove_text': '共有 {n} 个令牌（包括所有分页）符合筛选条件。它们将从 tschk 及其来源（文件行、One-API 密钥）中移除，并保存在归档中，可以恢复。',
+  'bulk.remove_text':
+    '共有 {n} 个令牌（包括所有分页）符合筛选条件。它们将从 tschk 及其来源（文件行、One-API 密钥）中移除，并保存在归档中，可以恢复。',
   'bulk.removed': '已移除 {n} 个；{kept} 个仍在其来源中（见日志）。',
   'bulk.rechecking': '正在运行 #{id} 中重新检查 {n} 个令牌…',
 
@@ -233,7 +234,8 @@ export const zhCN: Record<MessageKey, string> = {
   'run.nobody': '无。',
 
   'archive.title': '归档',
-  'archive.intro': '手动移除或被清理的令牌。恢复会把令牌放回原处（它的令牌文件、One-API 渠道或 tschk 自己的表），状态为活跃，排在池的末尾。',
+  'archive.intro':
+    '手动移除或被清理的令牌。恢复会把令牌放回原处（它的令牌文件、One-API 渠道或 tschk 自己的表），状态为活跃，排在池的末尾。',
   'archive.search': '标签、指纹或提供方',
   'archive.show_restored': '包括已恢复的',
   'archive.count': '共 {n} 个归档令牌',

@@ -92,7 +92,17 @@ export async function archivePage(ctx: PageContext): Promise<void> {
         'table',
         {},
         h('caption', { class: 'visually-hidden' }, t('archive.title')),
-        h('thead', {}, h('tr', {}, ...(['token', 'fingerprint', 'pool', 'label', 'why', 'last_reason', 'archived', 'restored', 'action'] as const).map((c) => h('th', { scope: 'col' }, t(`archive.col.${c}`))))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...(['token', 'fingerprint', 'pool', 'label', 'why', 'last_reason', 'archived', 'restored', 'action'] as const).map((c) =>
+              h('th', { scope: 'col' }, t(`archive.col.${c}`)),
+            ),
+          ),
+        ),
         h('tbody', {}, ...data.entries.map(row)),
       ),
     ),

@@ -17,7 +17,12 @@ export async function overviewPage(ctx: PageContext): Promise<void> {
       'div',
       { class: 'title-row' },
       h('h1', {}, t('overview.title')),
-      h('div', { class: 'actions' }, checkButton({}, t('action.check_all')), h('button', { type: 'button', class: 'secondary', onclick: () => importDialog(undefined, ctx.refresh) }, t('action.import'))),
+      h(
+        'div',
+        { class: 'actions' },
+        checkButton({}, t('action.check_all')),
+        h('button', { type: 'button', class: 'secondary', onclick: () => importDialog(undefined, ctx.refresh) }, t('action.import')),
+      ),
     ),
     status,
     body,
@@ -101,11 +106,18 @@ function drawOverview(o: Overview, trend: Record<string, DayShare[]> | undefined
             ' · ',
             formatTime(last.finished_at),
             ' · ',
-            t('overview.last_run_counts', { checked: formatNumber(last.checked), live: formatNumber(last.live), dead: formatNumber(last.dead), unknown: formatNumber(last.unknown) }),
+            t('overview.last_run_counts', {
+              checked: formatNumber(last.checked),
+              live: formatNumber(last.live),
+              dead: formatNumber(last.dead),
+              unknown: formatNumber(last.unknown),
+            }),
           )
         : t('overview.no_run'),
       ' — ',
-      o.next_run_at ? t('overview.next_run', { when: formatTime(o.next_run_at), relative: formatRelative(o.next_run_at), cron: o.cron }) : t('overview.no_schedule'),
+      o.next_run_at
+        ? t('overview.next_run', { when: formatTime(o.next_run_at), relative: formatRelative(o.next_run_at), cron: o.cron })
+        : t('overview.no_schedule'),
     ),
   );
   if (o.warnings.length > 0) {
@@ -143,9 +155,22 @@ function warningText(w: Warning): Array<Node | string> {
     case 'provider_error':
       return [t('warning.provider_error', { provider: w.provider }), ' ', h('q', {}, w.error), ' (', run(w.run_id), ')'];
     case 'low_balance':
-      return [link(`/pools/${encodeURIComponent(w.provider)}/${encodeURIComponent(w.pool)}`, {}, t('warning.low_balance', { provider: w.provider, pool: w.pool, n: formatNumber(w.tokens) }))];
+      return [
+        link(
+          `/pools/${encodeURIComponent(w.provider)}/${encodeURIComponent(w.pool)}`,
+          {},
+          t('warning.low_balance', { provider: w.provider, pool: w.pool, n: formatNumber(w.tokens) }),
+        ),
+      ];
     case 'run_failed':
-      return [t('warning.run_failed', { status: t(`run.status.${w.status as 'failed'}`) }), ' ', w.error ? h('q', {}, w.error) : '', ' (', run(w.run_id), ')'];
+      return [
+        t('warning.run_failed', { status: t(`run.status.${w.status as 'failed'}`) }),
+        ' ',
+        w.error ? h('q', {}, w.error) : '',
+        ' (',
+        run(w.run_id),
+        ')',
+      ];
   }
 }
 
@@ -157,7 +182,13 @@ function card(c: PoolCard, trend: Record<string, DayShare[]> | undefined): HTMLE
     'article',
     { class: 'card', 'data-pool': key, 'aria-labelledby': titleId },
     h('h2', { id: titleId }, link(href, {}, c.provider, h('span', { class: 'sep' }, ' / '), c.pool)),
-    h('p', { class: 'kind' }, c.provider_kind, c.canaries > 0 ? ` · ${t('card.canaries', { n: c.canaries })}` : '', c.provider_enabled ? '' : ` · ${t('card.disabled')}`),
+    h(
+      'p',
+      { class: 'kind' },
+      c.provider_kind,
+      c.canaries > 0 ? ` · ${t('card.canaries', { n: c.canaries })}` : '',
+      c.provider_enabled ? '' : ` · ${t('card.disabled')}`,
+    ),
     h('p', { class: 'share' }, h('strong', { 'data-share': key }, formatPercent(c.live_share)), ' ', t('card.live_share')),
     counts([
       [t('state.active'), c.states.active, 'active'],
@@ -173,7 +204,18 @@ function card(c: PoolCard, trend: Record<string, DayShare[]> | undefined): HTMLE
       [t('verdict.unchecked'), c.verdicts.unchecked, 'unchecked'],
     ]),
     shareChart(trend?.[key], t('card.trend_label', { pool: key })),
-    h('p', { class: 'muted' }, t('card.tokens', { n: formatNumber(c.tokens) }), ' · ', t('card.last_checked', { when: formatTime(c.last_checked_at) })),
-    h('div', { class: 'actions' }, checkButton({ provider: c.provider, pool: c.pool }, t('action.check_pool')), checkButton({ provider: c.provider }, t('action.check_provider'))),
+    h(
+      'p',
+      { class: 'muted' },
+      t('card.tokens', { n: formatNumber(c.tokens) }),
+      ' · ',
+      t('card.last_checked', { when: formatTime(c.last_checked_at) }),
+    ),
+    h(
+      'div',
+      { class: 'actions' },
+      checkButton({ provider: c.provider, pool: c.pool }, t('action.check_pool')),
+      checkButton({ provider: c.provider }, t('action.check_provider')),
+    ),
   );
 }

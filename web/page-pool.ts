@@ -34,8 +34,16 @@ export async function poolPage(ctx: PageContext): Promise<void> {
         'div',
         { class: 'actions' },
         h('button', { type: 'button', onclick: () => void checkPool(provider, pool, false, status, ctx) }, t('action.check_pool')),
-        h('button', { type: 'button', class: 'secondary', onclick: () => void checkPool(provider, pool, true, status, ctx) }, t('action.check_pool_forced')),
-        h('button', { type: 'button', class: 'secondary', onclick: () => importDialog({ provider, pool }, ctx.refresh) }, t('action.import')),
+        h(
+          'button',
+          { type: 'button', class: 'secondary', onclick: () => void checkPool(provider, pool, true, status, ctx) },
+          t('action.check_pool_forced'),
+        ),
+        h(
+          'button',
+          { type: 'button', class: 'secondary', onclick: () => importDialog({ provider, pool }, ctx.refresh) },
+          t('action.import'),
+        ),
       ),
     ),
     status,
@@ -49,10 +57,32 @@ export async function poolPage(ctx: PageContext): Promise<void> {
     return;
   }
 
-  const stateSelect = h('select', { name: 'state' }, h('option', { value: '' }, t('filter.any')), ...(['active', 'suspect', 'invalid', 'disabled'] as const).map((s) => h('option', { value: s, selected: filter.state === s }, t(`state.${s}`))));
-  const verdictSelect = h('select', { name: 'verdict' }, h('option', { value: '' }, t('filter.any')), ...(['live', 'dead', 'exhausted', 'unknown', 'unchecked'] as const).map((v) => h('option', { value: v, selected: filter.verdict === v }, t(`verdict.${v}`))));
-  const reasonSelect = h('select', { name: 'reason' }, h('option', { value: '' }, t('filter.any')), ...data.reasons.map((r) => h('option', { value: r.reason, selected: filter.reason === r.reason }, `${r.reason} (${formatNumber(r.tokens)})`)));
-  if (filter.reason && !data.reasons.some((r) => r.reason === filter.reason)) reasonSelect.append(h('option', { value: filter.reason, selected: true }, filter.reason));
+  const stateSelect = h(
+    'select',
+    { name: 'state' },
+    h('option', { value: '' }, t('filter.any')),
+    ...(['active', 'suspect', 'invalid', 'disabled'] as const).map((s) =>
+      h('option', { value: s, selected: filter.state === s }, t(`state.${s}`)),
+    ),
+  );
+  const verdictSelect = h(
+    'select',
+    { name: 'verdict' },
+    h('option', { value: '' }, t('filter.any')),
+    ...(['live', 'dead', 'exhausted', 'unknown', 'unchecked'] as const).map((v) =>
+      h('option', { value: v, selected: filter.verdict === v }, t(`verdict.${v}`)),
+    ),
+  );
+  const reasonSelect = h(
+    'select',
+    { name: 'reason' },
+    h('option', { value: '' }, t('filter.any')),
+    ...data.reasons.map((r) =>
+      h('option', { value: r.reason, selected: filter.reason === r.reason }, `${r.reason} (${formatNumber(r.tokens)})`),
+    ),
+  );
+  if (filter.reason && !data.reasons.some((r) => r.reason === filter.reason))
+    reasonSelect.append(h('option', { value: filter.reason, selected: true }, filter.reason));
   const text = h('input', { type: 'search', name: 'q', value: filter.q, autocomplete: 'off' });
   const form = h(
     'form',
@@ -69,7 +99,11 @@ export async function poolPage(ctx: PageContext): Promise<void> {
     labelled(t('filter.reason'), reasonSelect),
     labelled(t('filter.text'), text),
     h('button', { type: 'submit' }, t('action.filter')),
-    h('button', { type: 'button', class: 'secondary', onclick: () => go({ state: '', verdict: '', reason: '', q: '', page: 1 }) }, t('action.clear_filter')),
+    h(
+      'button',
+      { type: 'button', class: 'secondary', onclick: () => go({ state: '', verdict: '', reason: '', q: '', page: 1 }) },
+      t('action.clear_filter'),
+    ),
   );
   for (const s of [stateSelect, verdictSelect, reasonSelect]) s.addEventListener('change', () => form.requestSubmit());
 
@@ -78,8 +112,16 @@ export async function poolPage(ctx: PageContext): Promise<void> {
     'div',
     { class: 'bulk' },
     h('span', { 'data-total': data.total }, t('pool.matching', { n: formatNumber(data.total) })),
-    h('button', { type: 'button', disabled: data.total === 0, onclick: () => void bulkAction('recheck', base, filter, status, ctx) }, t('action.bulk_recheck')),
-    h('button', { type: 'button', class: 'danger', disabled: data.total === 0, onclick: () => void bulkAction('remove', base, filter, status, ctx) }, t('action.bulk_remove')),
+    h(
+      'button',
+      { type: 'button', disabled: data.total === 0, onclick: () => void bulkAction('recheck', base, filter, status, ctx) },
+      t('action.bulk_recheck'),
+    ),
+    h(
+      'button',
+      { type: 'button', class: 'danger', disabled: data.total === 0, onclick: () => void bulkAction('remove', base, filter, status, ctx) },
+      t('action.bulk_remove'),
+    ),
   );
 
   const header = (key: string, label: MessageKey) => {
@@ -88,7 +130,12 @@ export async function poolPage(ctx: PageContext): Promise<void> {
     return h(
       'th',
       { scope: 'col', 'aria-sort': active ? (dir === 'asc' ? 'ascending' : 'descending') : null },
-      h('button', { type: 'button', class: 'sort', onclick: () => go({ sort: key, dir: nextDir, page: 1 }) }, t(label), active ? (dir === 'asc' ? ' ▲' : ' ▼') : ''),
+      h(
+        'button',
+        { type: 'button', class: 'sort', onclick: () => go({ sort: key, dir: nextDir, page: 1 }) },
+        t(label),
+        active ? (dir === 'asc' ? ' ▲' : ' ▼') : '',
+      ),
     );
   };
   const plain = (label: MessageKey) => h('th', { scope: 'col' }, t(label));
@@ -133,7 +180,12 @@ function row(tok: PoolRow): HTMLElement {
   return h(
     'tr',
     { 'data-token': tok.id },
-    h('td', {}, link(`/tokens/${tok.id}`, {}, h('code', {}, tok.mask)), tok.expect ? h('span', { class: 'tag canary', title: t('token.canary_hint') }, t('token.canary')) : ''),
+    h(
+      'td',
+      {},
+      link(`/tokens/${tok.id}`, {}, h('code', {}, tok.mask)),
+      tok.expect ? h('span', { class: 'tag canary', title: t('token.canary_hint') }, t('token.canary')) : '',
+    ),
     h('td', {}, h('code', {}, tok.fingerprint)),
     h('td', {}, tok.label ?? ''),
     h('td', {}, stateTag(tok.state)),
@@ -159,7 +211,13 @@ async function checkPool(provider: string, pool: string, force: boolean, status:
 }
 
 /** Every token matching the filter, not only this page: counted first, then confirmed, then done up to the highest id counted. */
-async function bulkAction(action: 'recheck' | 'remove', base: string, filter: Record<string, string>, status: HTMLElement, ctx: PageContext): Promise<void> {
+async function bulkAction(
+  action: 'recheck' | 'remove',
+  base: string,
+  filter: Record<string, string>,
+  status: HTMLElement,
+  ctx: PageContext,
+): Promise<void> {
   let counted: { count: number; max_id: number | null };
   try {
     counted = await get(`${base}/match${query(filter)}`);
@@ -177,12 +235,21 @@ async function bulkAction(action: 'recheck' | 'remove', base: string, filter: Re
     t(action === 'remove' ? 'bulk.remove_text' : 'bulk.recheck_text', { n }),
     t(action === 'remove' ? 'action.bulk_remove_confirm' : 'action.bulk_recheck_confirm', { n }),
     async () => {
-      const r = await post<{ run_id?: number; removed?: number; kept?: number }>(`${base}/bulk`, { action, filter, max_id: counted.max_id, expected: counted.count });
+      const r = await post<{ run_id?: number; removed?: number; kept?: number }>(`${base}/bulk`, {
+        action,
+        filter,
+        max_id: counted.max_id,
+        expected: counted.count,
+      });
       if (action === 'remove') {
         ctx.refresh();
         return t('bulk.removed', { n: formatNumber(r.removed ?? 0), kept: formatNumber(r.kept ?? 0) });
       }
-      clear(status, notice('ok', t('bulk.rechecking', { n, id: r.run_id ?? 0 })), link(`/runs/${r.run_id}`, {}, t('run.label', { id: r.run_id ?? 0 })));
+      clear(
+        status,
+        notice('ok', t('bulk.rechecking', { n, id: r.run_id ?? 0 })),
+        link(`/runs/${r.run_id}`, {}, t('run.label', { id: r.run_id ?? 0 })),
+      );
       watchRun(r.run_id!, ctx);
       return t('bulk.rechecking', { n, id: r.run_id ?? 0 });
     },

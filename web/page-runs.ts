@@ -35,7 +35,12 @@ export async function runsPage(ctx: PageContext): Promise<void> {
     h(
       'thead',
       {},
-      h('tr', {}, ...(['id', 'trigger', 'scope', 'status', 'started', 'finished'] as const).map((c) => h('th', { scope: 'col' }, t(`runs.col.${c}`))), ...COUNTS.map((c) => h('th', { scope: 'col' }, t(`count.${c}`)))),
+      h(
+        'tr',
+        {},
+        ...(['id', 'trigger', 'scope', 'status', 'started', 'finished'] as const).map((c) => h('th', { scope: 'col' }, t(`runs.col.${c}`))),
+        ...COUNTS.map((c) => h('th', { scope: 'col' }, t(`count.${c}`))),
+      ),
     ),
     h(
       'tbody',
@@ -63,7 +68,11 @@ export async function runsPage(ctx: PageContext): Promise<void> {
 export async function runPage(ctx: PageContext): Promise<void> {
   const id = Number(ctx.params.id);
   const body = h('div', {});
-  ctx.root.append(h('p', { class: 'crumbs' }, link('/runs', {}, t('nav.runs')), ' › ', `#${id}`), h('h1', {}, t('run.label', { id })), body);
+  ctx.root.append(
+    h('p', { class: 'crumbs' }, link('/runs', {}, t('nav.runs')), ' › ', `#${id}`),
+    h('h1', {}, t('run.label', { id })),
+    body,
+  );
   let timer: ReturnType<typeof setTimeout> | undefined;
   let alive = true;
   ctx.onLeave(() => {
@@ -92,9 +101,20 @@ function tokens(list: { count: number; tokens: TokenBrief[] }): HTMLElement {
     h(
       'ul',
       { class: 'token-list' },
-      ...list.tokens.map((tok) => h('li', {}, link(`/tokens/${tok.id}`, {}, h('code', {}, tok.mask ?? tok.fingerprint)), ' ', h('code', { class: 'muted' }, tok.fingerprint), tok.pool ? ` ${tok.pool}` : '')),
+      ...list.tokens.map((tok) =>
+        h(
+          'li',
+          {},
+          link(`/tokens/${tok.id}`, {}, h('code', {}, tok.mask ?? tok.fingerprint)),
+          ' ',
+          h('code', { class: 'muted' }, tok.fingerprint),
+          tok.pool ? ` ${tok.pool}` : '',
+        ),
+      ),
     ),
-    list.count > list.tokens.length ? h('p', { class: 'muted' }, t('prune.more', { n: formatNumber(list.count - list.tokens.length) })) : '',
+    list.count > list.tokens.length
+      ? h('p', { class: 'muted' }, t('prune.more', { n: formatNumber(list.count - list.tokens.length) }))
+      : '',
   );
 }
 
@@ -118,7 +138,13 @@ function drawRun(d: RunDetail): HTMLElement[] {
     ),
   ];
   if (r.status === 'running') out.push(progress(r));
-  out.push(h('ul', { class: 'counts' }, ...COUNTS.map((c) => h('li', { 'data-count': c }, h('strong', {}, formatNumber(r[c])), ' ', t(`count.${c}`)))));
+  out.push(
+    h(
+      'ul',
+      { class: 'counts' },
+      ...COUNTS.map((c) => h('li', { 'data-count': c }, h('strong', {}, formatNumber(r[c])), ' ', t(`count.${c}`))),
+    ),
+  );
   out.push(
     h('h2', {}, t('run.providers')),
     d.providers.length === 0
@@ -129,7 +155,17 @@ function drawRun(d: RunDetail): HTMLElement[] {
           h(
             'table',
             {},
-            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('run.provider')), ...COUNTS.map((c) => h('th', { scope: 'col' }, t(`count.${c}`))), h('th', { scope: 'col' }, t('run.notes')))),
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                h('th', { scope: 'col' }, t('run.provider')),
+                ...COUNTS.map((c) => h('th', { scope: 'col' }, t(`count.${c}`))),
+                h('th', { scope: 'col' }, t('run.notes')),
+              ),
+            ),
             h(
               'tbody',
               {},

@@ -44,8 +44,23 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
         ['token.label', arch!.label ?? '—'],
       ];
   ctx.root.append(
-    h('p', { class: 'crumbs' }, link('/', {}, t('nav.overview')), ' › ', link(poolHref, {}, `${provider} / ${pool}`), ' › ', tok?.mask ?? arch!.mask),
-    h('h1', {}, t('token.title'), ' ', h('code', {}, tok?.mask ?? arch!.mask), tok?.expect ? h('span', { class: 'tag canary', title: t('token.canary_hint') }, t('token.canary')) : ''),
+    h(
+      'p',
+      { class: 'crumbs' },
+      link('/', {}, t('nav.overview')),
+      ' › ',
+      link(poolHref, {}, `${provider} / ${pool}`),
+      ' › ',
+      tok?.mask ?? arch!.mask,
+    ),
+    h(
+      'h1',
+      {},
+      t('token.title'),
+      ' ',
+      h('code', {}, tok?.mask ?? arch!.mask),
+      tok?.expect ? h('span', { class: 'tag canary', title: t('token.canary_hint') }, t('token.canary')) : '',
+    ),
     status,
   );
   if (!tok && arch) {
@@ -57,7 +72,11 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
         onclick: async () => {
           try {
             const r = await post<{ restored: { provider: string; pool: string } }>(`/archive/${arch.id}/restore`);
-            clear(status, notice('ok', t('archive.restored', { pool: `${r.restored.provider}/${r.restored.pool}` })), link(poolHref, {}, t('archive.to_pool')));
+            clear(
+              status,
+              notice('ok', t('archive.restored', { pool: `${r.restored.provider}/${r.restored.pool}` })),
+              link(poolHref, {}, t('archive.to_pool')),
+            );
           } catch (err) {
             clear(status, notice('error', errorText(err)));
           }
@@ -91,7 +110,11 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
             onclick: async () => {
               try {
                 const r = await post<{ run_id: number }>('/runs', { provider, pool, force: true });
-                clear(status, notice('ok', t('run.started', { id: r.run_id })), link(`/runs/${r.run_id}`, {}, t('run.label', { id: r.run_id })));
+                clear(
+                  status,
+                  notice('ok', t('run.started', { id: r.run_id })),
+                  link(`/runs/${r.run_id}`, {}, t('run.label', { id: r.run_id })),
+                );
               } catch (err) {
                 clear(status, notice('error', errorText(err)));
               }
@@ -150,7 +173,17 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
           h(
             'table',
             {},
-            h('thead', {}, h('tr', {}, ...(['day', 'checks', 'live', 'dead', 'exhausted', 'unknown', 'latency', 'reason', 'balance'] as const).map((c) => h('th', { scope: 'col' }, t(`days.${c}`))))),
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ...(['day', 'checks', 'live', 'dead', 'exhausted', 'unknown', 'latency', 'reason', 'balance'] as const).map((c) =>
+                  h('th', { scope: 'col' }, t(`days.${c}`)),
+                ),
+              ),
+            ),
             h(
               'tbody',
               {},
@@ -164,7 +197,17 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
                   h('td', {}, formatNumber(d.dead)),
                   h('td', {}, formatNumber(d.exhausted)),
                   h('td', {}, formatNumber(d.unknown)),
-                  h('td', {}, d.latency_avg === null ? '—' : t('days.latency_range', { min: formatNumber(d.latency_min ?? 0), avg: formatNumber(d.latency_avg), max: formatNumber(d.latency_max ?? 0) })),
+                  h(
+                    'td',
+                    {},
+                    d.latency_avg === null
+                      ? '—'
+                      : t('days.latency_range', {
+                          min: formatNumber(d.latency_min ?? 0),
+                          avg: formatNumber(d.latency_avg),
+                          max: formatNumber(d.latency_max ?? 0),
+                        }),
+                  ),
                   h('td', {}, d.last_reason ?? '—'),
                   h('td', {}, d.last_balance ?? '—'),
                 ),
@@ -184,7 +227,17 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
           h(
             'table',
             { class: 'checks' },
-            h('thead', {}, h('tr', {}, ...(['time', 'verdict', 'reason', 'http', 'latency', 'balance', 'evidence', 'run'] as const).map((c) => h('th', { scope: 'col' }, t(`checks.${c}`))))),
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ...(['time', 'verdict', 'reason', 'http', 'latency', 'balance', 'evidence', 'run'] as const).map((c) =>
+                  h('th', { scope: 'col' }, t(`checks.${c}`)),
+                ),
+              ),
+            ),
             h(
               'tbody',
               {},

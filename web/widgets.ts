@@ -32,20 +32,24 @@ export function reason(code: string | null): HTMLElement | string {
 export function strip(checks: readonly CheckBrief[]): HTMLElement {
   const counts: Record<string, number> = {};
   for (const c of checks) counts[c.verdict] = (counts[c.verdict] ?? 0) + 1;
-  const summary = checks.length === 0
-    ? t('strip.none')
-    : t('strip.summary', {
-        n: checks.length,
-        detail: (['live', 'dead', 'exhausted', 'unknown'] as const)
-          .filter((v) => counts[v])
-          .map((v) => `${counts[v]} ${t(`verdict.${v}` as MessageKey)}`)
-          .join(', '),
-      });
+  const summary =
+    checks.length === 0
+      ? t('strip.none')
+      : t('strip.summary', {
+          n: checks.length,
+          detail: (['live', 'dead', 'exhausted', 'unknown'] as const)
+            .filter((v) => counts[v])
+            .map((v) => `${counts[v]} ${t(`verdict.${v}` as MessageKey)}`)
+            .join(', '),
+        });
   return h(
     'span',
     { class: 'strip', role: 'img', 'aria-label': summary },
     ...[...checks].reverse().map((c) =>
-      h('span', { class: `beat verdict-${c.verdict}`, title: `${t(`verdict.${c.verdict}` as MessageKey)} · ${c.reason} · ${formatTime(c.checked_at)}` }),
+      h('span', {
+        class: `beat verdict-${c.verdict}`,
+        title: `${t(`verdict.${c.verdict}` as MessageKey)} · ${c.reason} · ${formatTime(c.checked_at)}`,
+      }),
     ),
   );
 }
@@ -56,14 +60,15 @@ export function shareChart(days: readonly DayShare[] | undefined, label: string)
   const height = 60;
   const series = days ?? [];
   const known = series.filter((d) => d.share !== null);
-  const description = known.length === 0
-    ? t('chart.empty')
-    : t('chart.summary', {
-        days: series.length,
-        first: formatPercent(known[0]!.share),
-        last: formatPercent(known[known.length - 1]!.share),
-        min: formatPercent(Math.min(...known.map((d) => d.share!))),
-      });
+  const description =
+    known.length === 0
+      ? t('chart.empty')
+      : t('chart.summary', {
+          days: series.length,
+          first: formatPercent(known[0]!.share),
+          last: formatPercent(known[known.length - 1]!.share),
+          min: formatPercent(Math.min(...known.map((d) => d.share!))),
+        });
   const step = series.length > 1 ? width / (series.length - 1) : width;
   const y = (share: number) => (height - 4 - share * (height - 8)).toFixed(1);
   const segments: string[] = [];
@@ -78,7 +83,13 @@ export function shareChart(days: readonly DayShare[] | undefined, label: string)
   });
   const chart = svg(
     'svg',
-    { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': `${label}: ${description}`, preserveAspectRatio: 'none' },
+    {
+      viewBox: `0 0 ${width} ${height}`,
+      class: 'chart',
+      role: 'img',
+      'aria-label': `${label}: ${description}`,
+      preserveAspectRatio: 'none',
+    },
     svg('line', { x1: 0, x2: width, y1: y(1), y2: y(1), class: 'grid' }),
     svg('line', { x1: 0, x2: width, y1: y(0.5), y2: y(0.5), class: 'grid' }),
     svg('line', { x1: 0, x2: width, y1: y(0), y2: y(0), class: 'grid' }),
@@ -86,7 +97,11 @@ export function shareChart(days: readonly DayShare[] | undefined, label: string)
     ...series.map((d, i) =>
       d.share === null
         ? null
-        : svg('circle', { cx: (i * step).toFixed(1), cy: y(d.share), r: 2, class: 'dot' }, svg('title', {}, `${formatDay(d.day)}: ${formatPercent(d.share)} (${formatNumber(d.checks)})`)),
+        : svg(
+            'circle',
+            { cx: (i * step).toFixed(1), cy: y(d.share), r: 2, class: 'dot' },
+            svg('title', {}, `${formatDay(d.day)}: ${formatPercent(d.share)} (${formatNumber(d.checks)})`),
+          ),
     ),
   );
   const first = series[0];
@@ -116,7 +131,12 @@ export function dialog(title: string, body: Array<Node | string>, actions: HTMLE
     { 'aria-labelledby': id },
     h('h2', { id }, title),
     ...body,
-    h('div', { class: 'actions' }, ...actions, h('button', { type: 'button', class: 'secondary', onclick: () => d.close() }, t('action.cancel'))),
+    h(
+      'div',
+      { class: 'actions' },
+      ...actions,
+      h('button', { type: 'button', class: 'secondary', onclick: () => d.close() }, t('action.cancel')),
+    ),
   );
   d.addEventListener('close', () => d.remove());
   document.body.append(d);
@@ -131,7 +151,11 @@ export function labelled(label: string, control: HTMLElement, hint?: string): HT
 }
 
 export function counts(items: Array<[string, number, string]>): HTMLElement {
-  return h('ul', { class: 'counts' }, ...items.map(([label, n, cls]) => h('li', { class: cls, 'data-count': cls }, h('strong', {}, formatNumber(n)), ' ', label)));
+  return h(
+    'ul',
+    { class: 'counts' },
+    ...items.map(([label, n, cls]) => h('li', { class: cls, 'data-count': cls }, h('strong', {}, formatNumber(n)), ' ', label)),
+  );
 }
 
 export function progress(run: { progress?: { checked: number; total: number }; id: number }): HTMLElement {

@@ -61,5 +61,8 @@ export async function bearerCheck(
   ctx: CheckContext,
   classify: (status: number, body: string) => BalanceClassification,
 ): Promise<CheckResult> {
-  return resultOf(await httpCall(url, { method: 'GET', headers: { authorization: `Bearer ${key}`, accept: 'application/json' } }, ctx), classify);
+  return resultOf(
+    await httpCall(url, { method: 'GET', headers: { authorization: `Bearer ${key}`, accept: 'application/json' } }, ctx),
+    classify,
+  );
 }

@@ -88,14 +88,20 @@ export function classifySummaryAnswer(status: number, body: string): SummaryOutc
   const facts = { balance: estimation, currency: 'tokens', detail: walletsText(fields) };
   return {
     expired: false,
-    result: Number(estimation) > 0 ? { verdict: 'live', reason: 'upstream_accepted', ...facts } : { verdict: 'exhausted', reason: 'no_balance', ...facts },
+    result:
+      Number(estimation) > 0
+        ? { verdict: 'live', reason: 'upstream_accepted', ...facts }
+        : { verdict: 'exhausted', reason: 'no_balance', ...facts },
   };
 }
 
 /** `topped-up CNY 5.00; granted CNY 10.00`: the money behind the token estimation. */
 function walletsText(fields: Record<string, unknown> | undefined): string | null {
   const parts: string[] = [];
-  for (const [label, key] of [['topped-up', 'normal_wallets'], ['granted', 'bonus_wallets']] as const) {
+  for (const [label, key] of [
+    ['topped-up', 'normal_wallets'],
+    ['granted', 'bonus_wallets'],
+  ] as const) {
     const wallets = fields?.[key];
     if (!Array.isArray(wallets)) continue;
     for (const w of wallets.map(objectOf)) {
@@ -187,7 +193,11 @@ export function createDeepseekAccountChecker(opts: AccountCheckerOptions = {}): 
           session = login.session;
           freshLogin = true;
         }
-        const res = await httpCall(summaryUrl(base), { method: 'GET', headers: { authorization: `Bearer ${session}`, accept: 'application/json' } }, ctx);
+        const res = await httpCall(
+          summaryUrl(base),
+          { method: 'GET', headers: { authorization: `Bearer ${session}`, accept: 'application/json' } },
+          ctx,
+        );
         latencyMs += res.latencyMs;
         if (!res.ok) return { verdict: 'unknown', reason: res.reason, httpStatus: null, latencyMs, detail: res.detail };
         const summary = classifySummaryAnswer(res.status, res.body);
@@ -197,7 +207,13 @@ export function createDeepseekAccountChecker(opts: AccountCheckerOptions = {}): 
         }
         sessions.delete(key);
         if (freshLogin) {
-          return { verdict: 'unknown', reason: 'session_expired', httpStatus: res.status, latencyMs, detail: 'a fresh session was refused' };
+          return {
+            verdict: 'unknown',
+            reason: 'session_expired',
+            httpStatus: res.status,
+            latencyMs,
+            detail: 'a fresh session was refused',
+          };
         }
         session = undefined;
       }

@@ -29,9 +29,7 @@ function balanceInfos(value: unknown): Array<{ currency: string; balance: string
   return value.flatMap((raw) => {
     const entry = objectOf(raw);
     const balance = decimalText(entry?.total_balance);
-    return entry && typeof entry.currency === 'string' && balance !== null
-      ? [{ currency: entry.currency.toUpperCase(), balance }]
-      : [];
+    return entry && typeof entry.currency === 'string' && balance !== null ? [{ currency: entry.currency.toUpperCase(), balance }] : [];
   });
 }
 

@@ -52,7 +52,15 @@ function exchange(
     const handler = new Exchange(resolve, reject, ctx.signal);
     try {
       ctx.dispatcher.dispatch(
-        { origin, path: pathname + search, method: init.method, headers: init.headers, body: init.body, headersTimeout: ctx.timeoutMs, bodyTimeout: ctx.timeoutMs },
+        {
+          origin,
+          path: pathname + search,
+          method: init.method,
+          headers: init.headers,
+          body: init.body,
+          headersTimeout: ctx.timeoutMs,
+          bodyTimeout: ctx.timeoutMs,
+        },
         handler,
       );
     } catch (err) {

@@ -47,7 +47,10 @@ export async function checkSafely(checker: Checker, secret: string, target: Chec
   try {
     return await checker.check(secret, target, ctx);
   } catch (err) {
-    ctx.logger.error({ provider: target.providerName, fingerprint: fingerprint(secret), err: scrubSecret(String(err), secret) }, 'checker failed');
+    ctx.logger.error(
+      { provider: target.providerName, fingerprint: fingerprint(secret), err: scrubSecret(String(err), secret) },
+      'checker failed',
+    );
     return { verdict: 'unknown', reason: 'checker_error', httpStatus: null, latencyMs: 0, detail: null };
   }
 }

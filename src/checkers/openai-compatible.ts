@@ -21,7 +21,8 @@ export function classifyOpenaiModels(status: number, body: string): BalanceClass
   }
   if (status === 401) return { verdict: 'dead', reason: 'invalid_key', detail: snippet(body) };
   const said = errorText(json);
-  if (status === 403 && ACCOUNT_GONE.test(said) && !ABOUT_OUR_IP.test(said)) return { verdict: 'dead', reason: 'account_deactivated', detail: snippet(body) };
+  if (status === 403 && ACCOUNT_GONE.test(said) && !ABOUT_OUR_IP.test(said))
+    return { verdict: 'dead', reason: 'account_deactivated', detail: snippet(body) };
   if (status === 429) {
     const error = objectOf(json?.error);
     if (error?.code === 'insufficient_quota' || error?.type === 'insufficient_quota') {

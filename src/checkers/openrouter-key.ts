@@ -1,4 +1,13 @@
-import { badResponse, bearerCheck, decimalText, endpointUrl, objectOf, snippet, unexpectedStatus, type BalanceClassification } from './balance.js';
+import {
+  badResponse,
+  bearerCheck,
+  decimalText,
+  endpointUrl,
+  objectOf,
+  snippet,
+  unexpectedStatus,
+  type BalanceClassification,
+} from './balance.js';
 import { parseJson } from './http.js';
 import type { Checker } from './types.js';
 

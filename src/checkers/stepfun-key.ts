@@ -1,4 +1,13 @@
-import { badResponse, bearerCheck, decimalText, endpointUrl, objectOf, snippet, unexpectedStatus, type BalanceClassification } from './balance.js';
+import {
+  badResponse,
+  bearerCheck,
+  decimalText,
+  endpointUrl,
+  objectOf,
+  snippet,
+  unexpectedStatus,
+  type BalanceClassification,
+} from './balance.js';
 import { parseJson } from './http.js';
 import type { Checker } from './types.js';
 
@@ -16,7 +25,13 @@ export function classifyStepfunAccount(status: number, body: string): BalanceCla
   const exhausted = answer.type !== 'postpaid' && Number(balance) <= 0;
   return exhausted
     ? { verdict: 'exhausted', reason: 'no_balance', balance, currency: 'CNY', detail: null }
-    : { verdict: 'live', reason: 'upstream_accepted', balance, currency: 'CNY', detail: typeof answer.type === 'string' ? answer.type : null };
+    : {
+        verdict: 'live',
+        reason: 'upstream_accepted',
+        balance,
+        currency: 'CNY',
+        detail: typeof answer.type === 'string' ? answer.type : null,
+      };
 }
 
 export const stepfunKeyChecker: Checker = {

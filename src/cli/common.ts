@@ -44,5 +44,6 @@ export function args<T extends NonNullable<ParseArgsConfig['options']>>(rest: st
 
 /** `max` is the width of the column the value goes to. */
 export function maxLength(option: string, value: string | undefined, max: number): void {
-  if (value !== undefined && [...value].length > max) throw new UsageError(`${option} must be at most ${max} characters; got ${[...value].length}`);
+  if (value !== undefined && [...value].length > max)
+    throw new UsageError(`${option} must be at most ${max} characters; got ${[...value].length}`);
 }

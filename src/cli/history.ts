@@ -7,15 +7,23 @@ import { requireProvider, withDb } from './db.js';
 import { table } from './table.js';
 
 export const historyCommand: Command = async (config, rest, io) => {
-  const { values } = args(rest, { provider: { type: 'string' }, token: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = args(rest, {
+    provider: { type: 'string' },
+    token: { type: 'string' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const limit = values.limit === undefined ? 50 : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new UsageError(`--limit must be a whole number from 1 to 100000; got '${values.limit}'`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000)
+    throw new UsageError(`--limit must be a whole number from 1 to 100000; got '${values.limit}'`);
   return withDb(config, async (db) => {
     const p = values.provider ? await requireProvider(db, values.provider) : undefined;
     let tokenId: number | undefined;
     let fingerprint: string | undefined;
     if (values.token !== undefined) {
-      const t = /^\d+$/.test(values.token) ? await findToken(db, Number(values.token)) : (await findTokensByFingerprint(db, values.token))[0];
+      const t = /^\d+$/.test(values.token)
+        ? await findToken(db, Number(values.token))
+        : (await findTokensByFingerprint(db, values.token))[0];
       // A fingerprint finds the history of every token that had it, removed ones included.
       if (!t && !/^\d+$/.test(values.token) && (await fingerprintHasHistory(db, values.token))) fingerprint = values.token;
       else if (!t) throw new UsageError(`no token '${values.token}' (give an id or a fingerprint)`);

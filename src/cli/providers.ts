@@ -30,7 +30,15 @@ function list(config: Readonly<Config>, more: string[], io: CliIo): Promise<numb
     if (providers.length === 0) return print(io, 'no providers; add one with tschk providers add NAME --kind free-api --url URL');
     return print(
       io,
-      table(providers.map((p) => ({ name: p.name, kind: p.kind, url: p.check_url ?? '(default)', enabled: p.enabled ? 'yes' : 'no', concurrency: p.concurrency ?? '' }))),
+      table(
+        providers.map((p) => ({
+          name: p.name,
+          kind: p.kind,
+          url: p.check_url ?? '(default)',
+          enabled: p.enabled ? 'yes' : 'no',
+          concurrency: p.concurrency ?? '',
+        })),
+      ),
     );
   });
 }
@@ -60,7 +68,8 @@ function remove(config: Readonly<Config>, more: string[], io: CliIo): Promise<nu
   return withDb(config, async (db) => {
     const p = await requireProvider(db, positionals[0]);
     const declared = config.legacyProviders.find((d) => d.name === p.name);
-    if (declared) throw new UsageError(`provider '${p.name}' is declared by ${declared.variable}; unset it first, or it comes back at the next start`);
+    if (declared)
+      throw new UsageError(`provider '${p.name}' is declared by ${declared.variable}; unset it first, or it comes back at the next start`);
     const archived = await removeProviderAndTokens(db, p);
     return print(io, `provider ${p.name} removed; ${archived} token(s) archived`);
   });

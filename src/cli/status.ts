@@ -33,7 +33,9 @@ export const statusCommand: Command = async (config, rest, io) => {
     lines.push(
       lastRun
         ? `last run ${lastRun.id}: ${lastRun.status} at ${lastRun.finished_at} (${lastRun.checked} checked: ${lastRun.live} live, ${lastRun.dead} dead, ${lastRun.exhausted} exhausted, ${lastRun.unknown} unknown)`
-        : running.length ? 'no run finished yet' : 'no run yet',
+        : running.length
+          ? 'no run finished yet'
+          : 'no run yet',
     );
     return print(io, lines.join('\n'));
   });

@@ -58,7 +58,8 @@ const importVerb: Verb = async (config, more, io) => {
     { provider: { type: 'string' }, pool: { type: 'string' }, expect: { type: 'string' }, label: { type: 'string' } },
     1,
   );
-  if (values.expect !== undefined && !isExpectation(values.expect)) throw new UsageError(`--expect must be ${EXPECT_RULE}; got '${values.expect}'`);
+  if (values.expect !== undefined && !isExpectation(values.expect))
+    throw new UsageError(`--expect must be ${EXPECT_RULE}; got '${values.expect}'`);
   if (values.pool !== undefined && !NAME_PATTERN.test(values.pool)) {
     throw new UsageError(`--pool must be ${NAME_RULE}; got '${values.pool.slice(0, 80)}'`);
   }
@@ -81,12 +82,19 @@ const importVerb: Verb = async (config, more, io) => {
 };
 
 const listVerb: Verb = async (config, more, io) => {
-  const { values } = args(more, { provider: { type: 'string' }, pool: { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = args(more, {
+    provider: { type: 'string' },
+    pool: { type: 'string' },
+    state: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const state = stateOption(values.state);
   return withDb(config, async (db) => {
     const p = values.provider ? await requireProvider(db, values.provider) : undefined;
     const names = new Map((await listProviders(db)).map((x) => [x.id, x.name]));
-    const rows = (await listTokens(db, { providerId: p?.id, pool: values.pool, state })).map((t) => tokenView(t, db.dialect, names.get(t.provider_id)));
+    const rows = (await listTokens(db, { providerId: p?.id, pool: values.pool, state })).map((t) =>
+      tokenView(t, db.dialect, names.get(t.provider_id)),
+    );
     if (values.json) return print(io, JSON.stringify(rows, null, 2));
     if (rows.length === 0) return print(io, 'no tokens');
     return print(
@@ -123,14 +131,22 @@ const removeVerb: Verb = async (config, more, io) => {
     for (const t of tokens) {
       const p = (await findProviderById(db, t.provider_id))!;
       const kept = await removeFromSources({ db, config, logger: log }, p, [t], 'user_removed', log);
-      if (kept.length > 0) throw new Error(`token ${t.fingerprint} is still in its source (${t.source_ref ?? t.source}): its file was edited meanwhile or cannot be rewritten (see the warnings above), or it is a line of a New-API multi-key channel; try again or remove it there`);
+      if (kept.length > 0)
+        throw new Error(
+          `token ${t.fingerprint} is still in its source (${t.source_ref ?? t.source}): its file was edited meanwhile or cannot be rewritten (see the warnings above), or it is a line of a New-API multi-key channel; try again or remove it there`,
+        );
     }
     return print(io, `removed ${tokens.length} token(s) from tschk and their source; they are kept in token_archive`);
   });
 };
 
 const exportVerb: Verb = async (config, more, io) => {
-  const { values } = args(more, { provider: { type: 'string' }, pool: { type: 'string' }, state: { type: 'string' }, archived: { type: 'boolean' } });
+  const { values } = args(more, {
+    provider: { type: 'string' },
+    pool: { type: 'string' },
+    state: { type: 'string' },
+    archived: { type: 'boolean' },
+  });
   const state = stateOption(values.state);
   if (values.archived && state !== undefined) throw new UsageError('give --state or --archived, not both');
   return withDb(config, async (db) => {
@@ -146,14 +162,21 @@ const exportVerb: Verb = async (config, more, io) => {
 const restoreVerb: Verb = async (config, more, io) => {
   const { values, positionals } = args(more, { provider: { type: 'string' }, pool: { type: 'string' } }, 1);
   const fp = positionals[0];
-  if (!fp || !/^[0-9a-f]{12}$/i.test(fp)) throw new UsageError('FINGERPRINT is required: the 12 hex characters shown by tokens list and in logs');
+  if (!fp || !/^[0-9a-f]{12}$/i.test(fp))
+    throw new UsageError('FINGERPRINT is required: the 12 hex characters shown by tokens list and in logs');
   return withDb(config, async (db) => {
     try {
-      const r = await restoreArchived({ db, config, logger: logger(config, io, 'tokens') }, fp.toLowerCase(), { provider: values.provider, pool: values.pool });
+      const r = await restoreArchived({ db, config, logger: logger(config, io, 'tokens') }, fp.toLowerCase(), {
+        provider: values.provider,
+        pool: values.pool,
+      });
       const where = r.into === 'tokens' ? '' : ` (${r.into})`;
-      return print(io, r.alreadyPresent
-        ? `${r.mask} (${r.fingerprint}) is already in ${r.provider}/${r.pool}; archive marked restored`
-        : `restored ${r.mask} (${r.fingerprint}) into ${r.provider}/${r.pool}${where}`);
+      return print(
+        io,
+        r.alreadyPresent
+          ? `${r.mask} (${r.fingerprint}) is already in ${r.provider}/${r.pool}; archive marked restored`
+          : `restored ${r.mask} (${r.fingerprint}) into ${r.provider}/${r.pool}${where}`,
+      );
     } catch (err) {
       if (err instanceof RestoreError) throw new UsageError(err.message);
       throw err;

@@ -163,14 +163,22 @@ export async function dailyLiveShare(
     .groupBy(['p.name', 't.pool', 'bucket']);
   if (q.providerId !== undefined) raw = raw.where('c.provider_id', '=', q.providerId);
   if (q.pool !== undefined) raw = raw.where('t.pool', '=', q.pool);
-  const rows: Array<{ provider: string; pool: string; bucket: number; checks: unknown; live: unknown }> = (await raw.execute()).map((r) => ({ ...r, bucket: num(r.bucket) }));
+  const rows: Array<{ provider: string; pool: string; bucket: number; checks: unknown; live: unknown }> = (await raw.execute()).map(
+    (r) => ({ ...r, bucket: num(r.bucket) }),
+  );
   if (firstRaw > starts[0]!.getTime()) {
     const day = (d: Date) => d.toISOString().slice(0, 10);
     let rolled = db.kysely
       .selectFrom('token_daily as d')
       .innerJoin('tokens as t', 't.id', 'd.token_id')
       .innerJoin('providers as p', 'p.id', 'd.provider_id')
-      .select((eb) => ['p.name as provider', 't.pool as pool', 'd.day', eb.fn.sum<number>('d.checks').as('checks'), eb.fn.sum<number>('d.live').as('live')])
+      .select((eb) => [
+        'p.name as provider',
+        't.pool as pool',
+        'd.day',
+        eb.fn.sum<number>('d.checks').as('checks'),
+        eb.fn.sum<number>('d.live').as('live'),
+      ])
       .where('d.day', '>=', day(starts[0]!))
       .where('d.day', '<', day(new Date(firstRaw)))
       .groupBy(['p.name', 't.pool', 'd.day']);
@@ -203,7 +211,12 @@ export function nextScheduledRun(config: Readonly<Config>, now = new Date()): st
   const task = cron.createTask(config.cron, () => {}, { timezone: config.timezone });
   try {
     const next = task.getNextRun();
-    return next && next > now ? next.toISOString() : (task.getNextRuns(2).find((d) => d > now)?.toISOString() ?? null);
+    return next && next > now
+      ? next.toISOString()
+      : (task
+          .getNextRuns(2)
+          .find((d) => d > now)
+          ?.toISOString() ?? null);
   } finally {
     void task.destroy();
   }
@@ -220,7 +233,13 @@ export interface RunProgress {
  * in its scope (by the same rule the run selects tokens with) makes up the rest of the total.
  */
 export async function runInFlight(db: Db, config: Readonly<Config>) {
-  const run = await db.kysely.selectFrom('check_runs').selectAll().where('status', '=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  const run = await db.kysely
+    .selectFrom('check_runs')
+    .selectAll()
+    .where('status', '=', 'running')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   if (!run) return null;
   return { ...runView(run, db.dialect), progress: await runProgress(db, config, run) };
 }
@@ -239,7 +258,11 @@ export async function runProgress(db: Db, config: Readonly<Config>, run: CheckRu
     let q = db.kysely
       .selectFrom('tokens')
       .select((eb) => eb.fn.countAll().as('n'))
-      .where('provider_id', 'in', providers.map((p) => p.id))
+      .where(
+        'provider_id',
+        'in',
+        providers.map((p) => p.id),
+      )
       .where('state', '!=', 'disabled')
       .where('expect', canaries ? 'is not' : 'is', null)
       .where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', cutoff)]));
@@ -272,15 +295,28 @@ export async function warnings(db: Db, cards: readonly PoolCard[]): Promise<Warn
     if (Number(o.unreliable) === 1) out.push({ kind: 'canary', ...base });
     if (o.error) out.push({ kind: 'provider_error', ...base, error: o.error });
   }
-  for (const c of cards) if (c.low_balance > 0) out.push({ kind: 'low_balance', provider: c.provider, pool: c.pool, tokens: c.low_balance });
-  const last = await db.kysely.selectFrom('check_runs').selectAll().where('status', '!=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  for (const c of cards)
+    if (c.low_balance > 0) out.push({ kind: 'low_balance', provider: c.provider, pool: c.pool, tokens: c.low_balance });
+  const last = await db.kysely
+    .selectFrom('check_runs')
+    .selectAll()
+    .where('status', '!=', 'running')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   if (last && last.status !== 'done') out.push({ kind: 'run_failed', run_id: Number(last.id), status: last.status, error: last.error });
   return out;
 }
 
 export async function overview(db: Db, config: Readonly<Config>, now = new Date()) {
   const cards = await poolCards(db, config);
-  const [last] = await db.kysely.selectFrom('check_runs').selectAll().where('status', '!=', 'running').orderBy('id', 'desc').limit(1).execute();
+  const [last] = await db.kysely
+    .selectFrom('check_runs')
+    .selectAll()
+    .where('status', '!=', 'running')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .execute();
   return {
     pools: cards,
     warnings: await warnings(db, cards),
@@ -298,7 +334,16 @@ export async function overviewTrend(db: Db, days: number, now = new Date()) {
   return { days, series: Object.fromEntries(series) };
 }
 
-export const TOKEN_SORTS = ['position', 'state', 'last_verdict', 'last_reason', 'last_checked_at', 'last_live_at', 'label', 'fingerprint'] as const;
+export const TOKEN_SORTS = [
+  'position',
+  'state',
+  'last_verdict',
+  'last_reason',
+  'last_checked_at',
+  'last_live_at',
+  'label',
+  'fingerprint',
+] as const;
 export type TokenSort = (typeof TOKEN_SORTS)[number];
 
 export interface PoolPageQuery {
@@ -344,7 +389,11 @@ export async function recentChecks(db: Db, tokenId: number, limit: number): Prom
 
 /** One page of a pool's tokens, filtered and sorted in SQL, each with its last checks. */
 export async function poolPage(db: Db, q: PoolPageQuery) {
-  const base = db.kysely.selectFrom('tokens').where('provider_id', '=', q.providerId).where('pool', '=', q.pool).where(matchesTokens(q.match));
+  const base = db.kysely
+    .selectFrom('tokens')
+    .where('provider_id', '=', q.providerId)
+    .where('pool', '=', q.pool)
+    .where(matchesTokens(q.match));
   const total = num((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n);
   // Nulls last in both directions, on every dialect (each sorts NULL differently by default).
   const rows = await base
@@ -360,7 +409,12 @@ export async function poolPage(db: Db, q: PoolPageQuery) {
     total,
     tokens: rows.map((t, i) => {
       const checks = strips[i]!;
-      return { ...tokenView(t, db.dialect, undefined), last_http_status: checks[0]?.http_status ?? null, last_latency_ms: checks[0]?.latency_ms ?? null, checks };
+      return {
+        ...tokenView(t, db.dialect, undefined),
+        last_http_status: checks[0]?.http_status ?? null,
+        last_latency_ms: checks[0]?.latency_ms ?? null,
+        checks,
+      };
     }),
   };
 }
@@ -375,11 +429,16 @@ export async function poolReasons(db: Db, providerId: number, pool: string): Pro
     .where('last_reason', 'is not', null)
     .groupBy('last_reason')
     .execute();
-  return rows.map((r) => ({ reason: r.last_reason!, tokens: num(r.n) })).sort((a, b) => b.tokens - a.tokens || a.reason.localeCompare(b.reason));
+  return rows
+    .map((r) => ({ reason: r.last_reason!, tokens: num(r.n) }))
+    .sort((a, b) => b.tokens - a.tokens || a.reason.localeCompare(b.reason));
 }
 
 /** How many tokens a bulk action would touch, and the highest id among them (the action stops there). */
-export async function countMatching(db: Db, q: { providerId: number; pool: string; match: TokenMatch }): Promise<{ count: number; max_id: number | null }> {
+export async function countMatching(
+  db: Db,
+  q: { providerId: number; pool: string; match: TokenMatch },
+): Promise<{ count: number; max_id: number | null }> {
   const r = await db.kysely
     .selectFrom('tokens')
     .select((eb) => [eb.fn.countAll().as('n'), eb.fn.max('id').as('max_id')])
@@ -423,7 +482,14 @@ export async function tokenDays(db: Db, tokenId: number, days: number, now = new
   const rows = (
     await db.kysely
       .selectFrom('history_checks as c')
-      .select(['c.at', 'c.verdict', (eb) => eb.selectFrom('history_reasons as r').select('r.reason').whereRef('r.id', '=', 'c.reason_id').as('reason'), 'c.latency_ms', 'c.balance', 'c.currency'])
+      .select([
+        'c.at',
+        'c.verdict',
+        (eb) => eb.selectFrom('history_reasons as r').select('r.reason').whereRef('r.id', '=', 'c.reason_id').as('reason'),
+        'c.latency_ms',
+        'c.balance',
+        'c.currency',
+      ])
       .where('c.token_id', '=', tokenId)
       .where('c.at', '>=', db.dialect.historyTime(firstRaw))
       .orderBy('c.at')
@@ -455,7 +521,21 @@ export async function tokenDays(db: Db, tokenId: number, days: number, now = new
     const day = at.toISOString().slice(0, 10);
     let d = byDay.get(day);
     if (!d) {
-      d = { day, checks: 0, live: 0, dead: 0, exhausted: 0, unknown: 0, latency_min: null, latency_avg: null, latency_max: null, last_reason: null, last_balance: null, latencySum: 0, latencyN: 0 };
+      d = {
+        day,
+        checks: 0,
+        live: 0,
+        dead: 0,
+        exhausted: 0,
+        unknown: 0,
+        latency_min: null,
+        latency_avg: null,
+        latency_max: null,
+        last_reason: null,
+        last_balance: null,
+        latencySum: 0,
+        latencyN: 0,
+      };
       byDay.set(day, d);
     }
     d.checks++;
@@ -487,7 +567,11 @@ export type TokenEvent = {
  * (`nextTokenState`), its flagging from `invalid_since`, its removals and restores from
  * `token_archive` (matched by fingerprint in its pool, so a restored token keeps its past).
  */
-export async function tokenEvents(db: Db, config: Readonly<Config>, token: Pick<TokenRow, 'id' | 'provider_id' | 'pool' | 'fingerprint' | 'state' | 'invalid_since'>): Promise<TokenEvent[]> {
+export async function tokenEvents(
+  db: Db,
+  config: Readonly<Config>,
+  token: Pick<TokenRow, 'id' | 'provider_id' | 'pool' | 'fingerprint' | 'state' | 'invalid_since'>,
+): Promise<TokenEvent[]> {
   const events: TokenEvent[] = [];
   const history = await db.kysely
     .selectFrom('token_status')
@@ -529,7 +613,12 @@ export async function tokenEvents(db: Db, config: Readonly<Config>, token: Pick<
     .where('pool', '=', token.pool)
     .execute();
   for (const a of archived) {
-    events.push({ kind: a.reason === 'pruned' ? 'pruned' : 'removed', at: isoTime(db.dialect, a.archived_at), run_id: null, reason: a.reason === 'pruned' ? a.last_reason : a.reason });
+    events.push({
+      kind: a.reason === 'pruned' ? 'pruned' : 'removed',
+      at: isoTime(db.dialect, a.archived_at),
+      run_id: null,
+      reason: a.reason === 'pruned' ? a.last_reason : a.reason,
+    });
     if (a.restored_at !== null) events.push({ kind: 'restored', at: isoTime(db.dialect, a.restored_at), run_id: null, reason: null });
   }
   // A pruned token's run is the one of its confirming check.
@@ -540,11 +629,24 @@ export async function tokenEvents(db: Db, config: Readonly<Config>, token: Pick<
 /** A token's page: the token (or its archive row, once removed), checks with evidence, days, events. */
 export async function tokenPage(db: Db, config: Readonly<Config>, id: number, now = new Date()) {
   const token = await findToken(db, id);
-  const archive = await db.kysely.selectFrom('token_archive').selectAll().where('token_id', '=', id).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  const archive = await db.kysely
+    .selectFrom('token_archive')
+    .selectAll()
+    .where('token_id', '=', id)
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   if (!token && !archive) return undefined;
   const providers = await listProviders(db);
   const provider = token ? providers.find((p) => p.id === Number(token.provider_id)) : undefined;
-  const checks = await db.kysely.selectFrom('token_status').selectAll().where('token_id', '=', id).orderBy('checked_at', 'desc').orderBy('id', 'desc').limit(100).execute();
+  const checks = await db.kysely
+    .selectFrom('token_status')
+    .selectAll()
+    .where('token_id', '=', id)
+    .orderBy('checked_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(100)
+    .execute();
   const subject = token ?? {
     id,
     provider_id: archive!.provider_id ?? -1,
@@ -746,6 +848,9 @@ export async function archivePage(db: Db, q: { text?: string; restored: boolean;
 }
 
 export async function archiveEntry(db: Db, id: number) {
-  return db.kysely.selectFrom('token_archive').select(['id', 'fingerprint', 'provider_name', 'pool', 'restored_at']).where('id', '=', id).executeTakeFirst();
+  return db.kysely
+    .selectFrom('token_archive')
+    .select(['id', 'fingerprint', 'provider_name', 'pool', 'restored_at'])
+    .where('id', '=', id)
+    .executeTakeFirst();
 }
-

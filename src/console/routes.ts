@@ -125,7 +125,8 @@ function requireSameOrigin(req: HttpRequest, app: HttpContext): void {
   const origin = req.headers.origin;
   if (origin !== undefined) {
     const scheme = cameOverHttps(req, app.config) ? 'https' : 'http';
-    if (origin !== `${scheme}://${req.headers.host ?? ''}`) throw new HttpError(403, 'cross_site', 'refused: this request came from another origin');
+    if (origin !== `${scheme}://${req.headers.host ?? ''}`)
+      throw new HttpError(403, 'cross_site', 'refused: this request came from another origin');
   }
 }
 
@@ -190,7 +191,8 @@ function oneOf<T extends string>(value: unknown, field: string, values: readonly
 
 function wholeNumber(raw: string | null | undefined, field: string, def: number, min: number, max: number): number {
   if (raw === null || raw === undefined || raw === '') return def;
-  if (!/^\d{1,10}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw badRequest(`${field} must be a whole number from ${min} to ${max}`);
+  if (!/^\d{1,10}$/.test(raw) || Number(raw) < min || Number(raw) > max)
+    throw badRequest(`${field} must be a whole number from ${min} to ${max}`);
   return Number(raw);
 }
 
@@ -246,7 +248,9 @@ async function signIn(req: HttpRequest, app: HttpContext): Promise<Reply> {
   const waitMs = throttle.waitMs(client);
   if (waitMs > 0) {
     const seconds = Math.ceil(waitMs / 1000);
-    throw new HttpError(429, 'too_many_attempts', `too many wrong secrets from this address: try again in ${seconds} s`, { 'Retry-After': String(seconds) });
+    throw new HttpError(429, 'too_many_attempts', `too many wrong secrets from this address: try again in ${seconds} s`, {
+      'Retry-After': String(seconds),
+    });
   }
   const body = bodyOf(req, ['secret']);
   const given = typeof body.secret === 'string' ? body.secret : '';
@@ -280,7 +284,16 @@ async function getPoolTokens(req: HttpRequest, app: HttpContext): Promise<Reply>
   const dir = oneOf(req.query.get('dir'), 'dir', ['asc', 'desc'] as const) ?? 'asc';
   const size = wholeNumber(req.query.get('size'), 'size', 50, 1, 200);
   const page = wholeNumber(req.query.get('page'), 'page', 1, 1, 1_000_000);
-  const result = await poolPage(app.db, { providerId: provider.id, pool, match, sort, dir, offset: (page - 1) * size, limit: size, strip: 20 });
+  const result = await poolPage(app.db, {
+    providerId: provider.id,
+    pool,
+    match,
+    sort,
+    dir,
+    offset: (page - 1) * size,
+    limit: size,
+    strip: 20,
+  });
   return json(200, { provider: provider.name, pool, page, size, ...result, reasons: await poolReasons(app.db, provider.id, pool) });
 }
 
@@ -306,7 +319,11 @@ async function postBulk(req: HttpRequest, app: HttpContext): Promise<Reply> {
   match.maxId = maxId;
   const now = await countMatching(app.db, { providerId: provider.id, pool, match });
   if (body.expected !== undefined && body.expected !== now.count) {
-    throw new HttpError(409, 'selection_changed', `the filter matches ${now.count} tokens now, not ${JSON.stringify(body.expected)}: look again before acting`);
+    throw new HttpError(
+      409,
+      'selection_changed',
+      `the filter matches ${now.count} tokens now, not ${JSON.stringify(body.expected)}: look again before acting`,
+    );
   }
   if (action === 'remove') {
     const r = await removeMatching(app, { provider, pool, match }, 'console');
@@ -416,7 +433,12 @@ export const consoleRoutes: Route[] = [
   { method: 'GET', path: `${API}/session`, auth: 'none', handler: safely(getSession) },
   { method: 'POST', path: `${API}/session`, auth: 'none', handler: safely(signIn) },
   { method: 'DELETE', path: `${API}/session`, auth: 'none', handler: changing(signOut) },
-  { method: 'GET', path: `${API}/overview`, auth: 'none', handler: reading((_r, app) => overview(app.db, app.config).then((o) => json(200, o))) },
+  {
+    method: 'GET',
+    path: `${API}/overview`,
+    auth: 'none',
+    handler: reading((_r, app) => overview(app.db, app.config).then((o) => json(200, o))),
+  },
   {
     method: 'GET',
     path: `${API}/trend`,
@@ -462,7 +484,11 @@ export const consoleRoutes: Route[] = [
       const pageNo = wholeNumber(req.query.get('page'), 'page', 1, 1, 1_000_000);
       const q = text(req.query.get('q'), 'q', 100)?.trim();
       const restored = req.query.get('restored') === 'true';
-      return json(200, { page: pageNo, size, ...(await archivePage(app.db, { text: q, restored, offset: (pageNo - 1) * size, limit: size })) });
+      return json(200, {
+        page: pageNo,
+        size,
+        ...(await archivePage(app.db, { text: q, restored, offset: (pageNo - 1) * size, limit: size })),
+      });
     }),
   },
   { method: 'POST', path: `${API}/archive/{id}/restore`, auth: 'none', handler: changing(postRestore) },

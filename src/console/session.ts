@@ -62,7 +62,10 @@ export async function endSession(db: Db, secret: string, value: string): Promise
 /** Whether the request reached tschk over HTTPS: X-Forwarded-Proto counts only behind a trusted proxy. */
 export function cameOverHttps(req: HttpRequest, config: Readonly<Config>): boolean {
   if (!config.http.trustProxy) return false;
-  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim().toLowerCase();
+  const proto = String(req.headers['x-forwarded-proto'] ?? '')
+    .split(',')[0]!
+    .trim()
+    .toLowerCase();
   return proto === 'https';
 }
 
@@ -81,7 +84,14 @@ export function clientOf(req: HttpRequest, config: Readonly<Config>): string {
 }
 
 export function sessionCookieHeader(value: string, maxAgeS: number, secure: boolean): string {
-  return [`${SESSION_COOKIE}=${value}`, 'Path=/', `Max-Age=${Math.max(0, Math.floor(maxAgeS))}`, 'HttpOnly', 'SameSite=Strict', ...(secure ? ['Secure'] : [])].join('; ');
+  return [
+    `${SESSION_COOKIE}=${value}`,
+    'Path=/',
+    `Max-Age=${Math.max(0, Math.floor(maxAgeS))}`,
+    'HttpOnly',
+    'SameSite=Strict',
+    ...(secure ? ['Secure'] : []),
+  ].join('; ');
 }
 
 export interface ThrottlePolicy {

@@ -24,13 +24,19 @@ export async function listArchive(db: Db, f: ArchiveFilter): Promise<ArchiveRow[
 export async function markRestored(db: Db, ids: readonly number[], now = new Date(), actor: EventActor | null = null): Promise<void> {
   if (ids.length === 0) return;
   await db.kysely.transaction().execute(async (trx) => {
-    const rows = await trx.selectFrom('token_archive').select(['token_id', 'fingerprint', 'provider_id', 'pool', 'reason']).where('id', 'in', [...ids]).execute();
+    const rows = await trx
+      .selectFrom('token_archive')
+      .select(['token_id', 'fingerprint', 'provider_id', 'pool', 'reason'])
+      .where('id', 'in', [...ids])
+      .execute();
     await trx
       .updateTable('token_archive')
       .set({ restored_at: db.dialect.time(now) })
       .where('id', 'in', [...ids])
       .execute();
-    const events = rows.flatMap((r) => eventsFor([{ ...r, id: r.token_id }], { event: 'restored', reason: `archived as ${r.reason}`, at: now, actor }));
+    const events = rows.flatMap((r) =>
+      eventsFor([{ ...r, id: r.token_id }], { event: 'restored', reason: `archived as ${r.reason}`, at: now, actor }),
+    );
     await recordTokenEvents(db, events, trx);
   });
 }

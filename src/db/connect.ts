@@ -57,7 +57,10 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Db {
 }
 
 /** Also used for a One-API database, whose tables are not ours. */
-export function openTarget<DB>(target: DatabaseTarget, opts: OpenOptions = {}): {
+export function openTarget<DB>(
+  target: DatabaseTarget,
+  opts: OpenOptions = {},
+): {
   kysely: Kysely<DB>;
   dialect: DialectProfile;
   writes: WriteHealth;
@@ -96,7 +99,9 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
         // bigint (count(*), bigserial) as a number; our ids stay far below 2^53.
         types: {
           getTypeParser: ((oid: number, format?: string) =>
-            oid === 20 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown)) as typeof pg.types.getTypeParser,
+            oid === 20
+              ? (v: string) => Number(v)
+              : (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown)) as typeof pg.types.getTypeParser,
         },
       });
       // pg's pool listens for errors only on idle clients: a client lent out (a transaction waiting

@@ -38,11 +38,7 @@ export interface DialectProfile {
   ignoreDuplicates: <DB, T extends keyof DB & string, O>(q: InsertQueryBuilder<DB, T, O>) => InsertQueryBuilder<DB, T, O>;
   /** SQLite only: what keeps its file and WAL bounded while retention deletes. */
   fileUpkeep?: FileUpkeep;
-  insertId<DB, T extends keyof DB & string>(
-    db: Kysely<DB> | Transaction<DB>,
-    table: T,
-    values: Record<string, unknown>,
-  ): Promise<number>;
+  insertId<DB, T extends keyof DB & string>(db: Kysely<DB> | Transaction<DB>, table: T, values: Record<string, unknown>): Promise<number>;
 }
 
 /** An SQLite file's upkeep; every call is one short statement. */

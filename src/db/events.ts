@@ -54,7 +54,11 @@ export function eventsFor(tokens: readonly EventToken[], e: EventCause): TokenEv
 }
 
 /** Appends events; inside the caller's transaction when given one. */
-export async function recordTokenEvents(db: Executor, events: readonly TokenEvent[], trx?: Kysely<Database> | Transaction<Database>): Promise<void> {
+export async function recordTokenEvents(
+  db: Executor,
+  events: readonly TokenEvent[],
+  trx?: Kysely<Database> | Transaction<Database>,
+): Promise<void> {
   for (let i = 0; i < events.length; i += CHUNK) {
     await (trx ?? db.kysely)
       .insertInto('token_events')
@@ -80,7 +84,11 @@ export async function recordTokenEvents(db: Executor, events: readonly TokenEven
  * already `held`: an outage that lasts a day holds the same tokens at every run, and one event
  * says it. Returns how many were written.
  */
-export async function recordHeld(db: Executor, tokens: readonly EventToken[], e: { reason: string; runId: number; at?: Date }): Promise<number> {
+export async function recordHeld(
+  db: Executor,
+  tokens: readonly EventToken[],
+  e: { reason: string; runId: number; at?: Date },
+): Promise<number> {
   const fresh: EventToken[] = [];
   for (let i = 0; i < tokens.length; i += CHUNK) {
     const chunk = tokens.slice(i, i + CHUNK);
@@ -92,7 +100,11 @@ export async function recordHeld(db: Executor, tokens: readonly EventToken[], e:
       .where('token_id', 'in', ids)
       .groupBy('token_id')
       .as('latest');
-    const rows = await db.kysely.selectFrom('token_events as e').innerJoin(latest, 'latest.last', 'e.id').select(['e.token_id', 'e.event']).execute();
+    const rows = await db.kysely
+      .selectFrom('token_events as e')
+      .innerJoin(latest, 'latest.last', 'e.id')
+      .select(['e.token_id', 'e.event'])
+      .execute();
     const held = new Set(rows.filter((r) => r.event === 'held').map((r) => Number(r.token_id)));
     fresh.push(...chunk.filter((t) => t.id !== null && !held.has(Number(t.id))));
   }
@@ -115,5 +127,8 @@ export async function listTokenEvents(db: Executor, q: EventQuery): Promise<Toke
   if (q.tokenId !== undefined) query = query.where('token_id', '=', q.tokenId);
   if (q.fingerprint !== undefined) query = query.where('fingerprint', '=', q.fingerprint);
   if (q.providerId !== undefined) query = query.where('provider_id', '=', q.providerId);
-  return query.orderBy('id', 'desc').limit(q.limit ?? 100).execute();
+  return query
+    .orderBy('id', 'desc')
+    .limit(q.limit ?? 100)
+    .execute();
 }

@@ -6,7 +6,8 @@ import { dbErrorCode, describeDbError } from './errors.js';
 export function faultLogging(logger: Logger): Pick<OpenOptions, 'onError' | 'onRetry'> {
   const log = logger.child({ area: 'db' });
   return {
-    onError: (err) => log.warn({ code: dbErrorCode(err), err: describeDbError(err) }, 'database connection lost; the next query opens a new one'),
+    onError: (err) =>
+      log.warn({ code: dbErrorCode(err), err: describeDbError(err) }, 'database connection lost; the next query opens a new one'),
     onRetry: (err, n) =>
       log.warn(
         { code: n.code, attempt: n.attempt, retryInMs: n.delayMs, err: describeDbError(err) },

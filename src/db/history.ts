@@ -57,7 +57,10 @@ const CHUNK = 50;
 export async function recordChecks(db: Db, records: readonly CheckRecord[], opts: RecordOptions = {}): Promise<void> {
   if (records.length === 0) return;
   // Outside the transaction: a reason code, once known, must exist even if this batch rolls back.
-  const reasons = await reasonCodes(db, records.map((r) => r.reason));
+  const reasons = await reasonCodes(
+    db,
+    records.map((r) => r.reason),
+  );
   const fresh = newHistoryTokens(db, records);
   await db.kysely.transaction().execute(async (trx) => {
     if (opts.lease && !(await renewLease(db, 'run', opts.lease.holderId, opts.lease.ttlMs, trx))) throw new LeaseLostError();
@@ -72,7 +75,14 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[], opts
           dead: eb('dead', '+', c.dead),
           exhausted: eb('exhausted', '+', c.exhausted),
           unknown: eb('unknown', '+', c.unknown),
-          history_from: eb.case().when('history_from', 'is', null).then(from).when('history_from', '>', from).then(from).else(eb.ref('history_from')).end(),
+          history_from: eb
+            .case()
+            .when('history_from', 'is', null)
+            .then(from)
+            .when('history_from', '>', from)
+            .then(from)
+            .else(eb.ref('history_from'))
+            .end(),
         }))
         .where('id', '=', runId)
         .execute();
@@ -82,7 +92,13 @@ export async function recordChecks(db: Db, records: readonly CheckRecord[], opts
     for (let i = 0; i < records.length; i += CHUNK) {
       const chunk = records.slice(i, i + CHUNK);
       if (i > 0) await nextTurn();
-      await trx.executeQuery(insertChecks(db.dialect, chunk.map((r, j) => ({ ...r, at: r.checkedAt, id: firstId + i + j })), reasons));
+      await trx.executeQuery(
+        insertChecks(
+          db.dialect,
+          chunk.map((r, j) => ({ ...r, at: r.checkedAt, id: firstId + i + j })),
+          reasons,
+        ),
+      );
       await nextTurn();
       await trx.executeQuery(updateTokenStates(db.dialect, chunk));
       await recordTransitions(db, trx, chunk);
@@ -131,7 +147,11 @@ function newHistoryTokens(db: Db, records: readonly CheckRecord[]): number[] {
  */
 async function noteHistoryTokens(db: Db, trx: Transaction<Database>, ids: readonly number[]): Promise<void> {
   for (let i = 0; i < ids.length; i += 500) {
-    const rows = await trx.selectFrom('tokens').select(['id', 'provider_id', 'pool', 'fingerprint']).where('id', 'in', ids.slice(i, i + 500)).execute();
+    const rows = await trx
+      .selectFrom('tokens')
+      .select(['id', 'provider_id', 'pool', 'fingerprint'])
+      .where('id', 'in', ids.slice(i, i + 500))
+      .execute();
     if (rows.length === 0) continue;
     const values = rows.map((t) => ({ token_id: t.id, provider_id: t.provider_id, pool: t.pool, fingerprint: t.fingerprint }));
     await db.dialect.ignoreDuplicates(trx.insertInto('history_tokens').values(values)).execute();
@@ -159,7 +179,11 @@ async function recordTransitions(db: Db, trx: Transaction<Database>, records: re
     else changed.delete(r.tokenId);
   }
   if (changed.size === 0) return;
-  const now = await trx.selectFrom('tokens').select(['id', 'state', 'pool']).where('id', 'in', [...changed.keys()]).execute();
+  const now = await trx
+    .selectFrom('tokens')
+    .select(['id', 'state', 'pool'])
+    .where('id', 'in', [...changed.keys()])
+    .execute();
   const events: TokenEvent[] = [];
   for (const t of now) {
     const r = changed.get(Number(t.id))!;
@@ -185,8 +209,18 @@ export async function reasonCodes(db: Db, reasons: Iterable<string>): Promise<Ma
   if (!cache) reasonCache.set(db.kysely, (cache = new Map<string, number>()));
   const missing = [...new Set(reasons)].filter((r) => !cache.has(r));
   if (missing.length > 0) {
-    await db.dialect.ignoreDuplicates(db.kysely.insertInto('history_reasons').values(missing.map((reason) => ({ reason: reason.slice(0, 64) })))).execute();
-    for (const row of await db.kysely.selectFrom('history_reasons').select(['id', 'reason']).where('reason', 'in', missing.map((r) => r.slice(0, 64))).execute()) {
+    await db.dialect
+      .ignoreDuplicates(db.kysely.insertInto('history_reasons').values(missing.map((reason) => ({ reason: reason.slice(0, 64) }))))
+      .execute();
+    for (const row of await db.kysely
+      .selectFrom('history_reasons')
+      .select(['id', 'reason'])
+      .where(
+        'reason',
+        'in',
+        missing.map((r) => r.slice(0, 64)),
+      )
+      .execute()) {
       cache.set(row.reason, Number(row.id));
     }
     for (const r of missing) if (r.length > 64) cache.set(r, cache.get(r.slice(0, 64))!);
@@ -249,7 +283,20 @@ export function insertChecks(d: DialectProfile, rows: readonly StoredCheck[], re
   const values = rows.map((r) => {
     const reason = reasons.get(r.reason);
     if (reason === undefined) throw new Error(`no code for reason '${r.reason}'`);
-    return [r.tokenId, d.historyTime(r.at), r.id, r.providerId, r.runId, VERDICT_CODES[r.verdict], reason, r.httpStatus, r.latencyMs, r.balance, r.currency, r.detail]
+    return [
+      r.tokenId,
+      d.historyTime(r.at),
+      r.id,
+      r.providerId,
+      r.runId,
+      VERDICT_CODES[r.verdict],
+      reason,
+      r.httpStatus,
+      r.latencyMs,
+      r.balance,
+      r.currency,
+      r.detail,
+    ]
       .map((v) => p.add(v))
       .join(', ');
   });
@@ -316,12 +363,14 @@ function updateTokenStates(d: DialectProfile, records: readonly CheckRecord[]): 
   }
   const p = new Params(d);
   const expr = (v: SetValue) => ('sql' in v ? v.sql(p) : p.add(v.value));
-  const set = [...columns].filter(([, values]) => values.length > 0).map(([column, values]) => {
-    const first = values[0]![1];
-    return values.length === latest.size && 'value' in first && values.every(([, v]) => 'value' in v && sameValue(v.value, first.value))
-      ? `${column} = ${p.add(first.value)}`
-      : `${column} = CASE id ${values.map(([id, v]) => `WHEN ${idLiteral(id)} THEN ${expr(v)}`).join(' ')} ELSE ${column} END`;
-  });
+  const set = [...columns]
+    .filter(([, values]) => values.length > 0)
+    .map(([column, values]) => {
+      const first = values[0]![1];
+      return values.length === latest.size && 'value' in first && values.every(([, v]) => 'value' in v && sameValue(v.value, first.value))
+        ? `${column} = ${p.add(first.value)}`
+        : `${column} = CASE id ${values.map(([id, v]) => `WHEN ${idLiteral(id)} THEN ${expr(v)}`).join(' ')} ELSE ${column} END`;
+    });
   const ids = [...latest.keys()].map(idLiteral).join(', ');
   return CompiledQuery.raw(`update tokens set ${set.join(', ')} where id in (${ids})`, p.values);
 }
@@ -359,7 +408,21 @@ export async function listHistory(db: Db, q: HistoryQuery): Promise<TokenStatusR
     .selectFrom('history_checks as c')
     .leftJoin('history_tokens as k', 'k.token_id', 'c.token_id')
     .leftJoin('history_reasons as r', 'r.id', 'c.reason_id')
-    .select(['c.id', 'c.run_id', 'c.token_id', 'c.provider_id', 'k.fingerprint', 'c.at', 'c.verdict', 'r.reason', 'c.http_status', 'c.latency_ms', 'c.balance', 'c.currency', 'c.detail']);
+    .select([
+      'c.id',
+      'c.run_id',
+      'c.token_id',
+      'c.provider_id',
+      'k.fingerprint',
+      'c.at',
+      'c.verdict',
+      'r.reason',
+      'c.http_status',
+      'c.latency_ms',
+      'c.balance',
+      'c.currency',
+      'c.detail',
+    ]);
   if (q.tokenId !== undefined) query = query.where('c.token_id', '=', q.tokenId);
   if (q.providerId !== undefined) query = query.where('c.provider_id', '=', q.providerId);
   if (q.fingerprint !== undefined) {
@@ -367,28 +430,29 @@ export async function listHistory(db: Db, q: HistoryQuery): Promise<TokenStatusR
     query = query.where('c.token_id', 'in', (eb) => eb.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fp));
   }
   const rows = await query.orderBy('c.at', 'desc').orderBy('c.id', 'desc').limit(q.limit).execute();
-  return rows.map(
-    (h): TokenStatusRow => ({
-      id: num(h.id),
-      run_id: h.run_id === null ? null : num(h.run_id),
-      token_id: num(h.token_id),
-      provider_id: num(h.provider_id),
-      fingerprint: h.fingerprint ?? '',
-      checked_at: shownTime(db.dialect, h.at),
-      verdict: verdictWord(h.verdict),
-      reason: h.reason ?? '',
-      http_status: h.http_status === null ? null : num(h.http_status),
-      latency_ms: h.latency_ms === null ? null : num(h.latency_ms),
-      balance: h.balance,
-      currency: h.currency,
-      detail: h.detail,
-    }),
-  );
+  return rows.map((h): TokenStatusRow => ({
+    id: num(h.id),
+    run_id: h.run_id === null ? null : num(h.run_id),
+    token_id: num(h.token_id),
+    provider_id: num(h.provider_id),
+    fingerprint: h.fingerprint ?? '',
+    checked_at: shownTime(db.dialect, h.at),
+    verdict: verdictWord(h.verdict),
+    reason: h.reason ?? '',
+    http_status: h.http_status === null ? null : num(h.http_status),
+    latency_ms: h.latency_ms === null ? null : num(h.latency_ms),
+    balance: h.balance,
+    currency: h.currency,
+    detail: h.detail,
+  }));
 }
 
 /** Whether any check of a token with this fingerprint was ever recorded (it may be removed since). */
 export async function fingerprintHasHistory(db: Db, fingerprint: string): Promise<boolean> {
-  return (await db.kysely.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fingerprint).limit(1).executeTakeFirst()) !== undefined;
+  return (
+    (await db.kysely.selectFrom('history_tokens').select('token_id').where('fingerprint', '=', fingerprint).limit(1).executeTakeFirst()) !==
+    undefined
+  );
 }
 
 /**
@@ -400,14 +464,21 @@ export async function checksOfRun(db: Db, runId: number, verdicts?: readonly Ver
   const from = db.dialect.readTime(run?.history_from ?? null);
   let q = db.kysely.selectFrom('history_checks').where('run_id', '=', runId);
   if (from) q = q.where('at', '>=', db.dialect.historyTime(from));
-  if (verdicts) q = q.where('verdict', 'in', verdicts.map((v) => VERDICT_CODES[v]));
+  if (verdicts)
+    q = q.where(
+      'verdict',
+      'in',
+      verdicts.map((v) => VERDICT_CODES[v]),
+    );
   return q;
 }
 
 /** A run's verdicts, counted from the history rows that carry its id. */
 export async function countRunVerdicts(db: Db, runId: number): Promise<Record<Verdict, number>> {
   const counts = { live: 0, dead: 0, exhausted: 0, unknown: 0 };
-  const rows = await (await checksOfRun(db, runId))
+  const rows = await (
+    await checksOfRun(db, runId)
+  )
     .select(['verdict', (eb) => eb.fn.countAll().as('n')])
     .groupBy('verdict')
     .execute();
@@ -445,11 +516,17 @@ export interface HistoryRowInput {
  */
 export async function appendHistory(db: Db, rows: readonly HistoryRowInput[]): Promise<void> {
   if (rows.length === 0) return;
-  const reasons = await reasonCodes(db, rows.map((r) => r.reason));
+  const reasons = await reasonCodes(
+    db,
+    rows.map((r) => r.reason),
+  );
   await db.kysely.transaction().execute(async (trx) => {
-    const tokens = new Map(rows.map((r) => [r.token_id, { token_id: r.token_id, provider_id: r.provider_id, pool: r.pool ?? null, fingerprint: r.fingerprint }]));
+    const tokens = new Map(
+      rows.map((r) => [r.token_id, { token_id: r.token_id, provider_id: r.provider_id, pool: r.pool ?? null, fingerprint: r.fingerprint }]),
+    );
     const list = [...tokens.values()];
-    for (let i = 0; i < list.length; i += 500) await db.dialect.ignoreDuplicates(trx.insertInto('history_tokens').values(list.slice(i, i + 500))).execute();
+    for (let i = 0; i < list.length; i += 500)
+      await db.dialect.ignoreDuplicates(trx.insertInto('history_tokens').values(list.slice(i, i + 500))).execute();
     const firstId = await allocateCheckIds(trx, rows.length);
     const checks = rows.map((r, i): StoredCheck => ({
       tokenId: r.token_id,

@@ -154,7 +154,10 @@ export async function heartbeat(db: Db, holder: Holder, aliveMs: number, started
       .execute();
   }
   // Rows of processes gone for long are of no use to anyone.
-  await db.kysely.deleteFrom('daemons').where('seen_at', '<', clock(-10 * aliveMs)).execute();
+  await db.kysely
+    .deleteFrom('daemons')
+    .where('seen_at', '<', clock(-10 * aliveMs))
+    .execute();
   const others = await db.kysely
     .selectFrom('daemons')
     .select(['host', 'pid'])

@@ -144,7 +144,9 @@ class ObservedDriver implements Driver {
   }
 
   private transactionIsGone(err: unknown): boolean {
-    return (err instanceof Error && /no transaction is active/.test(err.message)) || (this.name !== 'sqlite' && isTransient(this.name, err));
+    return (
+      (err instanceof Error && /no transaction is active/.test(err.message)) || (this.name !== 'sqlite' && isTransient(this.name, err))
+    );
   }
 
   savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {

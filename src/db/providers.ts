@@ -44,7 +44,11 @@ export async function upsertProvider(
 ): Promise<Provider> {
   const existing = await findProvider(db, p.name);
   if (existing) {
-    if (existing.kind !== p.kind || existing.checkUrl !== p.checkUrl || (p.concurrency !== undefined && p.concurrency !== existing.concurrency)) {
+    if (
+      existing.kind !== p.kind ||
+      existing.checkUrl !== p.checkUrl ||
+      (p.concurrency !== undefined && p.concurrency !== existing.concurrency)
+    ) {
       await db.kysely
         .updateTable('providers')
         .set({

@@ -37,9 +37,7 @@ export async function pruneCandidates(db: Db, q: CandidateQuery & { afterId: num
 }
 
 export async function countPruneCandidates(db: Db, q: CandidateQuery): Promise<number> {
-  const r = await (await candidates(db, q))
-    .select((eb) => eb.fn.countAll().as('n'))
-    .executeTakeFirst();
+  const r = await (await candidates(db, q)).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
   return Number(r?.n ?? 0);
 }
 

@@ -32,7 +32,13 @@ export async function placedTokens(db: Executor, target: PoolSource, fingerprint
 }
 
 /** The token is at `position` and belongs to the target's source, from `sourceRef`. */
-export async function placeToken(db: Executor, target: PoolSource, id: number, at: { position: number; sourceRef: string }, now: Date): Promise<void> {
+export async function placeToken(
+  db: Executor,
+  target: PoolSource,
+  id: number,
+  at: { position: number; sourceRef: string },
+  now: Date,
+): Promise<void> {
   await db.kysely
     .updateTable('tokens')
     .set({ position: at.position, source: target.source, source_ref: at.sourceRef, updated_at: db.dialect.time(now) })
@@ -64,7 +70,10 @@ export async function insertSourceTokens(
     updated_at: t,
   }));
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    await db.kysely.insertInto('tokens').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+    await db.kysely
+      .insertInto('tokens')
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
   }
 }
 
@@ -101,7 +110,12 @@ export async function poolFingerprintPage(
 /** Archives (reason `source_removed`) and deletes those of the tokens that are still the source's, in one transaction. */
 export async function archiveSourceTokens(db: Executor, target: PoolSource, ids: readonly number[], now: Date): Promise<number> {
   return inTransaction(db, async (tx) => {
-    const rows = await tx.kysely.selectFrom('tokens').selectAll().where('id', 'in', [...ids]).where('source', '=', target.source).execute();
+    const rows = await tx.kysely
+      .selectFrom('tokens')
+      .selectAll()
+      .where('id', 'in', [...ids])
+      .where('source', '=', target.source)
+      .execute();
     await archiveAndDeleteTokens(tx, rows, target.providerName, 'source_removed', now);
     return rows.length;
   });

@@ -26,7 +26,11 @@ export async function writeState(db: Executor, name: string, value: number | nul
 }
 
 /** A page of the tokens that have history, in id order. */
-export async function historyTokenPage(db: Db, afterTokenId: number, limit: number): Promise<Array<{ tokenId: number; providerId: number }>> {
+export async function historyTokenPage(
+  db: Db,
+  afterTokenId: number,
+  limit: number,
+): Promise<Array<{ tokenId: number; providerId: number }>> {
   const rows = await db.kysely
     .selectFrom('history_tokens')
     .select(['token_id', 'provider_id'])
@@ -89,7 +93,10 @@ export async function finishRollupDay(db: Db, day: number): Promise<void> {
 }
 
 async function deleteChecks(db: Db, trx: Executor, ids: readonly number[], before: Date, from?: Date): Promise<number> {
-  let q = trx.deleteFrom('history_checks').where('token_id', 'in', [...ids]).where('at', '<', db.dialect.historyTime(before));
+  let q = trx
+    .deleteFrom('history_checks')
+    .where('token_id', 'in', [...ids])
+    .where('at', '<', db.dialect.historyTime(before));
   if (from) q = q.where('at', '>=', db.dialect.historyTime(from));
   return Number((await q.executeTakeFirst()).numDeletedRows);
 }
@@ -103,14 +110,31 @@ export async function trimChecks(db: Db, ids: readonly number[], before: Date): 
 /** Deletes the rollups of some tokens of days before `beforeDay`. */
 export async function trimRollups(db: Db, ids: readonly number[], beforeDay: number): Promise<number> {
   if (ids.length === 0) return 0;
-  const r = await db.kysely.deleteFrom('token_daily').where('token_id', 'in', [...ids]).where('day', '<', dayString(beforeDay)).executeTakeFirst();
+  const r = await db.kysely
+    .deleteFrom('token_daily')
+    .where('token_id', 'in', [...ids])
+    .where('day', '<', dayString(beforeDay))
+    .executeTakeFirst();
   return Number(r.numDeletedRows);
 }
 
 /** Deletes up to `limit` events older than `before`; returns how many went. */
 export async function trimEvents(db: Db, before: Date, limit: number): Promise<number> {
-  const ids = await db.kysely.selectFrom('token_events').select('id').where('at', '<', db.dialect.time(before)).orderBy('id').limit(limit).execute();
+  const ids = await db.kysely
+    .selectFrom('token_events')
+    .select('id')
+    .where('at', '<', db.dialect.time(before))
+    .orderBy('id')
+    .limit(limit)
+    .execute();
   if (ids.length === 0) return 0;
-  const r = await db.kysely.deleteFrom('token_events').where('id', 'in', ids.map((e) => num(e.id))).executeTakeFirst();
+  const r = await db.kysely
+    .deleteFrom('token_events')
+    .where(
+      'id',
+      'in',
+      ids.map((e) => num(e.id)),
+    )
+    .executeTakeFirst();
   return Number(r.numDeletedRows);
 }

@@ -157,7 +157,9 @@ export async function trimRuns(db: Db, finishedBefore: Date): Promise<number> {
   return db.kysely.transaction().execute(async (trx) => {
     await trx
       .deleteFrom('check_run_providers')
-      .where('run_id', 'in', (eb) => eb.selectFrom('check_runs').select('id').where('status', '!=', 'running').where('finished_at', '<', cutoff))
+      .where('run_id', 'in', (eb) =>
+        eb.selectFrom('check_runs').select('id').where('status', '!=', 'running').where('finished_at', '<', cutoff),
+      )
       .execute();
     const r = await trx.deleteFrom('check_runs').where('status', '!=', 'running').where('finished_at', '<', cutoff).executeTakeFirst();
     return Number(r.numDeletedRows);
@@ -175,13 +177,7 @@ export async function findRun(db: Db, id: number): Promise<CheckRunRow | undefin
 }
 
 export async function lastFinishedRun(db: Db): Promise<CheckRunRow | undefined> {
-  return db.kysely
-    .selectFrom('check_runs')
-    .selectAll()
-    .where('status', '!=', 'running')
-    .orderBy('id', 'desc')
-    .limit(1)
-    .executeTakeFirst();
+  return db.kysely.selectFrom('check_runs').selectAll().where('status', '!=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
 }
 
 /** When the last run that completed (status done) finished. */
@@ -193,4 +189,3 @@ export async function lastCompletedAt(db: Db): Promise<Date | null> {
     .executeTakeFirst();
   return db.dialect.readTime(r?.at);
 }
-

@@ -119,15 +119,7 @@ export interface TokenDailyTable {
 }
 
 export type TokenEventKind =
-  | 'suspect'
-  | 'recovered'
-  | 'invalid'
-  | 'held'
-  | 'pruned'
-  | 'removed'
-  | 'restored'
-  | 'channel_disabled'
-  | 'channel_enabled';
+  'suspect' | 'recovered' | 'invalid' | 'held' | 'pruned' | 'removed' | 'restored' | 'channel_disabled' | 'channel_enabled';
 
 /** Who caused an event: a run, or a person through one of these. */
 export type EventActor = 'run' | 'cli' | 'api' | 'console';

@@ -74,7 +74,10 @@ export async function importTokens(db: Executor, req: ImportRequest, now = new D
       });
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await tx.kysely.insertInto('tokens').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+      await tx.kysely
+        .insertInto('tokens')
+        .values(rows.slice(i, i + INSERT_CHUNK))
+        .execute();
     }
     return { added: rows.length, duplicates };
   });
@@ -114,7 +117,8 @@ export function matchesTokens(m: TokenMatch) {
   return (eb: ExpressionBuilder<Database, 'tokens'>): Expression<SqlBool> => {
     const parts: Array<Expression<SqlBool>> = [];
     if (m.state !== undefined) parts.push(eb('state', '=', m.state));
-    if (m.verdict !== undefined) parts.push(m.verdict === 'unchecked' ? eb('last_verdict', 'is', null) : eb('last_verdict', '=', m.verdict));
+    if (m.verdict !== undefined)
+      parts.push(m.verdict === 'unchecked' ? eb('last_verdict', 'is', null) : eb('last_verdict', '=', m.verdict));
     if (m.reason !== undefined) parts.push(eb('last_reason', '=', m.reason));
     if (m.text !== undefined && m.text !== '') {
       const pattern = likePattern(m.text);
@@ -187,7 +191,10 @@ export async function listTokens(db: Db, f: TokenFilter): Promise<TokenRow[]> {
   if (f.pool !== undefined) query = query.where('pool', '=', f.pool);
   if (f.state !== undefined) query = query.where('state', '=', f.state);
   if (f.afterId !== undefined) query = query.where('id', '>', f.afterId);
-  return query.orderBy('id').limit(f.limit ?? 1_000_000).execute();
+  return query
+    .orderBy('id')
+    .limit(f.limit ?? 1_000_000)
+    .execute();
 }
 
 /** A pool in its order: the legacy answers count positions from this. */
@@ -230,7 +237,13 @@ export async function archiveAndDeleteTokens(
   });
 }
 
-async function archiveAndDeleteChunks(tx: Executor, tokens: readonly TokenRow[], providerName: string, reason: string, now: Date): Promise<void> {
+async function archiveAndDeleteChunks(
+  tx: Executor,
+  tokens: readonly TokenRow[],
+  providerName: string,
+  reason: string,
+  now: Date,
+): Promise<void> {
   for (let i = 0; i < tokens.length; i += INSERT_CHUNK) {
     const chunk = tokens.slice(i, i + INSERT_CHUNK);
     await tx.kysely

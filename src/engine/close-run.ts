@@ -69,7 +69,10 @@ async function keepClosing(ctx: CloseRunContext, runId: number, close: () => Pro
         return;
       }
       if (attempt === 1 || attempt % 10 === 0) {
-        logger.warn({ runId, code: dbErrorCode(err), err: describeDbError(err), tries: attempt + 1 }, 'the run row still cannot be closed; trying again');
+        logger.warn(
+          { runId, code: dbErrorCode(err), err: describeDbError(err), tries: attempt + 1 },
+          'the run row still cannot be closed; trying again',
+        );
       }
     }
   }

@@ -92,7 +92,7 @@ export class RunCoordinator implements RunControl {
 
   /** Resolves when every run requested so far has finished. */
   async idle(): Promise<void> {
-    for (let seen: Promise<unknown> | undefined; seen !== this.tail; ) {
+    for (let seen: Promise<unknown> | undefined; seen !== this.tail;) {
       seen = this.tail;
       await seen;
     }
@@ -110,7 +110,8 @@ export class RunCoordinator implements RunControl {
     for (;;) {
       if (stopSignal?.aborted) throw new Error('tschk is shutting down');
       if (await tryAcquireLease(db, 'run', holder, ttlMs, { ...req, tick: req.tick })) return this.runHoldingLease(req, opened);
-      if (req.tick && (await tickTaken(db, 'run', req.tick))) throw new TickTakenError(`cron tick ${req.tick.toISOString()} is run by another process`);
+      if (req.tick && (await tickTaken(db, 'run', req.tick)))
+        throw new TickTakenError(`cron tick ${req.tick.toISOString()} is run by another process`);
       const lease = await readLease(db, 'run');
       if (lease?.holder && !lease.expired) {
         const held = heldRun(lease);
@@ -151,17 +152,20 @@ export class RunCoordinator implements RunControl {
     const { db, logger } = this.ctx;
     const { holder, ttlMs } = this.lease;
     const lost = new AbortController();
-    const renewal = setInterval(() => {
-      renewLease(db, 'run', holder.id, ttlMs).then(
-        (held) => {
-          if (!held && !lost.signal.aborted) {
-            logger.error('run lease lost to another process: this run stops taking tokens');
-            lost.abort();
-          }
-        },
-        (err) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'run lease: renewal failed; retrying'),
-      );
-    }, Math.max(50, Math.floor(ttlMs / 3)));
+    const renewal = setInterval(
+      () => {
+        renewLease(db, 'run', holder.id, ttlMs).then(
+          (held) => {
+            if (!held && !lost.signal.aborted) {
+              logger.error('run lease lost to another process: this run stops taking tokens');
+              lost.abort();
+            }
+          },
+          (err) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'run lease: renewal failed; retrying'),
+        );
+      },
+      Math.max(50, Math.floor(ttlMs / 3)),
+    );
     renewal.unref();
     try {
       const orphans = await abortOrphanedRuns(db);

@@ -30,7 +30,9 @@ export async function pruneProvider(
   // A run scoped to one pool (a legacy request) or with tokens not due yet sees a slice of the
   // provider; the breaker judges the provider, so the rest counts with its last answer.
   const outside =
-    prune.mode === 'off' ? { dead: 0, judged: 0 } : await lastAnswersOutsideRun(ctx.db, { runId: run.runId, providerId: provider.id, verdicts });
+    prune.mode === 'off'
+      ? { dead: 0, judged: 0 }
+      : await lastAnswersOutsideRun(ctx.db, { runId: run.runId, providerId: provider.id, verdicts });
   const decision = decidePruning({
     mode: prune.mode,
     maxRatio: prune.maxRatio,
@@ -53,20 +55,24 @@ export async function pruneProvider(
     summary.heldReason = decision.reason;
     if (decision.rule !== 'canary' && summary.held > 0) await recordHeldTokens(ctx, query, decision.reason);
     if (decision.rule === 'breaker' || summary.held > 0) {
-      run.log.warn({ held: summary.held, rule: decision.rule }, `pruning held: ${decision.reason}; after a look, tschk check --force-prune overrides`);
+      run.log.warn(
+        { held: summary.held, rule: decision.rule },
+        `pruning held: ${decision.reason}; after a look, tschk check --force-prune overrides`,
+      );
     }
   } else if (decision.action !== 'none') {
     if (decision.overrode) run.log.warn({ rule: decision.overrode }, 'pruning although a safety rule would hold it: --force-prune');
     await act(ctx, run.log, provider, summary, decision.action, query);
   }
   if (summary.checked > 0) {
-    for (const source of configuredSources(ctx.config)) await source.settle?.(ctx, provider, { runId: run.runId, pool: run.req.pool }, run.log);
+    for (const source of configuredSources(ctx.config))
+      await source.settle?.(ctx, provider, { runId: run.runId, pool: run.req.pool }, run.log);
   }
 }
 
 /** A `held` event for each token whose pruning a safety rule holds back (once per stretch of holds). */
 async function recordHeldTokens(ctx: EngineContext, query: CandidateQuery, reason: string): Promise<void> {
-  for (let afterId = 0; ; ) {
+  for (let afterId = 0; ;) {
     const page = await pruneCandidates(ctx.db, { ...query, afterId, limit: PAGE });
     if (page.length === 0) break;
     await recordHeld(ctx.db, page, { reason, runId: query.runId });
@@ -85,12 +91,18 @@ async function act(
 ): Promise<void> {
   const now = new Date();
   let flaggedInstead = 0;
-  for (let afterId = 0; ; ) {
+  for (let afterId = 0; ;) {
     const page = await pruneCandidates(ctx.db, { ...query, afterId, limit: PAGE });
     if (page.length === 0) break;
     afterId = page[page.length - 1]!.id;
     let pruned = page;
-    if (mode === 'flag') await flagTokens(ctx.db, page.map((t) => t.id), now, { runId: query.runId });
+    if (mode === 'flag')
+      await flagTokens(
+        ctx.db,
+        page.map((t) => t.id),
+        now,
+        { runId: query.runId },
+      );
     else {
       const kept = await deleteEverywhere(ctx, log, provider, page, now, query.runId);
       flaggedInstead += kept.flagged;
@@ -105,8 +117,13 @@ async function act(
   if (summary.pruned > 0) {
     const fingerprints = summary.prunedTokens.map((t) => t.fingerprint);
     if (mode === 'flag') log.info({ pruned: summary.pruned, fingerprints }, 'confirmed dead tokens flagged invalid');
-    else if (flaggedInstead === 0) log.info({ pruned: summary.pruned, fingerprints }, 'confirmed dead tokens deleted, kept in token_archive');
-    else log.info({ pruned: summary.pruned, flaggedInstead, fingerprints }, 'confirmed dead tokens deleted (kept in token_archive), or flagged invalid where their source could not be changed');
+    else if (flaggedInstead === 0)
+      log.info({ pruned: summary.pruned, fingerprints }, 'confirmed dead tokens deleted, kept in token_archive');
+    else
+      log.info(
+        { pruned: summary.pruned, flaggedInstead, fingerprints },
+        'confirmed dead tokens deleted (kept in token_archive), or flagged invalid where their source could not be changed',
+      );
   }
 }
 

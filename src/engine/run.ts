@@ -33,7 +33,9 @@ const LATENCY_SAMPLE = 1_000;
 export function runScope(req: Pick<RunRequest, 'provider' | 'pool' | 'selection'>): string {
   const where = !req.provider ? (req.pool ? `all/${req.pool}` : 'all') : req.pool ? `${req.provider}/${req.pool}` : req.provider;
   if (req.selection === undefined) return where;
-  const filter = Object.entries(req.selection).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+  const filter = Object.entries(req.selection)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
   return `${where} matching ${filter || 'all'}`.slice(0, 255);
 }
 
@@ -75,7 +77,9 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   const totals = zeroCounts();
   for (const s of summaries) for (const k of Object.keys(totals) as Array<keyof RunCounts>) totals[k] += s[k];
   const finished = new Date();
-  await closeRunWhenPossible(ctx, runId, () => closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished));
+  await closeRunWhenPossible(ctx, runId, () =>
+    closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished),
+  );
   const summary: RunSummary = {
     runId,
     trigger: req.trigger,
@@ -190,11 +194,21 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
     if (result.verdict !== 'unknown') answered++;
     if (token.expect && disagrees(token.expect, result.verdict)) {
       if (!summary.unreliable) {
-        log.warn({ canary: describeSecret(token.secret), expected: token.expect, got: result.verdict }, 'canary disagrees: dead verdicts of this provider are not trusted this run');
+        log.warn(
+          { canary: describeSecret(token.secret), expected: token.expect, got: result.verdict },
+          'canary disagrees: dead verdicts of this provider are not trusted this run',
+        );
       }
       summary.unreliable = true;
     }
-    const { verdict, reason, transition: t, judged, confirmed, distrusted } = judgeAnswer(
+    const {
+      verdict,
+      reason,
+      transition: t,
+      judged,
+      confirmed,
+      distrusted,
+    } = judgeAnswer(
       { expect: token.expect, state: token.state, consecutiveDead: token.consecutive_dead },
       result,
       // --force-prune: a human looked, the verdicts stand; the canary's warning above still tells.
@@ -235,7 +249,13 @@ async function checkProvider(ctx: EngineContext, run: RunState, provider: Provid
 
   // A canary tests the provider, not its pool: a run scoped to one pool asks them all.
   const due = (canaries: boolean) =>
-    dueTokens(ctx, { providerId: provider.id, pool: canaries ? undefined : run.req.pool, match: run.req.selection, checkedBefore, canaries });
+    dueTokens(ctx, {
+      providerId: provider.id,
+      pool: canaries ? undefined : run.req.pool,
+      match: run.req.selection,
+      checkedBefore,
+      canaries,
+    });
   // Canaries first: their answers decide whether this provider's dead verdicts can be trusted.
   await drain(due(true), workers, check, recordOne);
   await drain(due(false), workers, check, recordOne);

@@ -5,11 +5,23 @@ import { findProvider, findProviderById, listProviders, upsertProvider } from '.
 import { findRun, listRuns } from '../db/runs.js';
 import type { TokenState, Verdict } from '../db/schema.js';
 import { findToken, listTokens, removeProviderAndTokens, tokenCountsByPool } from '../db/tokens.js';
-import { EXPECT_PATTERN, EXPECT_RULE, LIMITS, NAME_PATTERN, NAME_RULE, TOKEN_STATES, URL_PATTERN, URL_RULE, isTokenState, parseId, quote, textProblem } from '../validation.js';
+import {
+  EXPECT_PATTERN,
+  EXPECT_RULE,
+  LIMITS,
+  NAME_PATTERN,
+  NAME_RULE,
+  TOKEN_STATES,
+  URL_PATTERN,
+  URL_RULE,
+  isTokenState,
+  parseId,
+  quote,
+  textProblem,
+} from '../validation.js';
 import { importIntoPool, providerByName, removeToken, startRun } from './operations.js';
 import { historyView, providerView, runView, tokenView } from '../views.js';
 import { HttpError, reply, type HttpRequest, type Route } from './router.js';
-
 
 const badRequest = (message: string) => new HttpError(400, 'bad_request', message);
 
@@ -49,7 +61,12 @@ function bodyObject(req: HttpRequest, allowed: readonly string[], optional = fal
 }
 
 /** `max` is the width of the column the value goes to: a longer one is the caller's mistake, not a 500. */
-function stringField(body: Record<string, unknown>, field: string, rule?: { pattern: RegExp; says: string }, max?: number): string | undefined {
+function stringField(
+  body: Record<string, unknown>,
+  field: string,
+  rule?: { pattern: RegExp; says: string },
+  max?: number,
+): string | undefined {
   const v = body[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw badRequest(`${field} must be a string`);
@@ -112,7 +129,9 @@ async function postProvider(req: HttpRequest, app: HttpContext) {
     concurrency !== null &&
     (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1 || concurrency > LIMITS.concurrency)
   ) {
-    throw badRequest(`concurrency must be a whole number from 1 to ${LIMITS.concurrency}, or null; got ${quote(JSON.stringify(concurrency))}`);
+    throw badRequest(
+      `concurrency must be a whole number from 1 to ${LIMITS.concurrency}, or null; got ${quote(JSON.stringify(concurrency))}`,
+    );
   }
   const existed = (await findProvider(app.db, name)) !== undefined;
   const p = await upsertProvider(app.db, { name, kind, checkUrl: url ?? null, concurrency });
@@ -123,7 +142,11 @@ async function deleteProvider(req: HttpRequest, app: HttpContext) {
   const p = await providerByName(app, req.params.name!, 404);
   const declared = app.config.legacyProviders.find((d) => d.name === p.name);
   if (declared) {
-    throw new HttpError(409, 'provider_declared', `provider '${p.name}' is declared by ${declared.variable}; unset it and restart to remove it`);
+    throw new HttpError(
+      409,
+      'provider_declared',
+      `provider '${p.name}' is declared by ${declared.variable}; unset it and restart to remove it`,
+    );
   }
   const archived = await removeProviderAndTokens(app.db, p);
   return reply(200, { removed: p.name, archived_tokens: archived });

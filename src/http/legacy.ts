@@ -122,12 +122,9 @@ async function checkPool(req: HttpRequest, app: HttpContext, pool: string): Prom
 async function cachedPool(req: HttpRequest, app: HttpContext, pool: string): Promise<Reply> {
   const cached = req.query.get('cached');
   if (cached !== '1' && cached !== 'true') {
-    throw new HttpError(
-      405,
-      'method_not_allowed',
-      'use POST to check the pool now, or GET with ?cached=1 for the stored verdicts',
-      { Allow: 'POST' },
-    );
+    throw new HttpError(405, 'method_not_allowed', 'use POST to check the pool now, or GET with ?cached=1 for the stored verdicts', {
+      Allow: 'POST',
+    });
   }
   const service = await resolveService(app, req.params.service!);
   await syncSources(app, { provider: service.provider.name, pool });

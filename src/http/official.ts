@@ -67,7 +67,11 @@ async function officialTokens(app: HttpContext, kind: OfficialKind): Promise<Arr
 const poolRank = (pool: string) => (pool === 'default' ? 0 : 1);
 
 /** Checks every token now with its provider's checker (no retries, no history row), answers in order. */
-async function checkInOrder(req: HttpRequest, app: HttpContext, kind: OfficialKind): Promise<Array<{ secret: string; result: CheckResult }>> {
+async function checkInOrder(
+  req: HttpRequest,
+  app: HttpContext,
+  kind: OfficialKind,
+): Promise<Array<{ secret: string; result: CheckResult }>> {
   const items = await officialTokens(app, kind);
   const abort = app.abortSignal;
   const ctx: CheckContext = {
@@ -104,7 +108,11 @@ async function deepSingle(req: HttpRequest, app: HttpContext): Promise<Reply> {
     ctx,
   );
   if (!res.ok) {
-    throw new HttpError(res.reason === 'timeout' ? 504 : 502, 'upstream_unreachable', `the DeepSeek platform did not answer (${res.reason}); see TSCHK_DEEPSEEK_PLATFORM_URL`);
+    throw new HttpError(
+      res.reason === 'timeout' ? 504 : 502,
+      'upstream_unreachable',
+      `the DeepSeek platform did not answer (${res.reason}); see TSCHK_DEEPSEEK_PLATFORM_URL`,
+    );
   }
   if (parseJson(res.body) === undefined) {
     throw new HttpError(502, 'bad_upstream_answer', `the DeepSeek platform answered HTTP ${res.status} without JSON`);
@@ -120,7 +128,11 @@ export const officialRoutes: Route[] = [
     method: 'GET',
     path: `${BASE}/list`,
     auth: 'bearer',
-    handler: async (req, app) => reply(200, (await checkInOrder(req, app, 'deepseek-account')).map((c) => accountSlot(c.result))),
+    handler: async (req, app) =>
+      reply(
+        200,
+        (await checkInOrder(req, app, 'deepseek-account')).map((c) => accountSlot(c.result)),
+      ),
   },
   {
     method: 'GET',

@@ -91,7 +91,11 @@ const STILL_AT_SOURCE =
   'the token is still in its source (its file was edited meanwhile or cannot be rewritten, see the log; or it is a line of a New-API multi-key channel): try again or remove it there';
 
 /** Removes a token from tschk and its source, archived with reason `user_removed`. */
-export async function removeToken(app: HttpContext, id: number, actor: EventActor = 'api'): Promise<{ id: number; mask: string; fingerprint: string }> {
+export async function removeToken(
+  app: HttpContext,
+  id: number,
+  actor: EventActor = 'api',
+): Promise<{ id: number; mask: string; fingerprint: string }> {
   const token = await findToken(app.db, id);
   if (!token) throw new HttpError(404, 'unknown_token', `no token with id ${id}`);
   const provider = (await findProviderById(app.db, Number(token.provider_id)))!;
@@ -113,8 +117,14 @@ export async function removeMatching(
 ): Promise<{ removed: number; kept: number }> {
   let removed = 0;
   let kept = 0;
-  for (let afterId = 0; ; ) {
-    const page: TokenRow[] = await listTokens(app.db, { providerId: scope.provider.id, pool: scope.pool, afterId, limit: BULK_PAGE, match: scope.match });
+  for (let afterId = 0; ;) {
+    const page: TokenRow[] = await listTokens(app.db, {
+      providerId: scope.provider.id,
+      pool: scope.pool,
+      afterId,
+      limit: BULK_PAGE,
+      match: scope.match,
+    });
     if (page.length === 0) break;
     afterId = Number(page[page.length - 1]!.id);
     const left = await removeFromSources(app, scope.provider, page, 'user_removed', app.logger, new Date(), { actor });
@@ -126,12 +136,19 @@ export async function removeMatching(
 }
 
 /** `tschk tokens restore`: back where it came from; 404 when nothing is archived under it, 409 when it cannot go back. */
-export async function restoreToken(app: HttpContext, fingerprint: string, scope: { provider?: string; pool?: string } = {}, actor: EventActor = 'api'): Promise<RestoreResult> {
+export async function restoreToken(
+  app: HttpContext,
+  fingerprint: string,
+  scope: { provider?: string; pool?: string } = {},
+  actor: EventActor = 'api',
+): Promise<RestoreResult> {
   try {
     return await restoreArchived(app, fingerprint, scope, new Date(), actor);
   } catch (err) {
     if (err instanceof RestoreError) {
-      throw /^no archived token/.test(err.message) ? new HttpError(404, 'not_archived', err.message) : new HttpError(409, 'cannot_restore', err.message);
+      throw /^no archived token/.test(err.message)
+        ? new HttpError(404, 'not_archived', err.message)
+        : new HttpError(409, 'cannot_restore', err.message);
     }
     throw err;
   }

@@ -70,9 +70,7 @@ export class HttpError extends Error {
 export const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
 export type RouteMatch =
-  | { kind: 'found'; route: Route; params: Record<string, string> }
-  | { kind: 'wrong_method'; allow: Method[] }
-  | { kind: 'not_found' };
+  { kind: 'found'; route: Route; params: Record<string, string> } | { kind: 'wrong_method'; allow: Method[] } | { kind: 'not_found' };
 
 /**
  * The path and the query of a request target, exactly as sent (no `..` resolved, nothing

@@ -14,7 +14,14 @@ import { hasNul, nulPath, quote } from '../validation.js';
 import { errorBody, HttpError, matchRoute, splitTarget, type HttpRequest, type Reply, type Route } from './router.js';
 
 /** Every route tschk serves; a new module adds its list here. */
-export const ROUTES: readonly Route[] = [...healthRoutes, ...metricsRoutes, ...legacyRoutes, ...officialRoutes, ...apiRoutes, ...consoleRoutes];
+export const ROUTES: readonly Route[] = [
+  ...healthRoutes,
+  ...metricsRoutes,
+  ...legacyRoutes,
+  ...officialRoutes,
+  ...apiRoutes,
+  ...consoleRoutes,
+];
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 

@@ -75,7 +75,9 @@ export async function deliver(
       { dispatcher: ctx.dispatcher, timeoutMs: timing.attemptTimeoutMs, signal: deadline, logger: ctx.logger },
     );
     const stopped = ctx.abortSignal?.aborted ? 'shutdown' : 'timeout';
-    const answer: Answer = res.ok ? judge(res.status, res.body) : { ok: false, retry: true, reason: res.reason === 'aborted' ? stopped : res.reason };
+    const answer: Answer = res.ok
+      ? judge(res.status, res.body)
+      : { ok: false, retry: true, reason: res.reason === 'aborted' ? stopped : res.reason };
     if (answer.ok) {
       ctx.logger.info({ target, host, attempts }, 'notification sent');
       return { target, host, ok: true, attempts };

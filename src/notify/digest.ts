@@ -36,7 +36,6 @@ export interface Digest {
   test?: boolean;
 }
 
-
 function news(p: ProviderRunSummary): ProviderNews {
   return {
     provider: p.provider,
@@ -138,9 +137,11 @@ export function renderDigest(
       listLine('confirmed dead', kept.map(tokenText)),
       listLine(PRUNED_LABEL[opts.pruneMode], p.prunedTokens.map(tokenText), Math.max(p.counts.pruned, p.prunedTokens.length)),
       listLine('recovered', p.recovered.map(tokenText)),
-      held &&
-        `- pruning held${p.counts.held > 0 ? ` for ${p.counts.held} token(s)` : ''}${p.heldReason ? `: ${p.heldReason}` : ''}`,
-      listLine('low balance', p.lowBalance.map((t) => `${tokenText(t)} ${t.balance} ${t.currency}`)),
+      held && `- pruning held${p.counts.held > 0 ? ` for ${p.counts.held} token(s)` : ''}${p.heldReason ? `: ${p.heldReason}` : ''}`,
+      listLine(
+        'low balance',
+        p.lowBalance.map((t) => `${tokenText(t)} ${t.balance} ${t.currency}`),
+      ),
     ].filter((x): x is string => typeof x === 'string');
     lines.push('', opts.style === 'markdown' ? bold(p.provider) : `${p.provider}:`, ...items);
   }

@@ -97,8 +97,7 @@ export function telegramSendUrl(url: string): string {
 
 /** Pure: the HTTP request that delivers the digest to one webhook URL in the configured format. */
 export function webhookRequest(url: string, d: Digest, s: WebhookSettings, now: Date): OutgoingRequest {
-  const chat = (style: 'markdown' | 'plain') =>
-    renderDigest(d, { style, pruneMode: s.pruneMode, maxBytes: CHAT_MAX_BYTES });
+  const chat = (style: 'markdown' | 'plain') => renderDigest(d, { style, pruneMode: s.pruneMode, maxBytes: CHAT_MAX_BYTES });
   switch (s.format) {
     case 'json': {
       const body = JSON.stringify(jsonPayload(d, s.pruneMode));
@@ -122,7 +121,12 @@ export function webhookRequest(url: string, d: Digest, s: WebhookSettings, now: 
         u.searchParams.set('sign', dingtalkSign(s.secret, ts));
         target = u.href;
       }
-      return { method: 'POST', url: target, headers: JSON_HEADERS, body: JSON.stringify({ msgtype: 'markdown', markdown: { title, text } }) };
+      return {
+        method: 'POST',
+        url: target,
+        headers: JSON_HEADERS,
+        body: JSON.stringify({ msgtype: 'markdown', markdown: { title, text } }),
+      };
     }
     case 'feishu': {
       const { text } = chat('plain');
@@ -177,7 +181,8 @@ export function judgeAnswer(kind: WebhookFormat | 'uptime-kuma', status: number,
       break;
   }
   const reason = (refusal ?? `http_${status}`).slice(0, 200);
-  if (status === 408 || status === 429 || status >= 500) return { ok: false, retry: true, reason: refusal ? `http_${status} ${reason}` : reason };
+  if (status === 408 || status === 429 || status >= 500)
+    return { ok: false, retry: true, reason: refusal ? `http_${status} ${reason}` : reason };
   if (status < 200 || status >= 300) return { ok: false, retry: false, reason: refusal ? `http_${status} ${reason}` : reason };
   return refusal ? { ok: false, retry: false, reason } : { ok: true };
 }

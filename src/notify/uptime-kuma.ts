@@ -54,7 +54,12 @@ function median(values: number[]): number | null {
  * (every pool for the whole-run URL); it is down when the live share is below `healthyRatio`
  * (an empty pool included, like the legacy `tokenfalse`) or a provider it watches was unreachable.
  */
-export function kumaPush(target: Pick<KumaTarget, 'provider' | 'pool'>, summary: RunSummary, pools: PoolCounts[], healthyRatio: number): KumaPush {
+export function kumaPush(
+  target: Pick<KumaTarget, 'provider' | 'pool'>,
+  summary: RunSummary,
+  pools: PoolCounts[],
+  healthyRatio: number,
+): KumaPush {
   const watched = (provider: string) => target.provider === undefined || target.provider === provider;
   const sum = { total: 0, live: 0, dead: 0, exhausted: 0, unknown: 0 };
   for (const p of pools) {

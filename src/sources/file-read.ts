@@ -44,10 +44,16 @@ function refuseWhileUnanswered(path: string): void {
   const since = unanswered.get(path);
   if (since !== undefined) {
     const s = Math.round((Date.now() - since) / 1000);
-    throw new TokenFileUnreadable(`${basename(path)} has not answered a read started ${s} s ago (a hung network mount?): not read again until it does`, 'unanswered');
+    throw new TokenFileUnreadable(
+      `${basename(path)} has not answered a read started ${s} s ago (a hung network mount?): not read again until it does`,
+      'unanswered',
+    );
   }
   if (unanswered.size >= fileReadLimits.maxUnanswered) {
-    throw new TokenFileUnreadable(`${unanswered.size} token files have not answered a read (a hung network mount?): no token file is read until they do`, 'unanswered');
+    throw new TokenFileUnreadable(
+      `${unanswered.size} token files have not answered a read (a hung network mount?): no token file is read until they do`,
+      'unanswered',
+    );
   }
 }
 
@@ -61,7 +67,12 @@ async function bounded<T>(path: string, op: Promise<T>, signal: AbortSignal | un
   const started = Date.now();
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      reject(new TokenFileUnreadable(`${basename(path)} did not answer a read within ${fileReadLimits.timeoutMs / 1000} s (a hung network mount?): the read is abandoned`, 'timeout'));
+      reject(
+        new TokenFileUnreadable(
+          `${basename(path)} did not answer a read within ${fileReadLimits.timeoutMs / 1000} s (a hung network mount?): the read is abandoned`,
+          'timeout',
+        ),
+      );
     }, fileReadLimits.timeoutMs);
     if (signal) {
       onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
@@ -126,7 +137,12 @@ export async function openTokenFile(path: string, signal?: AbortSignal): Promise
   try {
     const st = await bounded(path, stat(path), signal);
     if (!st.isFile()) throw notRegular(path, st);
-    handle = await bounded(path, open(path, constants.O_RDONLY | constants.O_NONBLOCK), signal, (late) => void late.close().catch(() => {}));
+    handle = await bounded(
+      path,
+      open(path, constants.O_RDONLY | constants.O_NONBLOCK),
+      signal,
+      (late) => void late.close().catch(() => {}),
+    );
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;
@@ -241,7 +257,7 @@ export async function readTokenFileText(path: string, signal?: AbortSignal): Pro
   if (!file) return undefined;
   try {
     const chunks: Buffer[] = [];
-    for (let position = 0; ; ) {
+    for (let position = 0; ;) {
       const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
       const { bytesRead } = await bounded(path, file.handle.read(buffer, 0, CHUNK_BYTES, position), signal);
       if (bytesRead === 0) break;

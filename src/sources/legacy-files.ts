@@ -8,7 +8,17 @@ import { closeTokenFile, folderExists, LineReader, openTokenFile, TokenFileUnrea
 import type { SourceContext } from '../context.js';
 import { reconcilePoolInBatches, type SourceEntry } from './reconcile.js';
 import { SourceNotEdited, type Source, type SourceEdit, type SyncScope } from './types.js';
-import { appendLines, judgeTokenFile, lineEntries, readIfExists, rewriteTokenFile, scanTokenFile, withFileLock, type FileScan, type LineSplit } from './token-file.js';
+import {
+  appendLines,
+  judgeTokenFile,
+  lineEntries,
+  readIfExists,
+  rewriteTokenFile,
+  scanTokenFile,
+  withFileLock,
+  type FileScan,
+  type LineSplit,
+} from './token-file.js';
 
 /** One file of the original's data folder (`TSCHK_LEGACY_DATA_DIR`) and the pool it fills. */
 export interface TokenFile {
@@ -115,7 +125,8 @@ async function syncTokenFile(ctx: SourceContext, dir: string, file: TokenFile): 
       if (!read) return;
     }
     const scan = read.scan;
-    if (scan && read.warning) ctx.logger.warn({ ...fields, skipped: scan.bad, lines: scan.badLines, problems: scan.problems }, read.warning);
+    if (scan && read.warning)
+      ctx.logger.warn({ ...fields, skipped: scan.bad, lines: scan.badLines, problems: scan.problems }, read.warning);
     const second = read.file && new LineReader(read.file);
     const r = await reconcilePoolInBatches(
       ctx.db,
@@ -146,7 +157,18 @@ async function readTokenFile(ctx: SourceContext, abs: string, file: TokenFile): 
     const scan = await scanTokenFile(new LineReader(opened), file.split);
     const verdict = judgeTokenFile(scan);
     if (!verdict.use) {
-      ctx.logger.error({ provider: file.provider, pool: file.pool, file: file.path, lines: scan.lines, bad: scan.bad, badLines: scan.badLines, binary: scan.binary }, verdict.error);
+      ctx.logger.error(
+        {
+          provider: file.provider,
+          pool: file.pool,
+          file: file.path,
+          lines: scan.lines,
+          bad: scan.bad,
+          badLines: scan.badLines,
+          binary: scan.binary,
+        },
+        verdict.error,
+      );
       closeTokenFile(opened);
       return undefined;
     }
@@ -162,7 +184,8 @@ async function* fileEntries(reader: LineReader, file: TokenFile): AsyncGenerator
   for await (const lines of reader.lines()) {
     const out: SourceEntry[] = [];
     for (const line of lines) {
-      for (const secret of lineEntries(line.text, file.split, line.overlong).secrets) out.push({ secret, sourceRef: `${file.path}:${line.number}` });
+      for (const secret of lineEntries(line.text, file.split, line.overlong).secrets)
+        out.push({ secret, sourceRef: `${file.path}:${line.number}` });
     }
     yield out;
   }
@@ -206,11 +229,13 @@ function fileEdit(ctx: SourceContext, dir: string, file: TokenFile, provider: Pr
         // Refused before the token file changes (a FIFO in its place): the dead lines need somewhere to go.
         await readIfExists(expired);
         const r = await rewriteTokenFile(abs, new Set(rows.map((t) => t.secret)), file.split);
-        if ('conflict' in r) throw new SourceNotEdited('token file kept changing while tschk rewrote it: its tokens stay in it for now', 'warn', fields);
+        if ('conflict' in r)
+          throw new SourceNotEdited('token file kept changing while tschk rewrote it: its tokens stay in it for now', 'warn', fields);
         if ('unwritable' in r) throw new SourceNotEdited(unwritableMessage(r.unwritable), 'error', { ...fields, code: r.unwritable });
         await appendLines(expired, r.removed, r.mode, r.eol);
       } catch (err) {
-        if (err instanceof TokenFileUnreadable) throw new SourceNotEdited(`${err.message}; its tokens stay in it for now`, 'error', { ...fields, reason: err.reason });
+        if (err instanceof TokenFileUnreadable)
+          throw new SourceNotEdited(`${err.message}; its tokens stay in it for now`, 'error', { ...fields, reason: err.reason });
         throw err;
       }
     },
@@ -219,7 +244,12 @@ function fileEdit(ctx: SourceContext, dir: string, file: TokenFile, provider: Pr
 }
 
 /** Restores an archived file token: its line goes back at the end of its file; the next sync picks it up. */
-async function appendToTokenFile(ctx: SourceContext, providerName: string, sourceRef: string | null, secret: string): Promise<string | undefined> {
+async function appendToTokenFile(
+  ctx: SourceContext,
+  providerName: string,
+  sourceRef: string | null,
+  secret: string,
+): Promise<string | undefined> {
   const dir = ctx.config.legacyDataDir;
   const path = fileOfSourceRef(sourceRef);
   const file = legacyTokenFiles(ctx.config).find((f) => f.path === path && f.provider === providerName);

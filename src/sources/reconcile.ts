@@ -127,7 +127,7 @@ async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<st
   // Every listed token has its row now: when the source has no more rows than that, none is unlisted.
   if ((await countSourceTokens(db, target)) <= wanted.size) return 0;
   const gone: number[] = [];
-  for (let after = ''; ; ) {
+  for (let after = ''; ;) {
     const page = await poolFingerprintPage(db, target, after, PAGE);
     for (const r of page) if (r.source === target.source && !wanted.has(r.fingerprint)) gone.push(Number(r.id));
     if (page.length < PAGE) break;

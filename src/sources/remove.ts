@@ -36,7 +36,8 @@ export async function removeFromSources(
   if (own.length > 0) await applyEdit(ctx, provider, { tokens: own, staying: [] }, reason, log, now, cause);
   for (const [source, rows] of bySource) {
     const logged = { ...ctx, logger: log };
-    for (const edit of await source.planRemoval(logged, provider, rows, log)) kept.push(...(await applyEdit(logged, provider, edit, reason, log, now, cause)));
+    for (const edit of await source.planRemoval(logged, provider, rows, log))
+      kept.push(...(await applyEdit(logged, provider, edit, reason, log, now, cause)));
   }
   return kept;
 }
@@ -59,7 +60,14 @@ async function applyEdit(
         // The one place a removal is recorded: whatever tells of it (the archive row, the event) is written
         // here, in the transaction that deletes the rows. The source's edit runs inside it and
         // undoes it by throwing (One-API commits its own first: see sources/oneapi/index.ts).
-        await archiveAndDeleteTokens(tx, edit.tokens.filter((t) => !staying.has(t)), provider.name, reason, now, cause);
+        await archiveAndDeleteTokens(
+          tx,
+          edit.tokens.filter((t) => !staying.has(t)),
+          provider.name,
+          reason,
+          now,
+          cause,
+        );
         if (edit.flagStaying) await flagTokens(tx, ids(edit.staying), now, { ...cause, reason });
         await edit.apply?.();
       });

@@ -36,13 +36,17 @@ export async function restoreArchived(
   const rows = await listArchive(ctx.db, { ...scope, unrestored: true });
   if (rows.length === 0) {
     const any = (await listArchive(ctx.db, scope)).length > 0;
-    throw new RestoreError(any ? `token ${fp} was already restored` : `no archived token with fingerprint ${fp}; see tschk tokens export --archived`);
+    throw new RestoreError(
+      any ? `token ${fp} was already restored` : `no archived token with fingerprint ${fp}; see tschk tokens export --archived`,
+    );
   }
   const places = [...new Set(rows.map((r) => `${r.provider_name}/${r.pool}`))];
-  if (places.length > 1) throw new RestoreError(`token ${fp} was archived from ${places.join(', ')}; choose one with --provider and --pool`);
+  if (places.length > 1)
+    throw new RestoreError(`token ${fp} was archived from ${places.join(', ')}; choose one with --provider and --pool`);
   const row = rows[rows.length - 1]!;
   const provider = await findProvider(ctx.db, row.provider_name);
-  if (!provider) throw new RestoreError(`provider '${row.provider_name}' no longer exists; add it again with tschk providers add, then restore`);
+  if (!provider)
+    throw new RestoreError(`provider '${row.provider_name}' no longer exists; add it again with tschk providers add, then restore`);
 
   const alreadyPresent = (await findTokensByFingerprint(ctx.db, row.fingerprint)).some(
     (t) => Number(t.provider_id) === provider.id && t.pool === row.pool,
@@ -67,6 +71,11 @@ export async function restoreArchived(
     );
     if (imported.added > 0) into = 'tokens';
   }
-  await markRestored(ctx.db, rows.map((r) => r.id), now, actor);
+  await markRestored(
+    ctx.db,
+    rows.map((r) => r.id),
+    now,
+    actor,
+  );
   return { provider: provider.name, pool: row.pool, ...describeSecret(row.secret), into, alreadyPresent };
 }

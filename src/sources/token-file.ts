@@ -27,7 +27,12 @@ function lines(text: string): string[] {
 function entriesOf(line: string, split: LineSplit): string[] {
   const trimmed = line.trim();
   if (trimmed === '') return [];
-  return split === 'commas' ? trimmed.split(',').map((t) => t.trim()).filter(Boolean) : [trimmed];
+  return split === 'commas'
+    ? trimmed
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)
+    : [trimmed];
 }
 
 /** Pure: the tokens of one line of a token file, or why it holds none that may be sent upstream. */
@@ -93,12 +98,19 @@ export type FileJudgement = { use: true; warning?: string } | { use: false; erro
  */
 export function judgeTokenFile(scan: FileScan): FileJudgement {
   if (scan.binary) {
-    return { use: false, error: 'token file holds binary data (NUL bytes; a text file must be saved as UTF-8): left alone, its tokens keep their last known list' };
+    return {
+      use: false,
+      error:
+        'token file holds binary data (NUL bytes; a text file must be saved as UTF-8): left alone, its tokens keep their last known list',
+    };
   }
   if (scan.bad === 0) return { use: true };
   const which = `${scan.bad === 1 ? 'line' : 'lines'} ${scan.badLines.join(', ')}${scan.bad > scan.badLines.length ? ` and ${scan.bad - scan.badLines.length} more` : ''}`;
   if (scan.bad * 2 > scan.lines) {
-    return { use: false, error: `token file does not look like a token list: ${scan.bad} of its ${scan.lines} lines cannot be tokens (${which}): left alone, its tokens keep their last known list` };
+    return {
+      use: false,
+      error: `token file does not look like a token list: ${scan.bad} of its ${scan.lines} lines cannot be tokens (${which}): left alone, its tokens keep their last known list`,
+    };
   }
   return {
     use: true,
@@ -155,7 +167,12 @@ const ATTEMPTS = 3;
  * symbolic link stays one: the file it points to is replaced. A file that cannot be replaced from
  * here is left as it is (`unwritable`, with the error code).
  */
-export async function rewriteTokenFile(path: string, dead: ReadonlySet<string>, split: LineSplit, hooks: RewriteHooks = {}): Promise<RewriteResult> {
+export async function rewriteTokenFile(
+  path: string,
+  dead: ReadonlySet<string>,
+  split: LineSplit,
+  hooks: RewriteHooks = {},
+): Promise<RewriteResult> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const before = await readIfExists(path);
     if (before === undefined) return { removed: [], eol: '\n', mode: 0o600 };
@@ -205,7 +222,8 @@ export async function appendLines(path: string, entries: readonly string[], mode
   const separator = existing !== undefined && existing !== '' && !/[\r\n]$/.test(existing) ? eol : '';
   const fh = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, mode);
   try {
-    if (!(await fh.stat()).isFile()) throw new TokenFileUnreadable(`${basename(path)} is not a regular file: tschk does not write to it`, 'not_regular');
+    if (!(await fh.stat()).isFile())
+      throw new TokenFileUnreadable(`${basename(path)} is not a regular file: tschk does not write to it`, 'not_regular');
     await fh.writeFile(separator + entries.map((e) => e + eol).join(''), 'utf8');
   } finally {
     await fh.close();

@@ -26,7 +26,9 @@ function dataRoot(): string {
 export function findBinary(name: string): string | undefined {
   const pgDirs = (() => {
     try {
-      return readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)).map((v) => `/usr/lib/postgresql/${v}/bin`);
+      return readdirSync('/usr/lib/postgresql')
+        .sort((a, b) => Number(b) - Number(a))
+        .map((v) => `/usr/lib/postgresql/${v}/bin`);
     } catch {
       return [];
     }

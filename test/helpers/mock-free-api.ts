@@ -126,7 +126,10 @@ export async function startMockFreeApi(opts?: {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'POST' || path !== '/token/check') {
         // The free-api's framework answers an unknown route with HTTP 200 and a -1000 envelope.
-        return json(res, envelope(-1000, `[请求有误]: 正确请求为 POST -> /token/check, 当前请求为 ${req.method} -> ${path} 请检查请求地址`));
+        return json(
+          res,
+          envelope(-1000, `[请求有误]: 正确请求为 POST -> /token/check, 当前请求为 ${req.method} -> ${path} 请检查请求地址`),
+        );
       }
       let token: unknown;
       try {

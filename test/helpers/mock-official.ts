@@ -6,9 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { HTML_200, NGINX_502 } from './mock-free-api.js';
 
 export type Reply =
-  | { status: number; json?: unknown; text?: string; contentType?: string; headers?: Record<string, string> }
-  | 'reset'
-  | 'timeout';
+  { status: number; json?: unknown; text?: string; contentType?: string; headers?: Record<string, string> } | 'reset' | 'timeout';
 
 export const PATHS = {
   deepseek: '/user/balance',
@@ -25,7 +23,12 @@ export const ugly = {
   html502: { status: 502, text: NGINX_502, contentType: 'text/html' },
   html200: { status: 200, text: HTML_200, contentType: 'text/html' },
   http503: { status: 503, text: 'Service Unavailable', contentType: 'text/plain' },
-  rateLimited: (retryAfterS = 1) => ({ status: 429, text: 'Too Many Requests', contentType: 'text/plain', headers: { 'Retry-After': String(retryAfterS) } }),
+  rateLimited: (retryAfterS = 1) => ({
+    status: 429,
+    text: 'Too Many Requests',
+    contentType: 'text/plain',
+    headers: { 'Retry-After': String(retryAfterS) },
+  }),
   empty200: { status: 200, text: '', contentType: 'text/html' },
 } as const satisfies Record<string, Reply | ((s?: number) => Reply)>;
 
@@ -36,15 +39,31 @@ export const answers = {
   deepseekBalance: (isAvailable: boolean, infos: Array<{ currency: string; total: string }>) =>
     ok({
       is_available: isAvailable,
-      balance_infos: infos.map((i) => ({ currency: i.currency, total_balance: i.total, granted_balance: '0.00', topped_up_balance: i.total })),
+      balance_infos: infos.map((i) => ({
+        currency: i.currency,
+        total_balance: i.total,
+        granted_balance: '0.00',
+        topped_up_balance: i.total,
+      })),
     }),
   moonshotBalance: (available: number) =>
     ok({ code: 0, data: { available_balance: available, voucher_balance: 0, cash_balance: available }, scode: '0x0', status: true }),
   stepfunAccount: (type: 'prepaid' | 'postpaid', balance: number) => ok({ object: 'account', type, balance, total_cash_balance: balance }),
   openrouterKey: (limitRemaining: number | null) =>
-    ok({ data: { label: 'sk-or-v1-abc…', limit: limitRemaining === null ? null : 10, limit_remaining: limitRemaining, usage: 1.5, is_free_tier: false } }),
+    ok({
+      data: {
+        label: 'sk-or-v1-abc…',
+        limit: limitRemaining === null ? null : 10,
+        limit_remaining: limitRemaining,
+        usage: 1.5,
+        is_free_tier: false,
+      },
+    }),
   models: () => ok({ object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model' }] }),
-  unauthorized: () => ({ status: 401, json: { error: { message: 'Authentication Fails (no such user)', type: 'authentication_error', code: 'invalid_api_key' } } }),
+  unauthorized: () => ({
+    status: 401,
+    json: { error: { message: 'Authentication Fails (no such user)', type: 'authentication_error', code: 'invalid_api_key' } },
+  }),
 };
 
 export interface PlatformAccount {
@@ -110,7 +129,11 @@ export async function startMockOfficial(): Promise<MockOfficial> {
       if (!a || a.password !== creds.password) {
         return ok({ code: 0, msg: '', data: { biz_code: 2, biz_msg: 'PASSWORD_OR_USER_NAME_IS_WRONG', biz_data: null } });
       }
-      return ok({ code: 0, msg: '', data: { biz_code: 0, biz_msg: '', biz_data: { code: 0, msg: '', user: { token: issueSession(account), email: creds.email } } } });
+      return ok({
+        code: 0,
+        msg: '',
+        data: { biz_code: 0, biz_msg: '', biz_data: { code: 0, msg: '', user: { token: issueSession(account), email: creds.email } } },
+      });
     }
     const account = bearer === undefined ? undefined : sessions.get(bearer);
     const a = account === undefined ? undefined : accounts.get(account);
@@ -137,7 +160,8 @@ export async function startMockOfficial(): Promise<MockOfficial> {
       calls.push({ method: req.method ?? '', path, authorization: req.headers.authorization, body });
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
       if (path === PATHS.login || path === PATHS.summary) return send(req, res, platform(path, bearer, body));
-      if (!(Object.values(PATHS) as string[]).includes(path)) return send(req, res, { status: 404, json: { error: { message: 'Not Found' } } });
+      if (!(Object.values(PATHS) as string[]).includes(path))
+        return send(req, res, { status: 404, json: { error: { message: 'Not Found' } } });
       send(req, res, keys.get(`${path}\n${bearer}`) ?? answers.unauthorized());
     });
   });

@@ -35,7 +35,9 @@ export interface ChannelSeed {
 
 export interface OneApiFixture {
   addChannel(c: ChannelSeed): Promise<number>;
-  channel(id: number): Promise<{ key: string; status: number; test_time: number | null; response_time: number | null; other_info?: string | null }>;
+  channel(
+    id: number,
+  ): Promise<{ key: string; status: number; test_time: number | null; response_time: number | null; other_info?: string | null }>;
   /** `enabled` of each abilities row of the channel, as booleans. */
   abilities(id: number): Promise<boolean[]>;
   setKey(id: number, key: string): Promise<void>;
@@ -70,7 +72,10 @@ export async function createOneApi(url: string, flavor: OneApiFlavor): Promise<O
       const id = await profiles[dialect].insertId(db, 'channels', values);
       for (const group of values.group.split(',')) {
         for (const model of values.models.split(',')) {
-          await db.insertInto('abilities').values({ group, model, channel_id: id, enabled: bool(status === 1), priority: 0 }).execute();
+          await db
+            .insertInto('abilities')
+            .values({ group, model, channel_id: id, enabled: bool(status === 1), priority: 0 })
+            .execute();
         }
       }
       return id;
@@ -78,10 +83,22 @@ export async function createOneApi(url: string, flavor: OneApiFlavor): Promise<O
     async channel(id) {
       const cols = ['key', 'status', 'test_time', 'response_time', ...(flavor === 'new-api' ? ['other_info'] : [])];
       const r = await db.selectFrom('channels').select(cols).where('id', '=', id).executeTakeFirstOrThrow();
-      return { ...r, key: String(r.key), status: Number(r.status), test_time: r.test_time === null ? null : Number(r.test_time), response_time: r.response_time === null ? null : Number(r.response_time) };
+      return {
+        ...r,
+        key: String(r.key),
+        status: Number(r.status),
+        test_time: r.test_time === null ? null : Number(r.test_time),
+        response_time: r.response_time === null ? null : Number(r.response_time),
+      };
     },
     async abilities(id) {
-      const rows = await db.selectFrom('abilities').select('enabled').where('channel_id', '=', id).orderBy('group').orderBy('model').execute();
+      const rows = await db
+        .selectFrom('abilities')
+        .select('enabled')
+        .where('channel_id', '=', id)
+        .orderBy('group')
+        .orderBy('model')
+        .execute();
       return rows.map((r: { enabled: unknown }) => r.enabled === true || Number(r.enabled) === 1);
     },
     async setKey(id, key) {

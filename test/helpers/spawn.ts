@@ -111,7 +111,10 @@ export function startTschk(args: string[], env: Record<string, string>): TschkPr
       const seen = logs.find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-500)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr.slice(-500)}`)),
+          timeoutMs,
+        );
         waiters.push({
           match,
           resolve: (l) => {

@@ -1,5 +1,10 @@
 /** Polls `condition` until it holds (returns its value) or `timeoutMs` passes (throws `message`). */
-export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs: number, message: string, everyMs = 20): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  timeoutMs: number,
+  message: string,
+  everyMs = 20,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();

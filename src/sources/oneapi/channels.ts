@@ -47,7 +47,11 @@ export function freeApiBase(checkUrl: string | null): string | undefined {
  * otherwise a free-api provider gets the channels whose base URL is its own (channels named in the
  * map for another provider excepted). Human-disabled channels (status 2) belong to nobody.
  */
-export function matchChannels(channels: readonly Channel[], providers: readonly Provider[], explicit: ReadonlyMap<string, readonly number[]>): Map<string, Channel[]> {
+export function matchChannels(
+  channels: readonly Channel[],
+  providers: readonly Provider[],
+  explicit: ReadonlyMap<string, readonly number[]>,
+): Map<string, Channel[]> {
   const mapped = new Set([...explicit.values()].flat());
   const out = new Map<string, Channel[]>();
   for (const p of providers) {
@@ -94,7 +98,13 @@ export type ChannelAction = 'disable' | 'enable' | 'none';
  * token (its key cannot be edited, so the whole channel leaves rotation). tschk enables only a
  * channel it disabled itself, and never touches a human's status 2.
  */
-export function channelAction(c: { status: number; multiKey: boolean; states: readonly TokenState[]; mode: PruneMode; disabledByTschk: boolean }): ChannelAction {
+export function channelAction(c: {
+  status: number;
+  multiKey: boolean;
+  states: readonly TokenState[];
+  mode: PruneMode;
+  disabledByTschk: boolean;
+}): ChannelAction {
   if (c.mode === 'off' || c.status === CHANNEL_MANUALLY_DISABLED) return 'none';
   const invalid = c.states.filter((s) => s === 'invalid').length;
   const off = invalid > 0 && (invalid === c.states.length || (c.mode === 'delete' && c.multiKey));

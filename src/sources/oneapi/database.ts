@@ -58,7 +58,10 @@ export class OneApiConnection {
 
   get(): OneApiDb {
     this.db ??= openOneApi(this.config, (err) =>
-      this.logger.warn({ area: 'oneapi', code: dbErrorCode(err), err: describeDbError(err) }, 'One-API database connection lost; the next query opens a new one'),
+      this.logger.warn(
+        { area: 'oneapi', code: dbErrorCode(err), err: describeDbError(err) },
+        'One-API database connection lost; the next query opens a new one',
+      ),
     );
     return this.db;
   }
@@ -70,7 +73,14 @@ export class OneApiConnection {
   }
 }
 
-function toChannel(r: { id: unknown; key: string | null; status: unknown; name: string | null; base_url: string | null; other_info?: string | null }): Channel {
+function toChannel(r: {
+  id: unknown;
+  key: string | null;
+  status: unknown;
+  name: string | null;
+  base_url: string | null;
+  other_info?: string | null;
+}): Channel {
   return { id: num(r.id), key: r.key ?? '', status: num(r.status), name: r.name, baseUrl: r.base_url, otherInfo: r.other_info ?? null };
 }
 
@@ -80,7 +90,11 @@ export async function listChannels(db: OneApiDb): Promise<Channel[]> {
 }
 
 export async function findChannel(db: OneApiDb, id: number): Promise<Channel | undefined> {
-  const row = await db.kysely.selectFrom('channels').select(['id', 'key', 'status', 'name', 'base_url']).where('id', '=', id).executeTakeFirst();
+  const row = await db.kysely
+    .selectFrom('channels')
+    .select(['id', 'key', 'status', 'name', 'base_url'])
+    .where('id', '=', id)
+    .executeTakeFirst();
   return row && toChannel(row);
 }
 
@@ -90,7 +104,14 @@ export async function findChannel(db: OneApiDb, id: number): Promise<Channel | u
  * status changes write them (QuantumNous/new-api model/channel.go, UpdateChannelStatus).
  * False when the channel was no longer in `from`: someone else changed it, leave it be.
  */
-export async function setChannelStatus(db: OneApiDb, id: number, from: number, to: number, reason: string, now = new Date()): Promise<boolean> {
+export async function setChannelStatus(
+  db: OneApiDb,
+  id: number,
+  from: number,
+  to: number,
+  reason: string,
+  now = new Date(),
+): Promise<boolean> {
   return db.kysely.transaction().execute(async (trx) => {
     let otherInfo: string | undefined;
     if (db.flavor === 'new-api') {

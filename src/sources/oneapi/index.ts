@@ -62,7 +62,9 @@ async function syncOneApi(ctx: SourceContext, scope: SyncScope): Promise<void> {
           else if (!e.sourceRef.split(',').includes(String(channel.id))) e.sourceRef += `,${channel.id}`;
         }
       }
-      const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: ONEAPI_POOL, source: 'oneapi' }, [...entries.values()]);
+      const r = await reconcilePool(ctx.db, { providerId: provider.id, providerName: provider.name, pool: ONEAPI_POOL, source: 'oneapi' }, [
+        ...entries.values(),
+      ]);
       if (r.added > 0 || r.removed > 0) {
         ctx.logger.info({ provider: provider.name, pool: ONEAPI_POOL, added: r.added, removed: r.removed }, 'One-API channels synced');
       }
@@ -161,15 +163,31 @@ async function settleChannels(ctx: SourceContext, provider: Provider, runId: num
       if (action === 'disable') {
         const reason = tokens.every((t) => t?.state === 'invalid') ? DISABLED_ALL_DEAD : DISABLED_MULTI_KEY;
         if (await setChannelStatus(oneapi, channel.id, CHANNEL_ENABLED, CHANNEL_AUTO_DISABLED, reason, now)) {
-          await rememberDisabledChannel(ctx.db, { oneApiDatabase: oneapi.name, channelId: channel.id, providerName: provider.name, reason }, now);
+          await rememberDisabledChannel(
+            ctx.db,
+            { oneApiDatabase: oneapi.name, channelId: channel.id, providerName: provider.name, reason },
+            now,
+          );
           log.warn({ ...where, reason }, 'One-API channel disabled');
-          await recordTokenEvents(ctx.db, eventsFor(tokens.filter((t) => t !== undefined), { event: 'channel_disabled', reason: `channel ${channel.id}: ${reason}`, runId, at: now }));
+          await recordTokenEvents(
+            ctx.db,
+            eventsFor(
+              tokens.filter((t) => t !== undefined),
+              { event: 'channel_disabled', reason: `channel ${channel.id}: ${reason}`, runId, at: now },
+            ),
+          );
         }
       } else if (action === 'enable') {
         if (await setChannelStatus(oneapi, channel.id, CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, ENABLED_AGAIN, now)) {
           await forgetDisabledChannel(ctx.db, oneapi.name, channel.id);
           log.info(where, 'One-API channel enabled again: its tokens are live');
-          await recordTokenEvents(ctx.db, eventsFor(tokens.filter((t) => t !== undefined), { event: 'channel_enabled', reason: `channel ${channel.id}: ${ENABLED_AGAIN}`, runId, at: now }));
+          await recordTokenEvents(
+            ctx.db,
+            eventsFor(
+              tokens.filter((t) => t !== undefined),
+              { event: 'channel_enabled', reason: `channel ${channel.id}: ${ENABLED_AGAIN}`, runId, at: now },
+            ),
+          );
         }
       }
       const checked = tokens.flatMap((t) => (t && latency.has(t.id) ? [latency.get(t.id)!] : []));
@@ -181,8 +199,16 @@ async function settleChannels(ctx: SourceContext, provider: Provider, runId: num
 }
 
 /** Restores an archived One-API token into the first of its channels whose key can take it. */
-async function appendToChannel(ctx: SourceContext, provider: Provider, sourceRef: string | null, secret: string): Promise<number | undefined> {
-  const ids = (sourceRef ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+async function appendToChannel(
+  ctx: SourceContext,
+  provider: Provider,
+  sourceRef: string | null,
+  secret: string,
+): Promise<number | undefined> {
+  const ids = (sourceRef ?? '')
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0);
   const id = await withOneApi(ctx, async (oneapi) => {
     for (const id of ids) {
       const channel = await findChannel(oneapi, id);
