@@ -160,6 +160,15 @@ async function cloneTemplate(dialect: ServerDialect, name: string): Promise<void
     const [row] = await myQuery<Record<string, string>>(`SHOW CREATE TABLE ${template}.\`${table}\``);
     statements.push(row!['Create Table']!);
   }
+  // Views name the template's schema in what SHOW CREATE VIEW gives back: made to name none.
+  const views = await myQuery<{ v: string }>(
+    'SELECT table_name AS v FROM information_schema.views WHERE table_schema = ? ORDER BY table_name',
+    [template],
+  );
+  for (const { v } of views) {
+    const [row] = await myQuery<Record<string, string>>(`SHOW CREATE VIEW ${template}.\`${v}\``);
+    statements.push(row!['Create View']!.replaceAll(`\`${template}\`.`, '').replace(/DEFINER=\S+ /, ''));
+  }
   const seeded = [...MIGRATION_TABLES, ...(await seedOf('mysql')).rows.map((r) => r.table)];
   for (const t of seeded) statements.push(`INSERT INTO ${name}.\`${t}\` SELECT * FROM ${template}.\`${t}\``);
   statements.push('SET FOREIGN_KEY_CHECKS = 1', 'USE mysql');
