@@ -129,6 +129,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await index('token_events_token', (b) => b.on('token_events').columns(['token_id', 'id']));
   await index('token_events_fingerprint', (b) => b.on('token_events').column('fingerprint'));
+  await index('token_events_run', (b) => b.on('token_events').column('run_id'));
   await index('token_events_at', (b) => b.on('token_events').column('at'));
 
   const relations = await db.introspection.getTables();

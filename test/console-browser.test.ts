@@ -189,9 +189,9 @@ describeInBrowser('web console in Chromium', () => {
     await page.locator('tbody tr').getByRole('link').click();
     await page.locator('body[data-ready="token"]').waitFor();
     const events = await page.locator('[data-event]').evaluateAll((els) => els.map((e) => e.getAttribute('data-event')));
-    expect(events).toEqual(['suspect', 'confirmed_dead', 'pruned']);
-    expect(await page.locator('[data-event="confirmed_dead"]').textContent()).toContain('run #2');
-    expect(await page.locator('[data-event="confirmed_dead"]').textContent()).toContain('The free-api said the token is not live.');
+    expect(events).toEqual(['suspect', 'pruned']);
+    expect(await page.locator('[data-event="pruned"]').textContent()).toContain('run #2');
+    expect(await page.locator('[data-event="pruned"]').textContent()).toContain('The free-api said the token is not live.');
 
     await page.getByRole('button', { name: 'Restore' }).click();
     await page.getByText('Restored into deep/default.').waitFor();

@@ -304,10 +304,9 @@ describeEachDialect('web console over HTTP', (dialect) => {
     ]);
     const token = (await c.call('GET', `/console/api/tokens/${archive.entries[0].token_id}`)).json;
     expect(token.token).toBeNull();
-    expect(token.events.map((e: any) => [e.kind, e.run_id])).toEqual([
-      ['suspect', 1],
-      ['confirmed_dead', 2],
-      ['pruned', 2],
+    expect(token.events.map((e: any) => [e.kind, e.run_id, e.reason, e.actor])).toEqual([
+      ['suspect', 1, 'upstream_rejected', 'run'],
+      ['pruned', 2, 'upstream_rejected', 'run'],
     ]);
     const restored = await c.call('POST', `/console/api/archive/${archive.entries[0].id}/restore`);
     expect(restored.json.restored).toMatchObject({ provider: 'deep', pool: 'default', into: 'tokens' });

@@ -424,7 +424,7 @@ describeEachDialect('history that lasts', (dialect) => {
       { event: 'suspect', run: r1, reason: 'upstream_rejected', actor: 'run' },
       { event: 'held', run: r1, reason: 'breaker: 80% dead in one run', actor: 'run' },
       { event: 'invalid', run: r2, reason: 'confirmed_dead', actor: 'run' },
-      { event: 'pruned', run: r2, reason: 'pruned', actor: 'run' },
+      { event: 'pruned', run: r2, reason: 'upstream_rejected', actor: 'run' },
       { event: 'restored', run: null, reason: 'archived as pruned', actor: 'cli' },
     ]);
 

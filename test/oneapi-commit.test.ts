@@ -57,7 +57,7 @@ describeEachDialect('One-API delete mode when tschk’s commit fails after One-A
       const row = async () => (await poolTokens(c.db, (await findProvider(c.db, 'deep'))!.id, 'oneapi')).find((t) => t.secret === DEAD);
 
       await run(); // first dead answer: suspect
-      await sql`CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'archive refused at commit'; END $$`.execute(
+      await sql`CREATE OR REPLACE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'archive refused at commit'; END $$`.execute(
         c.db.kysely,
       );
       await sql`CREATE CONSTRAINT TRIGGER refuse_archive AFTER INSERT ON token_archive DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()`.execute(
@@ -73,6 +73,7 @@ describeEachDialect('One-API delete mode when tschk’s commit fails after One-A
       expect(c.log.text).not.toContain(DEAD);
 
       await sql`DROP TRIGGER refuse_archive ON token_archive`.execute(c.db.kysely);
+      await sql`DROP FUNCTION refuse_at_commit()`.execute(c.db.kysely);
       await run(); // its sync finds the token in no key
       expect(await row()).toBeUndefined();
       expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason, a.source_ref])).toEqual([

@@ -45,6 +45,11 @@ export function t(key: MessageKey, vars: Record<string, string | number> = {}): 
 }
 
 /** The plain explanation of a reason code (`http_502` and friends share one). */
+/** Whether tschk explains this reason code (else it is shown as it was written: a breaker's words, say). */
+export function knownReason(reason: string): boolean {
+  return `reason.${reason}` in en || /^http_\d{3}$/.test(reason);
+}
+
 export function explainReason(reason: string | null | undefined): string {
   if (!reason) return '';
   const key = `reason.${reason}` as MessageKey;

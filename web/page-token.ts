@@ -1,7 +1,7 @@
 import { del, get, post } from './api.js';
 import type { PageContext } from './app.js';
 import { clear, h, link } from './dom.js';
-import { archiveReason, explainReason, formatDay, formatNumber, formatTime, t } from './i18n.js';
+import { archiveReason, explainReason, formatDay, formatNumber, formatTime, knownReason, t } from './i18n.js';
 import { confirmDialog } from './actions.js';
 import type { MessageKey } from './messages-en.js';
 import type { TokenPage } from './types.js';
@@ -156,7 +156,10 @@ export async function tokenPage(ctx: PageContext): Promise<void> {
               ' · ',
               formatTime(e.at),
               e.run_id !== null ? h('span', {}, ' · ', link(`/runs/${e.run_id}`, {}, t('run.label', { id: e.run_id }))) : '',
-              e.reason ? h('span', { class: 'muted' }, ` · ${e.reason}: ${explainReason(e.reason)}`) : '',
+              e.actor && e.actor !== 'run' ? ` · ${t(`event.by_${e.actor}`)}` : '',
+              e.reason
+                ? h('span', { class: 'muted' }, ` · ${knownReason(e.reason) ? `${e.reason}: ${explainReason(e.reason)}` : e.reason}`)
+                : '',
             ),
           ),
         ),

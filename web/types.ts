@@ -119,10 +119,11 @@ export interface HistoryRow {
 }
 
 export interface TokenEvent {
-  kind: 'suspect' | 'confirmed_dead' | 'recovered' | 'flagged' | 'pruned' | 'removed' | 'restored';
+  kind: 'suspect' | 'invalid' | 'recovered' | 'held' | 'pruned' | 'removed' | 'restored' | 'channel_disabled' | 'channel_enabled';
   at: string | null;
   run_id: number | null;
   reason: string | null;
+  actor: 'run' | 'console' | 'api' | 'cli' | null;
 }
 
 export interface TokenDay {

@@ -3,16 +3,16 @@ import { sql } from 'kysely';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
 import { num } from '../db/dialect.js';
+import { listTokenEvents } from '../db/events.js';
 import { VERDICT_CODES, verdictWord } from '../db/history.js';
 import { readState, ROLLED_UNTIL } from '../db/retention.js';
 import { readLease } from '../db/lease.js';
 import { listProviders, type Provider } from '../db/providers.js';
 import { countPruneCandidates, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
 import { findRun, findRunProviders, lastProviderOutcomes, listRuns } from '../db/runs.js';
-import type { CheckRunRow, TokenRow, TokenState, Verdict } from '../db/schema.js';
+import type { CheckRunRow, EventActor, TokenEventKind, TokenRow, TokenState, Verdict } from '../db/schema.js';
 import { findToken, matchesTokens, type TokenMatch } from '../db/tokens.js';
 import { isBelowThreshold } from '../engine/low-balance.js';
-import { nextTokenState } from '../engine/policy.js';
 import { describeSecret, mask } from '../secret.js';
 import { historyView, isoTime, runView, tokenView } from '../views.js';
 
@@ -555,79 +555,32 @@ export async function tokenDays(db: Db, tokenId: number, days: number, now = new
 }
 
 export type TokenEvent = {
-  kind: 'suspect' | 'confirmed_dead' | 'recovered' | 'flagged' | 'pruned' | 'removed' | 'restored';
+  kind: TokenEventKind;
   at: string | null;
   run_id: number | null;
   reason: string | null;
+  /** Who made the change: 'run', or 'console', 'api', 'cli' when a person did. */
+  actor: EventActor | null;
 };
 
 /**
- * What happened to a token, oldest first, with the run that caused it. Until the event log
- * exists it is derived: the state changes replayed from its history with the engine's own rule
- * (`nextTokenState`), its flagging from `invalid_since`, its removals and restores from
- * `token_archive` (matched by fingerprint in its pool, so a restored token keeps its past).
+ * What happened to a token, oldest first, with the run (or the person) that caused it: its rows of
+ * the event log, which outlive the raw checks. Every token that had its fingerprint in its
+ * provider counts, so a token removed and restored (a new id) keeps its past.
  */
-export async function tokenEvents(
-  db: Db,
-  config: Readonly<Config>,
-  token: Pick<TokenRow, 'id' | 'provider_id' | 'pool' | 'fingerprint' | 'state' | 'invalid_since'>,
-): Promise<TokenEvent[]> {
-  const events: TokenEvent[] = [];
-  const history = await db.kysely
-    .selectFrom('token_status')
-    .select(['checked_at', 'verdict', 'reason', 'run_id'])
-    .where('token_id', '=', Number(token.id))
-    .orderBy('checked_at')
-    .orderBy('id')
-    .limit(5_000)
-    .execute();
-  const policy = { pruneAfter: config.prune.after, recover: config.prune.recover, pruneExhausted: config.prune.exhausted };
-  let prev: { state: TokenState; consecutiveDead: number } = { state: 'active', consecutiveDead: 0 };
-  let confirmedAt: { at: string | null; run: number | null } | undefined;
-  for (const h of history) {
-    const at = isoTime(db.dialect, h.checked_at);
-    const run = h.run_id === null ? null : num(h.run_id);
-    const next = nextTokenState(prev, h.verdict, policy);
-    if (next.becameSuspect) events.push({ kind: 'suspect', at, run_id: run, reason: h.reason });
-    if (next.confirmedDead && prev.consecutiveDead < policy.pruneAfter) {
-      events.push({ kind: 'confirmed_dead', at, run_id: run, reason: h.reason });
-      confirmedAt = { at, run };
-      // Pruning is the run's last step: a flagged token is invalid from the next check on.
-      if (config.prune.mode !== 'off') next.state = 'invalid';
-    }
-    if (prev.state === 'invalid' && h.verdict === 'live' && policy.recover) {
-      events.push({ kind: 'recovered', at, run_id: run, reason: h.reason });
-      next.state = 'active';
-    }
-    prev = { state: next.state, consecutiveDead: next.consecutiveDead };
-  }
-  const invalidSince = isoTime(db.dialect, token.invalid_since);
-  if (token.state === 'invalid' && invalidSince !== null) {
-    events.push({ kind: 'flagged', at: invalidSince, run_id: confirmedAt?.run ?? null, reason: null });
-  }
-  const archived = await db.kysely
-    .selectFrom('token_archive')
-    .select(['reason', 'archived_at', 'restored_at', 'last_reason'])
-    .where('fingerprint', '=', token.fingerprint)
-    .where('provider_id', '=', Number(token.provider_id))
-    .where('pool', '=', token.pool)
-    .execute();
-  for (const a of archived) {
-    events.push({
-      kind: a.reason === 'pruned' ? 'pruned' : 'removed',
-      at: isoTime(db.dialect, a.archived_at),
-      run_id: null,
-      reason: a.reason === 'pruned' ? a.last_reason : a.reason,
-    });
-    if (a.restored_at !== null) events.push({ kind: 'restored', at: isoTime(db.dialect, a.restored_at), run_id: null, reason: null });
-  }
-  // A pruned token's run is the one of its confirming check.
-  for (const e of events) if (e.kind === 'pruned' && e.run_id === null && confirmedAt) e.run_id = confirmedAt.run;
-  return events.sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));
+export async function tokenEvents(db: Db, token: Pick<TokenRow, 'id' | 'provider_id' | 'fingerprint'>): Promise<TokenEvent[]> {
+  const rows = await listTokenEvents(db, { fingerprint: token.fingerprint, providerId: Number(token.provider_id), limit: 500 });
+  return rows.reverse().map((e) => ({
+    kind: e.event,
+    at: isoTime(db.dialect, e.at),
+    run_id: e.run_id === null ? null : num(e.run_id),
+    reason: e.reason,
+    actor: e.actor,
+  }));
 }
 
 /** A token's page: the token (or its archive row, once removed), checks with evidence, days, events. */
-export async function tokenPage(db: Db, config: Readonly<Config>, id: number, now = new Date()) {
+export async function tokenPage(db: Db, id: number, now = new Date()) {
   const token = await findToken(db, id);
   const archive = await db.kysely
     .selectFrom('token_archive')
@@ -647,14 +600,7 @@ export async function tokenPage(db: Db, config: Readonly<Config>, id: number, no
     .orderBy('id', 'desc')
     .limit(100)
     .execute();
-  const subject = token ?? {
-    id,
-    provider_id: archive!.provider_id ?? -1,
-    pool: archive!.pool,
-    fingerprint: archive!.fingerprint,
-    state: 'invalid' as const,
-    invalid_since: null,
-  };
+  const subject = token ?? { id, provider_id: archive!.provider_id ?? -1, fingerprint: archive!.fingerprint };
   return {
     token: token ? tokenView(token, db.dialect, provider?.name) : null,
     archived: archive
@@ -673,7 +619,7 @@ export async function tokenPage(db: Db, config: Readonly<Config>, id: number, no
       : null,
     checks: checks.map((h) => historyView(h, db.dialect)),
     days: await tokenDays(db, id, 30, now),
-    events: await tokenEvents(db, config, subject),
+    events: await tokenEvents(db, subject),
   };
 }
 
@@ -691,9 +637,9 @@ interface TokenBrief {
 const LISTED = 100;
 
 /**
- * One run: its counts per provider, what was held and why, and the tokens whose state it changed.
- * Who became suspect, was confirmed dead or recovered is read from each of the run's checks and
- * that token's previous definite answer (the engine's rule: unknown answers change nothing).
+ * One run: its counts per provider, what was held and why, and the tokens whose state it changed,
+ * from the event log. Who was confirmed dead (which, with TSCHK_PRUNE=off, changes no state and
+ * writes no event) is read from each of the run's checks and that token's previous definite answers.
  */
 export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
   const run = await findRun(db, id);
@@ -738,10 +684,8 @@ export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
   const confirmCandidates: Array<(typeof checks)[number]> = [];
   for (const c of checks) {
     if (c.verdict === 'dead' && c.previous !== 'dead') {
-      add('became_suspect', brief(c));
       if (deadInARow <= 1) add('confirmed_dead', brief(c));
     } else if (c.verdict === 'dead' && deadInARow > 1) confirmCandidates.push(c);
-    else if (c.verdict === 'live' && c.previous === 'dead') add('recovered', brief(c));
   }
   // Dead twice in a row or more: confirmed when the answers before make TSCHK_PRUNE_AFTER.
   for (const c of confirmCandidates) {
@@ -762,26 +706,36 @@ export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
     const inARow = streak === 0 ? 1 + before.length : streak;
     if (inARow === deadInARow) add('confirmed_dead', brief(c));
   }
-  const started = run.started_at;
-  const finished = run.finished_at ?? db.dialect.time(new Date());
-  const archived = await db.kysely
-    .selectFrom('token_archive')
-    .select(['token_id', 'pool', 'secret', 'fingerprint'])
-    .where('reason', '=', 'pruned')
-    .where('archived_at', '>=', started)
-    .where('archived_at', '<=', finished)
-    .orderBy('id')
+  // Who became suspect, recovered, or was flagged or pruned: the run's own rows of the event log.
+  const kinds = { suspect: 'became_suspect', recovered: 'recovered', invalid: 'pruned', pruned: 'pruned' } as const;
+  const events = await db.kysely
+    .selectFrom('token_events as e')
+    .leftJoin('tokens as t', 't.id', 'e.token_id')
+    .select(['e.event', 'e.token_id', 'e.fingerprint', 'e.pool', 't.secret'])
+    .where('e.run_id', '=', id)
+    .where('e.event', 'in', Object.keys(kinds) as Array<keyof typeof kinds>)
+    .orderBy('e.id')
     .execute();
-  for (const a of archived) add('pruned', { id: num(a.token_id), pool: a.pool, mask: mask(a.secret), fingerprint: a.fingerprint });
-  const flagged = await db.kysely
-    .selectFrom('tokens')
-    .select(['id', 'pool', 'secret', 'fingerprint'])
-    .where('state', '=', 'invalid')
-    .where('invalid_since', '>=', started)
-    .where('invalid_since', '<=', finished)
-    .orderBy('id')
-    .execute();
-  for (const f of flagged) add('pruned', { id: num(f.id), pool: f.pool, mask: mask(f.secret), fingerprint: f.fingerprint });
+  const gone = events.filter((e) => e.secret === null && e.token_id !== null).map((e) => num(e.token_id));
+  const archived = new Map<number, string>();
+  for (let i = 0; i < gone.length && i < LISTED * 4; i += 200) {
+    const rows = await db.kysely
+      .selectFrom('token_archive')
+      .select(['token_id', 'secret'])
+      .where('token_id', 'in', gone.slice(i, i + 200))
+      .execute();
+    for (const r of rows) if (r.token_id !== null) archived.set(num(r.token_id), r.secret);
+  }
+  for (const e of events) {
+    const tokenId = e.token_id === null ? null : num(e.token_id);
+    const secret = e.secret ?? (tokenId === null ? undefined : archived.get(tokenId));
+    add(kinds[e.event as keyof typeof kinds], {
+      id: tokenId ?? 0,
+      pool: e.pool,
+      mask: secret ? mask(secret) : null,
+      fingerprint: e.fingerprint ?? '',
+    });
+  }
   const providers = (await findRunProviders(db, id)).map((p) => ({
     provider: p.provider_name,
     ...Object.fromEntries(['checked', ...VERDICTS, 'pruned', 'held'].map((k) => [k, num(p[k as keyof typeof p])])),

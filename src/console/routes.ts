@@ -349,7 +349,7 @@ async function postImport(req: HttpRequest, app: HttpContext): Promise<Reply> {
 }
 
 async function getToken(req: HttpRequest, app: HttpContext): Promise<Reply> {
-  const page = await tokenPage(app.db, app.config, idParam(req));
+  const page = await tokenPage(app.db, idParam(req));
   if (!page) throw new HttpError(404, 'unknown_token', `no token with id ${req.params.id}`);
   return json(200, page);
 }

@@ -232,7 +232,12 @@ export async function archiveAndDeleteTokens(
 ): Promise<void> {
   if (tokens.length === 0) return;
   await inTransaction(db, async (tx) => {
-    await recordTokenEvents(tx, eventsFor(tokens, { event: reason === 'pruned' ? 'pruned' : 'removed', reason, at: now, ...cause }));
+    // A pruned token's event says why it was pruned: its last answer's reason.
+    const events =
+      reason === 'pruned'
+        ? tokens.flatMap((t) => eventsFor([t], { event: 'pruned', reason: t.last_reason ?? reason, at: now, ...cause }))
+        : eventsFor(tokens, { event: 'removed', reason, at: now, ...cause });
+    await recordTokenEvents(tx, events);
     await archiveAndDeleteChunks(tx, tokens, providerName, reason, now);
   });
 }
