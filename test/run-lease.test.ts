@@ -58,11 +58,24 @@ describeEachDialect('one run at a time across processes', (dialect) => {
 
   it("joins another process's run that covers the request instead of checking twice", async () => {
     const { a, b } = await twoProcesses();
+    // One of A's checks stays in flight until B has seen the run: on a loaded machine A could
+    // otherwise be done before B looks, and B would rightly run on its own.
+    let release!: () => void;
+    mock.setBehaviour(dead[0]!, { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'dead' });
     const posted = await a.call('POST', '/api/v1/runs', { body: { force: true } });
     expect(posted.status).toBe(202);
-    const waited: unknown[] = [];
-    const summary = await b.daemon.runNow({ trigger: 'cli', force: true }, { onWait: (h) => waited.push(h) });
+    const waited: Array<{ runId: number | null }> = [];
+    const summary = await b.daemon.runNow(
+      { trigger: 'cli', force: true },
+      {
+        onWait: (h) => {
+          waited.push(h);
+          release();
+        },
+      },
+    );
 
+    expect(waited).toEqual([expect.objectContaining({ runId: posted.json().run_id })]);
     expect(summary.runId).toBe(posted.json().run_id);
     expect(summary).toMatchObject({ status: 'done', checked: 32, live: 12, dead: 20 });
     expect(await listRuns(a.db, 10)).toHaveLength(1);

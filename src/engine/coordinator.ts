@@ -173,9 +173,12 @@ export class RunCoordinator implements RunControl {
       const stopSignal = this.ctx.stopSignal ? AbortSignal.any([this.ctx.stopSignal, lost.signal]) : lost.signal;
       return await runChecks({ ...this.ctx, stopSignal }, req, {
         lease: { holderId: holder.id, ttlMs },
+        // The lease names the run before anyone hears its id: a process that was told the id
+        // (a 202) and looks at the lease finds the run there to join.
         onRunOpened: (id) => {
-          opened(id);
-          void setLeaseRun(db, 'run', holder.id, id).catch(() => {});
+          void setLeaseRun(db, 'run', holder.id, id)
+            .catch(() => {})
+            .finally(() => opened(id));
         },
       });
     } finally {
