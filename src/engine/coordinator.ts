@@ -1,5 +1,6 @@
 import { abortOrphanedRuns, findRun } from '../db/runs.js';
 import { readLease, releaseLease, renewLease, setLeaseRun, tickTaken, tryAcquireLease, type LeaseState } from '../db/lease.js';
+import { isTransient } from '../db/errors.js';
 import { sleep } from './limits.js';
 import type { EngineContext } from '../context.js';
 import { runChecks } from './run.js';
@@ -7,6 +8,9 @@ import type { HeldRun, LeaseSettings, RunControl, RunRequest, RunSummary, Starte
 
 export type { HeldRun, LeaseSettings, StartedRun, StartOptions } from './types.js';
 import { summaryFromDb } from './stored-summary.js';
+
+/** A read that met a busy database: asked again at the next poll. */
+const BUSY = Symbol('busy');
 
 interface Pending {
   req: RunRequest;
@@ -109,10 +113,12 @@ export class RunCoordinator implements RunControl {
     let told = false;
     for (;;) {
       if (stopSignal?.aborted) throw new Error('tschk is shutting down');
-      if (await tryAcquireLease(db, 'run', holder, ttlMs, { ...req, tick: req.tick })) return this.runHoldingLease(req, opened);
-      if (req.tick && (await tickTaken(db, 'run', req.tick)))
+      const acquired = await this.whileWaiting(() => tryAcquireLease(db, 'run', holder, ttlMs, { ...req, tick: req.tick }));
+      if (acquired === true) return this.runHoldingLease(req, opened);
+      if (req.tick && (await this.whileWaiting(() => tickTaken(db, 'run', req.tick!))) === true)
         throw new TickTakenError(`cron tick ${req.tick.toISOString()} is run by another process`);
-      const lease = await readLease(db, 'run');
+      const read = acquired === BUSY ? BUSY : await this.whileWaiting(() => readLease(db, 'run'));
+      const lease = read === BUSY ? undefined : read;
       if (lease?.holder && !lease.expired) {
         const held = heldRun(lease);
         const joins = held.runId !== null && covers(held.scope, req);
@@ -130,18 +136,35 @@ export class RunCoordinator implements RunControl {
     }
   }
 
+  /**
+   * A lease attempt or a read while waiting for another process; BUSY when the database was busy
+   * or away for a moment (a deadlock, SQLite's BUSY): the next poll asks again.
+   */
+  private async whileWaiting<T>(read: () => Promise<T>): Promise<T | typeof BUSY> {
+    try {
+      return await read();
+    } catch (err) {
+      if (!isTransient(this.ctx.db.dialect.name, err)) throw err;
+      this.ctx.logger.debug(
+        { err: err instanceof Error ? err.message : String(err) },
+        'the database was busy while waiting for the run lease; asking again',
+      );
+      return BUSY;
+    }
+  }
+
   /** The summary of another process's run once it closes; undefined if its holder died first. */
   private async waitForRun(runId: number): Promise<RunSummary | undefined> {
     const { db, stopSignal } = this.ctx;
     for (;;) {
-      const run = await findRun(db, runId);
-      if (run && run.status !== 'running') return summaryFromDb(db, run);
-      const lease = await readLease(db, 'run');
-      if (!lease?.holder || lease.expired || lease.runId !== runId) {
+      const run = await this.whileWaiting(() => findRun(db, runId));
+      if (run !== BUSY && run && run.status !== 'running') return summaryFromDb(db, run);
+      const lease = run === BUSY ? BUSY : await this.whileWaiting(() => readLease(db, 'run'));
+      if (lease !== BUSY && (!lease?.holder || lease.expired || lease.runId !== runId)) {
         // Closed meanwhile, or left for dead: look once more before taking over.
-        const again = await findRun(db, runId);
-        if (again && again.status !== 'running') return summaryFromDb(db, again);
-        if (!lease?.holder || lease.expired) return undefined;
+        const again = await this.whileWaiting(() => findRun(db, runId));
+        if (again !== BUSY && again && again.status !== 'running') return summaryFromDb(db, again);
+        if (again !== BUSY && (!lease?.holder || lease.expired)) return undefined;
       }
       if (stopSignal?.aborted) throw new Error('tschk is shutting down');
       await sleep(this.lease.pollMs, stopSignal);
