@@ -20,6 +20,7 @@ import { createLogger } from '../src/logger.js';
 import { CapturedLog } from './helpers/daemon.js';
 import { describeEachDialect, freshDatabaseUrl, type Dialect } from './helpers/databases.js';
 import { waitFor } from './helpers/wait.js';
+import { liveCheck } from './helpers/checks.js';
 
 const until = (what: string, probe: () => boolean, timeoutMs = 5_000) => waitFor(probe, timeoutMs, `waiting for ${what}`, 5);
 
@@ -104,22 +105,7 @@ describeEachDialect('database faults', (dialect) => {
     const p = await upsertProvider(d, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
     await importTokens(d, { providerId: p.id, pool: 'default', entries: ['locked-token-Xb81'], source: 'cli' });
     const [t] = await listTokens(d, {});
-    const record: CheckRecord = {
-      runId: null,
-      tokenId: t!.id,
-      providerId: p.id,
-      fingerprint: t!.fingerprint,
-      checkedAt: new Date(),
-      verdict: 'live',
-      reason: 'upstream_accepted',
-      httpStatus: 200,
-      latencyMs: 12,
-      balance: null,
-      currency: null,
-      detail: null,
-      prev: { state: 'active', consecutiveDead: 0 },
-      next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
-    };
+    const record = liveCheck(t!, p.id);
     return { record, tokenId: t!.id };
   }
 

@@ -8,6 +8,7 @@ import { createLogger } from '../src/logger.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { CapturedLog, testConfig, testDaemon } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
+import { liveCheck } from './helpers/checks.js';
 
 describe('the schedule', () => {
   let mock: MockFreeApi;
@@ -119,24 +120,7 @@ describe('the schedule on a fake clock', () => {
     await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: ['tok-a-aaaaaaaaaaaa'], source: 'cli' });
     const [token] = await listTokens(ctx.db, {});
     const trims = () => logged('history trimmed');
-    await recordChecks(ctx.db, [
-      {
-        runId: null,
-        tokenId: token!.id,
-        providerId: p.id,
-        fingerprint: token!.fingerprint,
-        checkedAt: new Date('2026-10-01T00:00:00Z'),
-        verdict: 'live',
-        reason: 'upstream_accepted',
-        httpStatus: 200,
-        latencyMs: 5,
-        balance: null,
-        currency: null,
-        detail: null,
-        prev: { state: 'active', consecutiveDead: 0 },
-        next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
-      },
-    ]);
+    await recordChecks(ctx.db, [liveCheck(token!, p.id, { checkedAt: new Date('2026-10-01T00:00:00Z'), latencyMs: 5 })]);
 
     // Started at 04:14:58: the 04:15 tick trims first; the start-up pass follows a minute after start.
     await runClock('2026-12-02T04:14:58.000Z', () => trims().length >= 1);

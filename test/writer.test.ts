@@ -9,6 +9,7 @@ import { importTokens, listTokens } from '../src/db/tokens.js';
 import { BatchWriter } from '../src/engine/writer.js';
 import { freshDatabaseUrl } from './helpers/databases.js';
 import { waitFor } from './helpers/wait.js';
+import { liveCheck } from './helpers/checks.js';
 
 describe('BatchWriter', () => {
   let database: { url: string; drop: () => Promise<void> };
@@ -21,22 +22,7 @@ describe('BatchWriter', () => {
     const p = await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
     await importTokens(db, { providerId: p.id, pool: 'default', entries: ['writer-token-0001'], source: 'cli' });
     const [t] = await listTokens(db, {});
-    record = {
-      runId: null,
-      tokenId: t!.id,
-      providerId: p.id,
-      fingerprint: t!.fingerprint,
-      checkedAt: new Date(),
-      verdict: 'live',
-      reason: 'upstream_accepted',
-      httpStatus: 200,
-      latencyMs: 12,
-      balance: null,
-      currency: null,
-      detail: null,
-      prev: { state: 'active', consecutiveDead: 0 },
-      next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
-    };
+    record = liveCheck(t!, p.id);
   });
   afterEach(async () => {
     await db.close();
