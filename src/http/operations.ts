@@ -5,7 +5,7 @@ import type { RunTrigger, TokenRow, TokenSource } from '../db/schema.js';
 import { findToken, importTokens, listTokens, type ImportResult, type TokenMatch } from '../db/tokens.js';
 import { RunBusyError } from '../engine/coordinator.js';
 import { RunScopeError } from '../engine/run.js';
-import { describeLineProblem, describeSecret, splitTokens, unusableEntries } from '../secret.js';
+import { describeLineProblem, describeSecret, splitTokens, UnusableTokensError } from '../secret.js';
 import { removeFromSources } from '../sources/remove.js';
 import type { EventActor } from '../db/schema.js';
 import { restoreArchived, RestoreError, type RestoreResult } from '../sources/restore.js';
@@ -74,17 +74,21 @@ export async function importIntoPool(
   const wholeEntries = checkerFor(order.provider.kind)?.wholeEntries;
   if (order.entries.flatMap(splitTokens).length === 0) throw badRequest('tokens holds no token');
   checkTokenLengths(order.entries, wholeEntries);
-  const unusable = unusableEntries(order.entries)[0];
-  if (unusable) throw badRequest(`tokens[${unusable.index}] cannot be a token: it ${describeLineProblem(unusable.problem)}`);
-  return importTokens(app.db, {
-    providerId: order.provider.id,
-    pool: order.pool,
-    entries: order.entries,
-    source: order.source,
-    wholeEntries,
-    label: order.label ?? null,
-    expect: order.expect ?? null,
-  });
+  try {
+    return await importTokens(app.db, {
+      providerId: order.provider.id,
+      pool: order.pool,
+      entries: order.entries,
+      source: order.source,
+      wholeEntries,
+      label: order.label ?? null,
+      expect: order.expect ?? null,
+    });
+  } catch (err) {
+    if (!(err instanceof UnusableTokensError)) throw err;
+    const [first] = err.found;
+    throw badRequest(`tokens[${first!.index}] cannot be a token: it ${describeLineProblem(first!.problem)}`);
+  }
 }
 
 const STILL_AT_SOURCE =
