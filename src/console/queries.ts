@@ -716,9 +716,13 @@ export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
     .where('e.event', 'in', Object.keys(kinds) as Array<keyof typeof kinds>)
     .orderBy('e.id')
     .execute();
-  const gone = events.filter((e) => e.secret === null && e.token_id !== null).map((e) => num(e.token_id));
+  // Removed tokens are masked from their archive row; no list shows more than LISTED of its four kinds.
+  const gone = events
+    .filter((e) => e.secret === null && e.token_id !== null)
+    .map((e) => num(e.token_id))
+    .slice(0, 4 * LISTED);
   const archived = new Map<number, string>();
-  for (let i = 0; i < gone.length && i < LISTED * 4; i += 200) {
+  for (let i = 0; i < gone.length; i += 200) {
     const rows = await db.kysely
       .selectFrom('token_archive')
       .select(['token_id', 'secret'])
