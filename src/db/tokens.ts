@@ -209,6 +209,18 @@ export async function poolTokens(db: Db, providerId: number, pool: string): Prom
     .execute();
 }
 
+/** Each token's current verdict in pool order: all the legacy answer reads, for a pool of any size. */
+export async function poolVerdicts(db: Db, providerId: number, pool: string): Promise<Array<Pick<TokenRow, 'last_verdict'>>> {
+  return db.kysely
+    .selectFrom('tokens')
+    .select('last_verdict')
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .orderBy('position')
+    .orderBy('id')
+    .execute();
+}
+
 export async function findToken(db: Db, id: number): Promise<TokenRow | undefined> {
   return db.kysely.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
 }

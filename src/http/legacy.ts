@@ -2,7 +2,7 @@ import { LEGACY_SERVICES, legacyVariable } from '../config.js';
 import type { HttpContext } from '../context.js';
 import { findProvider, type Provider } from '../db/providers.js';
 import type { Verdict } from '../db/schema.js';
-import { hasDueTokens, poolTokens } from '../db/tokens.js';
+import { hasDueTokens, poolVerdicts } from '../db/tokens.js';
 import { RunScopeError, type RunSummary } from '../engine/run.js';
 import { syncSources } from '../sources/index.js';
 import { HttpError, reply, type HttpRequest, type Reply, type Route } from './router.js';
@@ -91,7 +91,7 @@ async function resolveService(app: HttpContext, service: string): Promise<Legacy
 }
 
 async function answerPool(app: HttpContext, { provider, serviceName }: LegacyService, pool: string): Promise<Reply> {
-  return reply(200, legacyPoolAnswer(serviceName, await poolTokens(app.db, provider.id, pool)));
+  return reply(200, legacyPoolAnswer(serviceName, await poolVerdicts(app.db, provider.id, pool)));
 }
 
 /** Checks the pool (joining a run in flight, reusing verdicts fresher than TSCHK_MIN_INTERVAL_S), then answers. */
