@@ -5,8 +5,10 @@
 // the longest event-loop stall and the slowest /healthz during the rollup pass and during a
 // retention pass that removes two thirds of the rows, the latency of the README's queries and of
 // the API answers, and the start-up time to the first /healthz.
+// Seeding 20M rows takes long: BENCH_HISTORY_KEEP_SEED=FILE keeps a copy of the seeded SQLite file
+// (and FILE.json beside it), and BENCH_HISTORY_SEED_FROM=FILE measures a copy of it instead of seeding.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -205,6 +207,56 @@ async function idleStall(ms: number): Promise<number> {
   return round(loop.max / 1e6);
 }
 
+interface Seeded {
+  spanDays: number;
+  seedS: number;
+  rows: number;
+  bytesPerCheck: number;
+  removedToken: { fingerprint: string };
+  someToken: { id: number };
+}
+
+/** A database with ROWS checks and one removed token: seeded here, or copied from BENCH_HISTORY_SEED_FROM. */
+async function seededDatabase(url: string): Promise<Seeded> {
+  const from = process.env.BENCH_HISTORY_SEED_FROM;
+  const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
+  if (from) {
+    if (!file) throw new Error('BENCH_HISTORY_SEED_FROM works with SQLite only');
+    process.stderr.write(`bench history: copying the seeded ${from}…\n`);
+    copyFileSync(from, file);
+    return JSON.parse(readFileSync(`${from}.json`, 'utf8')) as Seeded;
+  }
+  const db = openDatabase(url);
+  await migrateToLatest(db);
+  process.stderr.write(`bench history: writing ${ROWS} checks of ${TOKENS} tokens, one an hour…\n`);
+  const seedBegan = performance.now();
+  const { spanDays } = await seed(db, Date.now());
+  const seedS = round((performance.now() - seedBegan) / 1000);
+  const rows = await countChecks(db);
+  const bytesPerCheck = round((await historyBytes(db)) / rows);
+  const removed = (await listTokens(db, { limit: 1 }))[0]!;
+  await archiveAndDeleteTokens(db, [removed], 'deep', 'user_removed');
+  const some = (await listTokens(db, { limit: 1 }))[0]!;
+  const out: Seeded = {
+    spanDays,
+    seedS,
+    rows,
+    bytesPerCheck,
+    removedToken: { fingerprint: removed.fingerprint },
+    someToken: { id: some.id },
+  };
+  const keep = process.env.BENCH_HISTORY_KEEP_SEED;
+  if (keep && file) {
+    await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
+    await db.close();
+    copyFileSync(file, keep);
+    writeFileSync(`${keep}.json`, JSON.stringify(out));
+  } else {
+    await db.close();
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tschk-bench-history-'));
   const url = process.env.BENCH_HISTORY_DATABASE_URL ?? `sqlite:${join(dir, 'tschk.db')}`;
@@ -220,19 +272,8 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'warn',
   });
   try {
-    const now = Date.now();
-    const db = openDatabase(url);
-    await migrateToLatest(db);
-    process.stderr.write(`bench history: writing ${ROWS} checks of ${TOKENS} tokens, one an hour…\n`);
-    const seedBegan = performance.now();
-    const { spanDays } = await seed(db, now);
-    const seedS = round((performance.now() - seedBegan) / 1000);
-    const rows = await countChecks(db);
-    const bytesPerCheck = round((await historyBytes(db)) / rows);
-    const removedToken = (await listTokens(db, { limit: 1 }))[0]!;
-    await archiveAndDeleteTokens(db, [removedToken], 'deep', 'user_removed');
-    const someToken = (await listTokens(db, { limit: 1 }))[0]!;
-    await db.close();
+    const seeded = await seededDatabase(url);
+    const { spanDays, seedS, rows, bytesPerCheck, removedToken, someToken } = seeded;
 
     process.stderr.write('bench history: start-up of a fresh process…\n');
     // Killed as soon as it answers: its trim lease expires after a second, and the next pass resumes what it began.
