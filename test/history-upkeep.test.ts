@@ -1,0 +1,136 @@
+import { statSync } from 'node:fs';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from '../src/db/connect.js';
+import { recordChecks, type CheckRecord } from '../src/db/history.js';
+import { upsertProvider } from '../src/db/providers.js';
+import type { TokenRow } from '../src/db/schema.js';
+import { importTokens, listTokens } from '../src/db/tokens.js';
+import { keepHistory } from '../src/history-keeper.js';
+import { createLogger } from '../src/logger.js';
+import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
+import { testDaemon } from './helpers/daemon.js';
+
+const HOUR = 3_600_000;
+const logger = createLogger('silent');
+
+function check(token: TokenRow, at: Date, i: number): CheckRecord {
+  return {
+    runId: null,
+    tokenId: token.id,
+    providerId: Number(token.provider_id),
+    fingerprint: token.fingerprint,
+    checkedAt: at,
+    verdict: i % 7 === 0 ? 'unknown' : 'live',
+    reason: i % 7 === 0 ? 'upstream_error' : 'upstream_accepted',
+    httpStatus: 200,
+    latencyMs: 100 + (i % 50),
+    balance: null,
+    currency: null,
+    // Text that fills pages, so that removing old checks frees many of them.
+    detail: i % 7 === 0 ? `upstream said: busy, try again (${i})` : null,
+    prev: { state: 'active', consecutiveDead: 0 },
+    next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
+  };
+}
+
+/** `tokens` tokens checked hourly for `days` days up to `now`. */
+async function seedHistory(db: Db, tokens: number, days: number, now: Date): Promise<number> {
+  const provider = await upsertProvider(db, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:9/token/check' });
+  const entries = Array.from({ length: tokens }, (_, i) => `tok-upkeep-${String(i).padStart(4, '0')}-xxxx`);
+  await importTokens(db, { providerId: provider.id, pool: 'default', entries, source: 'cli' });
+  const rows = await listTokens(db, {});
+  let written = 0;
+  for (let h = days * 24; h >= 1; h--) {
+    const at = new Date(now.getTime() - h * HOUR);
+    await recordChecks(
+      db,
+      rows.map((t, j) => check(t, new Date(at.getTime() + j), h * tokens + j)),
+    );
+    written += rows.length;
+  }
+  return written;
+}
+
+const pragma = async (db: Db, name: string): Promise<number> => {
+  const r = await sql.raw(`PRAGMA ${name}`).execute(db.kysely);
+  return Number(Object.values(r.rows[0] as Record<string, unknown>)[0]);
+};
+
+describeEachDialect('history upkeep', (dialect) => {
+  let database: { url: string; drop: () => Promise<void> };
+
+  beforeEach(async () => {
+    database = await freshDatabaseUrl(dialect);
+  });
+  afterEach(async () => {
+    await database.drop();
+  });
+
+  it('start-up does not wait for the history keeper: the daemon answers /healthz while old checks are still there to remove', async () => {
+    const seedDb = openDatabase(database.url);
+    const now = new Date();
+    let written: number;
+    try {
+      written = await seedHistory(seedDb, 5, 6, now);
+    } finally {
+      await seedDb.close();
+    }
+    const { daemon, db } = await testDaemon(database.url, { TSCHK_HISTORY_DAYS: '1' });
+    try {
+      await daemon.start();
+      const res = await fetch(`${daemon.httpAddress!.url}/healthz`);
+      expect(res.status).toBe(200);
+      const count = async () =>
+        Number(
+          (
+            await db.kysely
+              .selectFrom('history_checks')
+              .select((eb) => eb.fn.countAll().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      expect(await count()).toBe(written);
+      // The pass comes later, in the background; asked for now, it removes the days past the limit.
+      expect(await daemon.trimHistory()).toBeGreaterThan(0);
+      expect(await count()).toBeLessThanOrEqual(5 * 25);
+    } finally {
+      await daemon.stop();
+    }
+  });
+});
+
+// SQLite only: the server databases give their space back themselves (autovacuum, InnoDB purge).
+describe('history upkeep of an SQLite file', () => {
+  let database: { url: string; drop: () => Promise<void> };
+
+  beforeEach(async () => {
+    database = await freshDatabaseUrl('sqlite');
+  });
+  afterEach(async () => {
+    await database.drop();
+  });
+
+  it('a pass that removes old checks gives the freed pages back to the file system, and the WAL is held to its size limit', async () => {
+    const db = openDatabase(database.url);
+    try {
+      const now = new Date('2026-11-30T12:00:00.000Z');
+      await seedHistory(db, 20, 8, now);
+      await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
+      const file = database.url.slice('sqlite:'.length);
+      const before = statSync(file).size;
+
+      const report = await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now });
+
+      expect(report.removed).toBeGreaterThan(0);
+      // Free pages the file keeps would only be reused, never given back.
+      expect(await pragma(db, 'freelist_count')).toBe(0);
+      expect(report.pagesFreed).toBeGreaterThan(0);
+      expect(statSync(file).size).toBeLessThan(before * 0.75);
+      // A checkpoint that emptied the WAL cuts it back to this size (a 0.1.0 file grew a 404 MB one).
+      expect(await pragma(db, 'journal_size_limit')).toBe(64 * 2 ** 20);
+    } finally {
+      await db.close();
+    }
+  });
+});
