@@ -215,6 +215,44 @@ describeEachDialect('One-API channels', (dialect) => {
     expect((await oneApiTokens(c))['tok-b2-bbbbbbbbbbb']).toBeUndefined();
   });
 
+  it('writes a channel disabled by a prune, and enabled again on recovery, into each of its tokens’ event log with the run and the reason', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const channel = await oneapi.addChannel({ key: 'tok-e1-eeeeeeeeeee,tok-e2-eeeeeeeeeee', baseUrl: mock.baseUrl });
+    await oneapi.addChannel({ key: LIVE, baseUrl: mock.baseUrl });
+    dead('tok-e1-eeeeeeeeeee', 'tok-e2-eeeeeeeeeee');
+    const c = await start({ tschk: dialect });
+    const r1 = (await run(c)).runId;
+    const r2 = (await run(c)).runId;
+    expect((await oneapi.channel(channel)).status).toBe(3);
+    mock.setBehaviour('tok-e2-eeeeeeeeeee', 'live');
+    const r3 = (await run(c)).runId;
+    expect((await oneapi.channel(channel)).status).toBe(1);
+
+    // The README's "why did this token go away" query, for each token of the channel.
+    const events = async (secret: string) =>
+      (
+        await sql<{ event: string; reason: string | null; run_id: unknown; actor: string | null }>`
+          SELECT at, event, reason, run_id, actor FROM token_events WHERE fingerprint = ${fingerprint(secret)} ORDER BY id`.execute(
+          c.db.kysely,
+        )
+      ).rows.map((r) => [r.event, r.reason, r.run_id === null ? null : Number(r.run_id), r.actor]);
+    const disabled = ['channel_disabled', `channel ${channel}: tschk: all tokens dead`, r2, 'run'];
+    const enabled = ['channel_enabled', `channel ${channel}: tschk: tokens live again`, r3, 'run'];
+    expect(await events('tok-e1-eeeeeeeeeee')).toEqual([
+      ['suspect', 'upstream_rejected', r1, 'run'],
+      ['invalid', 'confirmed_dead', r2, 'run'],
+      disabled,
+      enabled,
+    ]);
+    expect(await events('tok-e2-eeeeeeeeeee')).toEqual([
+      ['suspect', 'upstream_rejected', r1, 'run'],
+      ['invalid', 'confirmed_dead', r2, 'run'],
+      disabled,
+      ['recovered', expect.stringMatching(/\(was invalid\)$/), r3, 'run'],
+      enabled,
+    ]);
+  });
+
   it('never enables a channel it did not disable, nor one a human took over', async () => {
     oneapi = await createOneApi(oneApiDb.url, 'one-api');
     const oneApiOwn = await oneapi.addChannel({ key: 'tok-o1-ooooooooooo', baseUrl: mock.baseUrl, status: 3 });
