@@ -1,6 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/db/connect.js';
+import { fingerprint } from '../src/secret.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { tschk } from './helpers/cli.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
@@ -89,6 +92,27 @@ describeEachDialect('tschk command line', (dialect) => {
     expect((await run(['tokens', 'export'])).stdout).toBe(`${DEAD}\n`);
     expect((await run(['providers', 'remove', 'deep'])).stdout).toBe('provider deep removed; 1 token(s) archived\n');
     expect((await run(['providers', 'list'])).stdout).toContain('no providers');
+  });
+
+  it('writes its removal and restore of a token into the event log as the cli', async () => {
+    await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl]);
+    await run(['tokens', 'import', '--provider', 'deep'], `${LIVE}\n`);
+    const fp = fingerprint(LIVE);
+    expect((await run(['tokens', 'remove', '--fingerprint', fp])).code).toBe(0);
+    expect((await run(['tokens', 'restore', fp])).stdout).toMatch(/^restored .* into deep\/default\n$/);
+
+    const db = openDatabase(database.url);
+    try {
+      // The README's "why did this token go away" query.
+      const { rows } = await sql<{ event: string; reason: string; run_id: unknown; actor: string }>`
+        SELECT at, event, reason, run_id, actor FROM token_events WHERE fingerprint = ${fp} ORDER BY id`.execute(db.kysely);
+      expect(rows.map((r) => [r.event, r.reason, r.run_id, r.actor])).toEqual([
+        ['removed', 'user_removed', null, 'cli'],
+        ['restored', 'archived as user_removed', null, 'cli'],
+      ]);
+    } finally {
+      await db.close();
+    }
   });
 });
 

@@ -327,6 +327,20 @@ describeEachDialect('web console over HTTP', (dialect) => {
     expect(share(14)).toMatchObject({ checks: 6, live: 3, share: 0.5 });
     expect(share(20)).toMatchObject({ checks: 6, live: 6, share: 1 });
     expect(trend.series['deep/free'][29 - 20]).toMatchObject({ checks: 2, live: 1, share: 0.5 });
+
+    // A canary is counted on its pool's card, apart from the tokens it guards.
+    await importTokens(seeded.s.db, {
+      providerId: seeded.deep.id,
+      pool: 'free',
+      entries: ['canary-token-1234567'],
+      source: 'api',
+      expect: 'live',
+    });
+    const cards = (await c.call('GET', '/console/api/overview')).json.pools.map((p: any) => [p.pool, p.tokens, p.canaries]);
+    expect(cards).toEqual([
+      ['default', 6, 0],
+      ['free', 3, 1],
+    ]);
   });
 
   it('shows a held pruning, the tokens it would take, and prunes them when asked with the hold it showed', async () => {

@@ -1,14 +1,18 @@
+import { sql } from 'kysely';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { OneApiFlavor } from '../src/config.js';
 import { listArchive } from '../src/db/archive.js';
+import { openTarget } from '../src/db/connect.js';
 import { findProvider } from '../src/db/providers.js';
 import { poolTokens } from '../src/db/tokens.js';
 import { fingerprint } from '../src/secret.js';
+import { parseDatabaseUrl } from '../src/db/url.js';
 import { restoreArchived } from '../src/sources/restore.js';
 import { describeEachDialect, freshDatabaseUrl, type Dialect } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { createOneApi, type OneApiFixture } from './helpers/oneapi.js';
+import { waitFor } from './helpers/wait.js';
 
 type Ctx = Awaited<ReturnType<typeof testDaemon>>;
 
@@ -143,6 +147,110 @@ describeEachDialect('One-API channels', (dialect) => {
     expect(r.into).toBe(`One-API channel ${partly}`);
     expect((await oneapi.channel(partly)).key).toBe('tok-b1-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb,tok-b2-bbbbbbbbbbb');
     expect((await oneApiTokens(c))['tok-b2-bbbbbbbbbbb']).toMatchObject({ state: 'active', source: 'oneapi' });
+  });
+
+  /**
+   * An admin saves a channel's key after tschk read it and before tschk writes it. On the servers
+   * the test holds the row, waits until tschk's compare-and-set is blocked on it, saves the new key
+   * and lets go. SQLite has one writer at a time and tschk runs in this process, so a trigger drops
+   * tschk's write as a changed key would, and the admin's save is committed right after: made by the
+   * trigger, it would roll back with tschk's One-API transaction.
+   */
+  async function adminSavesKeyDuringWrite(id: number, plannedKey: string, adminKey: string, act: () => Promise<unknown>): Promise<void> {
+    const target = parseDatabaseUrl(oneApiDb.url)!;
+    const admin = openTarget<any>(target);
+    try {
+      if (dialect === 'sqlite') {
+        await sql
+          .raw(
+            `CREATE TRIGGER admin_saves_key BEFORE UPDATE OF key ON channels WHEN NEW.key = '${plannedKey}' BEGIN SELECT RAISE(IGNORE); END`,
+          )
+          .execute(admin.kysely);
+        try {
+          await act();
+        } finally {
+          await sql.raw('DROP TRIGGER admin_saves_key').execute(admin.kysely);
+          await oneapi.setKey(id, adminKey);
+        }
+        return;
+      }
+      const blocked =
+        dialect === 'postgres'
+          ? sql<{ n: unknown }>`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`
+          : sql<{
+              n: unknown;
+            }>`select count(*) as n from information_schema.processlist where command = 'Query' and info like 'update \`channels\` set \`key\`%'`;
+      let acting: Promise<unknown> | undefined;
+      await admin.kysely.transaction().execute(async (trx) => {
+        await trx.selectFrom('channels').select('id').where('id', '=', id).forUpdate().execute();
+        acting = act();
+        await waitFor(async () => Number((await blocked.execute(admin.kysely)).rows[0]?.n) > 0, 10_000, 'tschk writes the key');
+        await trx.updateTable('channels').set({ key: adminKey }).where('id', '=', id).execute();
+      });
+      await acting;
+    } finally {
+      await admin.close();
+    }
+  }
+
+  it('delete: a key the admin saves between tschk’s read and its write is left as the admin saved it, and its dead token is flagged, not archived', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const partly = await oneapi.addChannel({ key: 'tok-b1-bbbbbbbbbbb,tok-b2-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb', baseUrl: mock.baseUrl });
+    await oneapi.addChannel({ key: LIVE, baseUrl: mock.baseUrl });
+    dead('tok-b2-bbbbbbbbbbb');
+    const c = await start({ env: { TSCHK_PRUNE: 'delete' } });
+    await run(c);
+
+    const adminKey = 'tok-b1-bbbbbbbbbbb,tok-b2-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb,tok-b4-bbbbbbbbbbb';
+    await adminSavesKeyDuringWrite(partly, 'tok-b1-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb', adminKey, () => run(c));
+    expect((await oneapi.channel(partly)).key).toBe(adminKey);
+    expect(await listArchive(c.db, {})).toEqual([]);
+    expect((await oneApiTokens(c))['tok-b2-bbbbbbbbbbb']).toMatchObject({ state: 'invalid', source: 'oneapi' });
+    expect(c.log.entries().some((e) => e.level === 'warn' && /channel key changed while tschk edited it/.test(String(e.msg)))).toBe(true);
+
+    // the next run takes the dead token out of the key the admin saved, and keeps the admin's new one
+    await run(c);
+    expect((await oneapi.channel(partly)).key).toBe('tok-b1-bbbbbbbbbbb,tok-b3-bbbbbbbbbbb,tok-b4-bbbbbbbbbbb');
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.reason])).toEqual([['tok-b2-bbbbbbbbbbb', 'pruned']]);
+    expect((await oneApiTokens(c))['tok-b2-bbbbbbbbbbb']).toBeUndefined();
+  });
+
+  it('writes a channel disabled by a prune, and enabled again on recovery, into each of its tokens’ event log with the run and the reason', async () => {
+    oneapi = await createOneApi(oneApiDb.url, 'one-api');
+    const channel = await oneapi.addChannel({ key: 'tok-e1-eeeeeeeeeee,tok-e2-eeeeeeeeeee', baseUrl: mock.baseUrl });
+    await oneapi.addChannel({ key: LIVE, baseUrl: mock.baseUrl });
+    dead('tok-e1-eeeeeeeeeee', 'tok-e2-eeeeeeeeeee');
+    const c = await start({ tschk: dialect });
+    const r1 = (await run(c)).runId;
+    const r2 = (await run(c)).runId;
+    expect((await oneapi.channel(channel)).status).toBe(3);
+    mock.setBehaviour('tok-e2-eeeeeeeeeee', 'live');
+    const r3 = (await run(c)).runId;
+    expect((await oneapi.channel(channel)).status).toBe(1);
+
+    // The README's "why did this token go away" query, for each token of the channel.
+    const events = async (secret: string) =>
+      (
+        await sql<{ event: string; reason: string | null; run_id: unknown; actor: string | null }>`
+          SELECT at, event, reason, run_id, actor FROM token_events WHERE fingerprint = ${fingerprint(secret)} ORDER BY id`.execute(
+          c.db.kysely,
+        )
+      ).rows.map((r) => [r.event, r.reason, r.run_id === null ? null : Number(r.run_id), r.actor]);
+    const disabled = ['channel_disabled', `channel ${channel}: tschk: all tokens dead`, r2, 'run'];
+    const enabled = ['channel_enabled', `channel ${channel}: tschk: tokens live again`, r3, 'run'];
+    expect(await events('tok-e1-eeeeeeeeeee')).toEqual([
+      ['suspect', 'upstream_rejected', r1, 'run'],
+      ['invalid', 'confirmed_dead', r2, 'run'],
+      disabled,
+      enabled,
+    ]);
+    expect(await events('tok-e2-eeeeeeeeeee')).toEqual([
+      ['suspect', 'upstream_rejected', r1, 'run'],
+      ['invalid', 'confirmed_dead', r2, 'run'],
+      disabled,
+      ['recovered', expect.stringMatching(/\(was invalid\)$/), r3, 'run'],
+      enabled,
+    ]);
   });
 
   it('never enables a channel it did not disable, nor one a human took over', async () => {

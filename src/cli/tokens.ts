@@ -130,7 +130,7 @@ const removeVerb: Verb = async (config, more, io) => {
     const log = logger(config, io, 'tokens');
     for (const t of tokens) {
       const p = (await findProviderById(db, t.provider_id))!;
-      const kept = await removeFromSources({ db, config, logger: log }, p, [t], 'user_removed', log);
+      const kept = await removeFromSources({ db, config, logger: log }, p, [t], 'user_removed', log, new Date(), { actor: 'cli' });
       if (kept.length > 0)
         throw new Error(
           `token ${t.fingerprint} is still in its source (${t.source_ref ?? t.source}): its file was edited meanwhile or cannot be rewritten (see the warnings above), or it is a line of a New-API multi-key channel; try again or remove it there`,
@@ -166,10 +166,13 @@ const restoreVerb: Verb = async (config, more, io) => {
     throw new UsageError('FINGERPRINT is required: the 12 hex characters shown by tokens list and in logs');
   return withDb(config, async (db) => {
     try {
-      const r = await restoreArchived({ db, config, logger: logger(config, io, 'tokens') }, fp.toLowerCase(), {
-        provider: values.provider,
-        pool: values.pool,
-      });
+      const r = await restoreArchived(
+        { db, config, logger: logger(config, io, 'tokens') },
+        fp.toLowerCase(),
+        { provider: values.provider, pool: values.pool },
+        new Date(),
+        'cli',
+      );
       const where = r.into === 'tokens' ? '' : ` (${r.into})`;
       return print(
         io,

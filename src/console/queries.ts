@@ -1,27 +1,45 @@
 import cron from 'node-cron';
-import { sql } from 'kysely';
 import type { Config } from '../config.js';
+import { archivedSecrets, latestArchiveOfToken, searchArchive } from '../db/archive.js';
 import type { Db } from '../db/connect.js';
 import { num } from '../db/dialect.js';
-import { listTokenEvents } from '../db/events.js';
-import { VERDICT_CODES, verdictWord } from '../db/history.js';
+import { listTokenEvents, runEvents } from '../db/events.js';
+import {
+  definiteVerdictsBefore,
+  latestChecksOfToken,
+  liveCountsByBucket,
+  recentVerdictsOfToken,
+  runDefiniteChecks,
+  tokenChecksSince,
+} from '../db/history.js';
 import { readState, ROLLED_UNTIL } from '../db/retention.js';
 import { readLease } from '../db/lease.js';
 import { listProviders, type Provider } from '../db/providers.js';
 import { countPruneCandidates, pruneCandidates, type CandidateQuery } from '../db/pruning.js';
-import { findRun, findRunProviders, lastProviderOutcomes, listRuns } from '../db/runs.js';
+import { dailyLiveCounts, tokenDailyRows } from '../db/rollups.js';
+import { findRun, findRunProviders, lastFinishedRun, lastProviderOutcomes, latestRunningRun, listRuns } from '../db/runs.js';
 import type { CheckRunRow, EventActor, TokenEventKind, TokenRow, TokenState, Verdict } from '../db/schema.js';
-import { findToken, matchesTokens, type TokenMatch } from '../db/tokens.js';
+import {
+  countDueTokens,
+  countMatchingTokens,
+  findToken,
+  poolBalances,
+  poolReasonCounts,
+  poolTokenPage,
+  tokenCountsByPool,
+  TOKEN_SORTS,
+  type TokenMatch,
+  type TokenSort,
+} from '../db/tokens.js';
 import { isBelowThreshold } from '../engine/low-balance.js';
 import { describeSecret, mask } from '../secret.js';
 import { historyView, isoTime, runView, tokenView } from '../views.js';
 
 /**
- * Every read the web console makes, in one place. Numbers over time (the 30-day live share, a
- * token's days, its events) are computed from the raw history (`token_status`, `check_runs`,
- * `token_archive`) for now; each such function is the seam where a daily rollup table or an event
- * log takes over, with the same answer shape. Nothing here returns a secret: tokens are a mask
- * and a fingerprint, as in the JSON API.
+ * Every answer the web console gives, shaped from the repository functions of `db/` (no SQL
+ * here). Numbers over time (the 30-day live share, a token's days) join the days already rolled up
+ * to the raw checks not rolled up yet; a token's past comes from the event log. Nothing here
+ * returns a secret: tokens are a mask and a fingerprint, as in the JSON API.
  */
 
 const DAY_MS = 86_400_000;
@@ -46,19 +64,7 @@ export interface PoolCard {
 export async function poolCards(db: Db, config: Readonly<Config>): Promise<PoolCard[]> {
   const providers = await listProviders(db);
   const byId = new Map(providers.map((p) => [p.id, p]));
-  const rows = await db.kysely
-    .selectFrom('tokens')
-    .select((eb) => [
-      'provider_id',
-      'pool',
-      'state',
-      'last_verdict',
-      eb.fn.countAll().as('n'),
-      eb.fn.count('expect').as('canaries'),
-      eb.fn.max('last_checked_at').as('last'),
-    ])
-    .groupBy(['provider_id', 'pool', 'state', 'last_verdict'])
-    .execute();
+  const rows = await tokenCountsByPool(db);
   const cards = new Map<string, PoolCard>();
   const card = (p: Provider, pool: string) => {
     const key = `${p.name}/${pool}`;
@@ -82,15 +88,14 @@ export async function poolCards(db: Db, config: Readonly<Config>): Promise<PoolC
     return c;
   };
   for (const r of rows) {
-    const p = byId.get(Number(r.provider_id));
+    const p = byId.get(r.providerId);
     if (!p) continue;
     const c = card(p, r.pool);
-    const n = num(r.n);
-    c.tokens += n;
-    c.canaries += num(r.canaries);
-    c.states[r.state] += n;
-    c.verdicts[r.last_verdict ?? 'unchecked'] += n;
-    const last = isoTime(db.dialect, r.last);
+    c.tokens += r.n;
+    c.canaries += r.canaries;
+    c.states[r.state] += r.n;
+    c.verdicts[r.verdict ?? 'unchecked'] += r.n;
+    const last = r.lastCheckedAt?.toISOString() ?? null;
     if (last !== null && (c.last_checked_at === null || last > c.last_checked_at)) c.last_checked_at = last;
   }
   for (const c of cards.values()) {
@@ -98,16 +103,9 @@ export async function poolCards(db: Db, config: Readonly<Config>): Promise<PoolC
     c.live_share = checked === 0 ? null : c.verdicts.live / checked;
   }
   if (config.lowBalance.size > 0) {
-    const balances = await db.kysely
-      .selectFrom('tokens')
-      .select(['provider_id', 'pool', 'balance', 'currency'])
-      .where('balance', 'is not', null)
-      .where('currency', 'is not', null)
-      .where('state', '!=', 'disabled')
-      .execute();
-    for (const b of balances) {
-      const p = byId.get(Number(b.provider_id));
-      if (p && isBelowThreshold(b.balance!, b.currency!, config.lowBalance)) card(p, b.pool).low_balance++;
+    for (const b of await poolBalances(db)) {
+      const p = byId.get(b.providerId);
+      if (p && isBelowThreshold(b.balance, b.currency, config.lowBalance)) card(p, b.pool).low_balance++;
     }
   }
   // A provider without tokens still gets a card, so that it can be checked and imported into.
@@ -133,8 +131,7 @@ function dayStarts(days: number, now: Date): Date[] {
 /**
  * The share of each day's checks that answered live, per provider and pool, for the last `days`
  * UTC days: the days already rolled up from `token_daily` (one row per token and day), the rest
- * (today, usually yesterday) from the raw checks in the time index, bucketed by a CASE on the day
- * boundaries so that no dialect's date functions are needed.
+ * (today, usually yesterday) from the raw checks, one bucket per day.
  */
 export async function dailyLiveShare(
   db: Db,
@@ -143,51 +140,19 @@ export async function dailyLiveShare(
   const starts = dayStarts(q.days, q.now ?? new Date());
   const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? Number.NEGATIVE_INFINITY;
   const firstRaw = Math.max(starts[0]!.getTime(), rolledUntil * DAY_MS);
-  const h = (d: Date) => db.dialect.historyTime(d);
-  const bucket = sql.join(
-    starts.slice(1).map((d, i) => sql`when c.at < ${h(d)} then ${i}`),
-    sql` `,
-  );
-  let raw = db.kysely
-    .selectFrom('history_checks as c')
-    .innerJoin('tokens as t', 't.id', 'c.token_id')
-    .innerJoin('providers as p', 'p.id', 'c.provider_id')
-    .select((eb) => [
-      'p.name as provider',
-      't.pool as pool',
-      sql<number>`case ${bucket} else ${starts.length - 1} end`.as('bucket'),
-      eb.fn.countAll().as('checks'),
-      eb.fn.sum<number>(eb.case().when('c.verdict', '=', VERDICT_CODES.live).then(1).else(0).end()).as('live'),
-    ])
-    .where('c.at', '>=', h(new Date(firstRaw)))
-    .groupBy(['p.name', 't.pool', 'bucket']);
-  if (q.providerId !== undefined) raw = raw.where('c.provider_id', '=', q.providerId);
-  if (q.pool !== undefined) raw = raw.where('t.pool', '=', q.pool);
-  const rows: Array<{ provider: string; pool: string; bucket: number; checks: unknown; live: unknown }> = (await raw.execute()).map(
-    (r) => ({ ...r, bucket: num(r.bucket) }),
-  );
+  const rows = await liveCountsByBucket(db, { starts, from: new Date(firstRaw), providerId: q.providerId, pool: q.pool });
   if (firstRaw > starts[0]!.getTime()) {
     const day = (d: Date) => d.toISOString().slice(0, 10);
-    let rolled = db.kysely
-      .selectFrom('token_daily as d')
-      .innerJoin('tokens as t', 't.id', 'd.token_id')
-      .innerJoin('providers as p', 'p.id', 'd.provider_id')
-      .select((eb) => [
-        'p.name as provider',
-        't.pool as pool',
-        'd.day',
-        eb.fn.sum<number>('d.checks').as('checks'),
-        eb.fn.sum<number>('d.live').as('live'),
-      ])
-      .where('d.day', '>=', day(starts[0]!))
-      .where('d.day', '<', day(new Date(firstRaw)))
-      .groupBy(['p.name', 't.pool', 'd.day']);
-    if (q.providerId !== undefined) rolled = rolled.where('d.provider_id', '=', q.providerId);
-    if (q.pool !== undefined) rolled = rolled.where('t.pool', '=', q.pool);
     const index = new Map(starts.map((d, i) => [day(d), i]));
-    for (const r of await rolled.execute()) {
+    const rolled = await dailyLiveCounts(db, {
+      from: day(starts[0]!),
+      until: day(new Date(firstRaw)),
+      providerId: q.providerId,
+      pool: q.pool,
+    });
+    for (const r of rolled) {
       const i = index.get(r.day);
-      if (i !== undefined) rows.push({ provider: r.provider, pool: r.pool, bucket: i, checks: r.checks, live: r.live });
+      if (i !== undefined) rows.push({ ...r, bucket: i });
     }
   }
   const out = new Map<string, DayShare[]>();
@@ -198,9 +163,9 @@ export async function dailyLiveShare(
       series = starts.map((d) => ({ day: d.toISOString().slice(0, 10), checks: 0, live: 0, share: null }));
       out.set(key, series);
     }
-    const day = series[num(r.bucket)]!;
-    day.checks += num(r.checks);
-    day.live += num(r.live);
+    const day = series[r.bucket]!;
+    day.checks += r.checks;
+    day.live += r.live;
     day.share = day.checks === 0 ? null : day.live / day.checks;
   }
   return out;
@@ -233,13 +198,7 @@ export interface RunProgress {
  * in its scope (by the same rule the run selects tokens with) makes up the rest of the total.
  */
 export async function runInFlight(db: Db, config: Readonly<Config>) {
-  const run = await db.kysely
-    .selectFrom('check_runs')
-    .selectAll()
-    .where('status', '=', 'running')
-    .orderBy('id', 'desc')
-    .limit(1)
-    .executeTakeFirst();
+  const run = await latestRunningRun(db);
   if (!run) return null;
   return { ...runView(run, db.dialect), progress: await runProgress(db, config, run) };
 }
@@ -251,25 +210,18 @@ export async function runProgress(db: Db, config: Readonly<Config>, run: CheckRu
   const held = lease?.runId === Number(run.id) ? lease : undefined;
   const started = db.dialect.readTime(run.started_at) ?? new Date();
   const forced = held ? held.force || held.forcePrune : false;
-  const cutoff = db.dialect.time(forced ? started : new Date(started.getTime() - config.minIntervalS * 1000));
-  const providers = (await listProviders(db)).filter((p) => p.enabled && (held?.provider == null || p.name === held.provider));
-  if (providers.length === 0) return { checked, total: checked };
-  const due = (canaries: boolean) => {
-    let q = db.kysely
-      .selectFrom('tokens')
-      .select((eb) => eb.fn.countAll().as('n'))
-      .where(
-        'provider_id',
-        'in',
-        providers.map((p) => p.id),
-      )
-      .where('state', '!=', 'disabled')
-      .where('expect', canaries ? 'is not' : 'is', null)
-      .where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', cutoff)]));
-    if (!canaries && held?.pool) q = q.where('pool', '=', held.pool);
-    if (!canaries && held?.selection) q = q.where(matchesTokens(held.selection));
-    return q.executeTakeFirst().then((r) => num(r?.n));
-  };
+  const checkedBefore = forced ? started : new Date(started.getTime() - config.minIntervalS * 1000);
+  const providerIds = (await listProviders(db))
+    .filter((p) => p.enabled && (held?.provider == null || p.name === held.provider))
+    .map((p) => p.id);
+  const due = (canaries: boolean) =>
+    countDueTokens(db, {
+      providerIds,
+      checkedBefore,
+      canaries,
+      pool: canaries ? undefined : held?.pool || undefined,
+      selection: canaries ? undefined : (held?.selection ?? undefined),
+    });
   const remaining = (await due(false)) + (await due(true));
   return { checked, total: checked + remaining };
 }
@@ -297,26 +249,14 @@ export async function warnings(db: Db, cards: readonly PoolCard[]): Promise<Warn
   }
   for (const c of cards)
     if (c.low_balance > 0) out.push({ kind: 'low_balance', provider: c.provider, pool: c.pool, tokens: c.low_balance });
-  const last = await db.kysely
-    .selectFrom('check_runs')
-    .selectAll()
-    .where('status', '!=', 'running')
-    .orderBy('id', 'desc')
-    .limit(1)
-    .executeTakeFirst();
+  const last = await lastFinishedRun(db);
   if (last && last.status !== 'done') out.push({ kind: 'run_failed', run_id: Number(last.id), status: last.status, error: last.error });
   return out;
 }
 
 export async function overview(db: Db, config: Readonly<Config>, now = new Date()) {
   const cards = await poolCards(db, config);
-  const [last] = await db.kysely
-    .selectFrom('check_runs')
-    .selectAll()
-    .where('status', '!=', 'running')
-    .orderBy('id', 'desc')
-    .limit(1)
-    .execute();
+  const last = await lastFinishedRun(db);
   return {
     pools: cards,
     warnings: await warnings(db, cards),
@@ -334,17 +274,7 @@ export async function overviewTrend(db: Db, days: number, now = new Date()) {
   return { days, series: Object.fromEntries(series) };
 }
 
-export const TOKEN_SORTS = [
-  'position',
-  'state',
-  'last_verdict',
-  'last_reason',
-  'last_checked_at',
-  'last_live_at',
-  'label',
-  'fingerprint',
-] as const;
-export type TokenSort = (typeof TOKEN_SORTS)[number];
+export { TOKEN_SORTS, type TokenSort };
 
 export interface PoolPageQuery {
   providerId: number;
@@ -369,14 +299,7 @@ export interface CheckBrief {
 
 /** The last checks of one token, newest first: one index range per token, however long its history. */
 export async function recentChecks(db: Db, tokenId: number, limit: number): Promise<CheckBrief[]> {
-  const rows = await db.kysely
-    .selectFrom('token_status')
-    .select(['verdict', 'reason', 'checked_at', 'http_status', 'latency_ms', 'run_id'])
-    .where('token_id', '=', tokenId)
-    .orderBy('checked_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+  const rows = await recentVerdictsOfToken(db, tokenId, limit);
   return rows.map((r) => ({
     verdict: r.verdict,
     reason: r.reason,
@@ -389,21 +312,7 @@ export async function recentChecks(db: Db, tokenId: number, limit: number): Prom
 
 /** One page of a pool's tokens, filtered and sorted in SQL, each with its last checks. */
 export async function poolPage(db: Db, q: PoolPageQuery) {
-  const base = db.kysely
-    .selectFrom('tokens')
-    .where('provider_id', '=', q.providerId)
-    .where('pool', '=', q.pool)
-    .where(matchesTokens(q.match));
-  const total = num((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n);
-  // Nulls last in both directions, on every dialect (each sorts NULL differently by default).
-  const rows = await base
-    .selectAll()
-    .orderBy(sql`case when ${sql.ref(q.sort)} is null then 1 else 0 end`)
-    .orderBy(q.sort, q.dir)
-    .orderBy('id', q.dir)
-    .offset(q.offset)
-    .limit(q.limit)
-    .execute();
+  const { total, rows } = await poolTokenPage(db, q);
   const strips = await Promise.all(rows.map((t) => recentChecks(db, Number(t.id), q.strip)));
   return {
     total,
@@ -421,17 +330,7 @@ export async function poolPage(db: Db, q: PoolPageQuery) {
 
 /** The reasons present in a pool (for the filter's choices), most frequent first. */
 export async function poolReasons(db: Db, providerId: number, pool: string): Promise<Array<{ reason: string; tokens: number }>> {
-  const rows = await db.kysely
-    .selectFrom('tokens')
-    .select((eb) => ['last_reason', eb.fn.countAll().as('n')])
-    .where('provider_id', '=', providerId)
-    .where('pool', '=', pool)
-    .where('last_reason', 'is not', null)
-    .groupBy('last_reason')
-    .execute();
-  return rows
-    .map((r) => ({ reason: r.last_reason!, tokens: num(r.n) }))
-    .sort((a, b) => b.tokens - a.tokens || a.reason.localeCompare(b.reason));
+  return (await poolReasonCounts(db, providerId, pool)).sort((a, b) => b.tokens - a.tokens || a.reason.localeCompare(b.reason));
 }
 
 /** How many tokens a bulk action would touch, and the highest id among them (the action stops there). */
@@ -439,14 +338,8 @@ export async function countMatching(
   db: Db,
   q: { providerId: number; pool: string; match: TokenMatch },
 ): Promise<{ count: number; max_id: number | null }> {
-  const r = await db.kysely
-    .selectFrom('tokens')
-    .select((eb) => [eb.fn.countAll().as('n'), eb.fn.max('id').as('max_id')])
-    .where('provider_id', '=', q.providerId)
-    .where('pool', '=', q.pool)
-    .where(matchesTokens(q.match))
-    .executeTakeFirst();
-  return { count: num(r?.n), max_id: r?.max_id == null ? null : num(r.max_id) };
+  const { count, maxId } = await countMatchingTokens(db, q);
+  return { count, max_id: maxId };
 }
 
 export interface TokenDay {
@@ -471,31 +364,8 @@ export async function tokenDays(db: Db, tokenId: number, days: number, now = new
   const starts = dayStarts(days, now);
   const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? Number.NEGATIVE_INFINITY;
   const firstRaw = new Date(Math.max(starts[0]!.getTime(), rolledUntil * DAY_MS));
-  const rolled = await db.kysely
-    .selectFrom('token_daily')
-    .selectAll()
-    .where('token_id', '=', tokenId)
-    .where('day', '>=', starts[0]!.toISOString().slice(0, 10))
-    .where('day', '<', firstRaw.toISOString().slice(0, 10))
-    .orderBy('day')
-    .execute();
-  const rows = (
-    await db.kysely
-      .selectFrom('history_checks as c')
-      .select([
-        'c.at',
-        'c.verdict',
-        (eb) => eb.selectFrom('history_reasons as r').select('r.reason').whereRef('r.id', '=', 'c.reason_id').as('reason'),
-        'c.latency_ms',
-        'c.balance',
-        'c.currency',
-      ])
-      .where('c.token_id', '=', tokenId)
-      .where('c.at', '>=', db.dialect.historyTime(firstRaw))
-      .orderBy('c.at')
-      .orderBy('c.id')
-      .execute()
-  ).map((r) => ({ ...r, checked_at: r.at, verdict: verdictWord(r.verdict) }));
+  const rolled = await tokenDailyRows(db, tokenId, starts[0]!.toISOString().slice(0, 10), firstRaw.toISOString().slice(0, 10));
+  const rows = await tokenChecksSince(db, tokenId, firstRaw);
   const byDay = new Map<string, TokenDay & { latencySum: number; latencyN: number }>();
   for (const d of rolled) {
     const n = (v: unknown) => (v === null ? null : num(v));
@@ -516,7 +386,7 @@ export async function tokenDays(db: Db, tokenId: number, days: number, now = new
     });
   }
   for (const r of rows) {
-    const at = db.dialect.readTime(r.checked_at);
+    const at = r.checkedAt;
     if (!at) continue;
     const day = at.toISOString().slice(0, 10);
     let d = byDay.get(day);
@@ -542,8 +412,8 @@ export async function tokenDays(db: Db, tokenId: number, days: number, now = new
     d[r.verdict]++;
     d.last_reason = r.reason;
     if (r.balance !== null) d.last_balance = r.currency ? `${r.balance} ${r.currency}` : r.balance;
-    if (r.latency_ms !== null) {
-      const ms = num(r.latency_ms);
+    if (r.latencyMs !== null) {
+      const ms = r.latencyMs;
       d.latency_min = d.latency_min === null ? ms : Math.min(d.latency_min, ms);
       d.latency_max = d.latency_max === null ? ms : Math.max(d.latency_max, ms);
       d.latencySum += ms;
@@ -582,24 +452,11 @@ export async function tokenEvents(db: Db, token: Pick<TokenRow, 'id' | 'provider
 /** A token's page: the token (or its archive row, once removed), checks with evidence, days, events. */
 export async function tokenPage(db: Db, id: number, now = new Date()) {
   const token = await findToken(db, id);
-  const archive = await db.kysely
-    .selectFrom('token_archive')
-    .selectAll()
-    .where('token_id', '=', id)
-    .orderBy('id', 'desc')
-    .limit(1)
-    .executeTakeFirst();
+  const archive = await latestArchiveOfToken(db, id);
   if (!token && !archive) return undefined;
   const providers = await listProviders(db);
   const provider = token ? providers.find((p) => p.id === Number(token.provider_id)) : undefined;
-  const checks = await db.kysely
-    .selectFrom('token_status')
-    .selectAll()
-    .where('token_id', '=', id)
-    .orderBy('checked_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(100)
-    .execute();
+  const checks = await latestChecksOfToken(db, id, 100);
   const subject = token ?? { id, provider_id: archive!.provider_id ?? -1, fingerprint: archive!.fingerprint };
   return {
     token: token ? tokenView(token, db.dialect, provider?.name) : null,
@@ -644,30 +501,7 @@ const LISTED = 100;
 export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
   const run = await findRun(db, id);
   if (!run) return undefined;
-  const checks = await db.kysely
-    .selectFrom('token_status as s')
-    .leftJoin('tokens as t', 't.id', 's.token_id')
-    .select((eb) => [
-      's.token_id',
-      's.fingerprint',
-      's.verdict',
-      's.checked_at',
-      't.pool',
-      't.secret',
-      eb
-        .selectFrom('token_status as p')
-        .select('p.verdict')
-        .whereRef('p.token_id', '=', 's.token_id')
-        .whereRef('p.checked_at', '<', 's.checked_at')
-        .where('p.verdict', '!=', 'unknown')
-        .orderBy('p.checked_at', 'desc')
-        .limit(1)
-        .as('previous'),
-    ])
-    .where('s.run_id', '=', id)
-    .where('s.verdict', 'in', ['live', 'dead'])
-    .orderBy('s.id')
-    .execute();
+  const checks = await runDefiniteChecks(db, id);
   const brief = (c: (typeof checks)[number]): TokenBrief => ({
     id: num(c.token_id),
     pool: c.pool ?? null,
@@ -693,43 +527,20 @@ export async function runDetail(db: Db, config: Readonly<Config>, id: number) {
       add('confirmed_dead', brief(c));
       continue;
     }
-    const before = await db.kysely
-      .selectFrom('token_status')
-      .select('verdict')
-      .where('token_id', '=', num(c.token_id))
-      .where('checked_at', '<', c.checked_at)
-      .where('verdict', '!=', 'unknown')
-      .orderBy('checked_at', 'desc')
-      .limit(deadInARow)
-      .execute();
-    const streak = 1 + before.findIndex((b) => b.verdict !== 'dead');
+    const before = await definiteVerdictsBefore(db, num(c.token_id), c.checked_at, deadInARow);
+    const streak = 1 + before.findIndex((v) => v !== 'dead');
     const inARow = streak === 0 ? 1 + before.length : streak;
     if (inARow === deadInARow) add('confirmed_dead', brief(c));
   }
   // Who became suspect, recovered, or was flagged or pruned: the run's own rows of the event log.
   const kinds = { suspect: 'became_suspect', recovered: 'recovered', invalid: 'pruned', pruned: 'pruned' } as const;
-  const events = await db.kysely
-    .selectFrom('token_events as e')
-    .leftJoin('tokens as t', 't.id', 'e.token_id')
-    .select(['e.event', 'e.token_id', 'e.fingerprint', 'e.pool', 't.secret'])
-    .where('e.run_id', '=', id)
-    .where('e.event', 'in', Object.keys(kinds) as Array<keyof typeof kinds>)
-    .orderBy('e.id')
-    .execute();
+  const events = await runEvents(db, id, Object.keys(kinds) as Array<keyof typeof kinds>);
   // Removed tokens are masked from their archive row; no list shows more than LISTED of its four kinds.
   const gone = events
     .filter((e) => e.secret === null && e.token_id !== null)
     .map((e) => num(e.token_id))
     .slice(0, 4 * LISTED);
-  const archived = new Map<number, string>();
-  for (let i = 0; i < gone.length; i += 200) {
-    const rows = await db.kysely
-      .selectFrom('token_archive')
-      .select(['token_id', 'secret'])
-      .where('token_id', 'in', gone.slice(i, i + 200))
-      .execute();
-    for (const r of rows) if (r.token_id !== null) archived.set(num(r.token_id), r.secret);
-  }
+  const archived = await archivedSecrets(db, gone);
   for (const e of events) {
     const tokenId = e.token_id === null ? null : num(e.token_id);
     const secret = e.secret ?? (tokenId === null ? undefined : archived.get(tokenId));
@@ -773,20 +584,7 @@ export async function heldPruning(db: Db, config: Readonly<Config>, provider: Pr
 
 /** Removed tokens, newest first; the restored ones only when asked. */
 export async function archivePage(db: Db, q: { text?: string; restored: boolean; offset: number; limit: number }) {
-  let base = db.kysely.selectFrom('token_archive');
-  if (!q.restored) base = base.where('restored_at', 'is', null);
-  if (q.text) {
-    const pattern = `%${q.text.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
-    base = base.where((eb) =>
-      eb.or([
-        sql<boolean>`lower(label) like ${pattern} escape '!'`,
-        sql<boolean>`fingerprint like ${pattern} escape '!'`,
-        sql<boolean>`lower(provider_name) like ${pattern} escape '!'`,
-      ]),
-    );
-  }
-  const total = num((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n);
-  const rows = await base.selectAll().orderBy('id', 'desc').offset(q.offset).limit(q.limit).execute();
+  const { total, rows } = await searchArchive(db, q);
   return {
     total,
     entries: rows.map((a) => ({
@@ -803,12 +601,4 @@ export async function archivePage(db: Db, q: { text?: string; restored: boolean;
       restored_at: isoTime(db.dialect, a.restored_at),
     })),
   };
-}
-
-export async function archiveEntry(db: Db, id: number) {
-  return db.kysely
-    .selectFrom('token_archive')
-    .select(['id', 'fingerprint', 'provider_name', 'pool', 'restored_at'])
-    .where('id', '=', id)
-    .executeTakeFirst();
 }

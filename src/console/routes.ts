@@ -1,4 +1,5 @@
 import type { HttpContext } from '../context.js';
+import { findArchiveEntry } from '../db/archive.js';
 import { findProvider, type Provider } from '../db/providers.js';
 import type { Verdict } from '../db/schema.js';
 import type { TokenMatch } from '../db/tokens.js';
@@ -9,7 +10,6 @@ import { parseTokenLines } from '../secret.js';
 import { LIMITS, NAME_PATTERN, TOKEN_STATES, parseId, quote, textProblem } from '../validation.js';
 import { assets, modules } from './assets.js';
 import {
-  archiveEntry,
   archivePage,
   countMatching,
   heldPruning,
@@ -389,7 +389,7 @@ async function postPrune(req: HttpRequest, app: HttpContext): Promise<Reply> {
 }
 
 async function postRestore(req: HttpRequest, app: HttpContext): Promise<Reply> {
-  const entry = await archiveEntry(app.db, idParam(req));
+  const entry = await findArchiveEntry(app.db, idParam(req));
   if (!entry) throw new HttpError(404, 'not_archived', `no archive entry ${req.params.id}`);
   const r = await restoreToken(app, entry.fingerprint, { provider: entry.provider_name, pool: entry.pool }, 'console');
   audit(app, req, 'restore', { provider: r.provider, pool: r.pool, fingerprint: r.fingerprint, into: r.into });

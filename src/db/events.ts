@@ -132,3 +132,15 @@ export async function listTokenEvents(db: Executor, q: EventQuery): Promise<Toke
     .limit(q.limit ?? 100)
     .execute();
 }
+
+/** The events a run wrote of the given kinds, in order, with the secret of each token still present. */
+export async function runEvents(db: Executor, runId: number, kinds: readonly TokenEventKind[]) {
+  return db.kysely
+    .selectFrom('token_events as e')
+    .leftJoin('tokens as t', 't.id', 'e.token_id')
+    .select(['e.event', 'e.token_id', 'e.fingerprint', 'e.pool', 't.secret'])
+    .where('e.run_id', '=', runId)
+    .where('e.event', 'in', [...kinds])
+    .orderBy('e.id')
+    .execute();
+}

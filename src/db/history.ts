@@ -1,6 +1,6 @@
-import { CompiledQuery, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type Transaction } from 'kysely';
 import { VERDICT_CODES } from '../../migrations/dialect.js';
-import type { Db } from './connect.js';
+import type { Db, Executor } from './connect.js';
 import { num, type DialectProfile } from './dialect.js';
 import { recordTokenEvents, type TokenEvent } from './events.js';
 import { renewLease } from './lease.js';
@@ -544,4 +544,142 @@ export async function appendHistory(db: Db, rows: readonly HistoryRowInput[]): P
     }));
     for (let i = 0; i < checks.length; i += 200) await trx.executeQuery(insertChecks(db.dialect, checks.slice(i, i + 200), reasons));
   });
+}
+
+/** A token's last checks from `token_status`, newest first: one index range, however long its history. */
+export async function latestChecksOfToken(db: Executor, tokenId: number, limit: number): Promise<TokenStatusRow[]> {
+  return db.kysely
+    .selectFrom('token_status')
+    .selectAll()
+    .where('token_id', '=', tokenId)
+    .orderBy('checked_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/** A token's last checks, without their evidence (a strip of verdicts). */
+export async function recentVerdictsOfToken(db: Executor, tokenId: number, limit: number) {
+  return db.kysely
+    .selectFrom('token_status')
+    .select(['verdict', 'reason', 'checked_at', 'http_status', 'latency_ms', 'run_id'])
+    .where('token_id', '=', tokenId)
+    .orderBy('checked_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+export interface LiveByBucketQuery {
+  /** The start of each bucket, oldest first; checks before `from` are not counted. */
+  starts: readonly Date[];
+  from: Date;
+  providerId?: number;
+  pool?: string;
+}
+
+/**
+ * Checks and live answers per provider, pool and time bucket, from the raw checks in the time
+ * index, bucketed by a CASE on the boundaries so that no dialect's date functions are needed.
+ */
+export async function liveCountsByBucket(
+  db: Executor,
+  q: LiveByBucketQuery,
+): Promise<Array<{ provider: string; pool: string; bucket: number; checks: number; live: number }>> {
+  const h = (d: Date) => db.dialect.historyTime(d);
+  const bucket = sql.join(
+    q.starts.slice(1).map((d, i) => sql`when c.at < ${h(d)} then ${i}`),
+    sql` `,
+  );
+  let raw = db.kysely
+    .selectFrom('history_checks as c')
+    .innerJoin('tokens as t', 't.id', 'c.token_id')
+    .innerJoin('providers as p', 'p.id', 'c.provider_id')
+    .select((eb) => [
+      'p.name as provider',
+      't.pool as pool',
+      sql<number>`case ${bucket} else ${q.starts.length - 1} end`.as('bucket'),
+      eb.fn.countAll().as('checks'),
+      eb.fn.sum<number>(eb.case().when('c.verdict', '=', VERDICT_CODES.live).then(1).else(0).end()).as('live'),
+    ])
+    .where('c.at', '>=', h(q.from))
+    .groupBy(['p.name', 't.pool', 'bucket']);
+  if (q.providerId !== undefined) raw = raw.where('c.provider_id', '=', q.providerId);
+  if (q.pool !== undefined) raw = raw.where('t.pool', '=', q.pool);
+  return (await raw.execute()).map((r) => ({
+    provider: r.provider,
+    pool: r.pool,
+    bucket: num(r.bucket),
+    checks: num(r.checks),
+    live: num(r.live),
+  }));
+}
+
+/** A token's checks since `from`, oldest first (one range of the (token_id, at) key). */
+export async function tokenChecksSince(db: Executor, tokenId: number, from: Date) {
+  const rows = await db.kysely
+    .selectFrom('history_checks as c')
+    .select([
+      'c.at',
+      'c.verdict',
+      (eb) => eb.selectFrom('history_reasons as r').select('r.reason').whereRef('r.id', '=', 'c.reason_id').as('reason'),
+      'c.latency_ms',
+      'c.balance',
+      'c.currency',
+    ])
+    .where('c.token_id', '=', tokenId)
+    .where('c.at', '>=', db.dialect.historyTime(from))
+    .orderBy('c.at')
+    .orderBy('c.id')
+    .execute();
+  return rows.map((r) => ({
+    checkedAt: db.dialect.readTime(r.at),
+    verdict: verdictWord(r.verdict),
+    reason: r.reason,
+    latencyMs: r.latency_ms === null ? null : num(r.latency_ms),
+    balance: r.balance,
+    currency: r.currency,
+  }));
+}
+
+/** A run's live and dead answers, in order, each with the token's previous definite verdict. */
+export async function runDefiniteChecks(db: Executor, runId: number) {
+  return db.kysely
+    .selectFrom('token_status as s')
+    .leftJoin('tokens as t', 't.id', 's.token_id')
+    .select((eb) => [
+      's.token_id',
+      's.fingerprint',
+      's.verdict',
+      's.checked_at',
+      't.pool',
+      't.secret',
+      eb
+        .selectFrom('token_status as p')
+        .select('p.verdict')
+        .whereRef('p.token_id', '=', 's.token_id')
+        .whereRef('p.checked_at', '<', 's.checked_at')
+        .where('p.verdict', '!=', 'unknown')
+        .orderBy('p.checked_at', 'desc')
+        .limit(1)
+        .as('previous'),
+    ])
+    .where('s.run_id', '=', runId)
+    .where('s.verdict', 'in', ['live', 'dead'])
+    .orderBy('s.id')
+    .execute();
+}
+
+/** A token's last `limit` definite verdicts before a time, newest first. */
+export async function definiteVerdictsBefore(db: Executor, tokenId: number, before: Date | string, limit: number): Promise<Verdict[]> {
+  const rows = await db.kysely
+    .selectFrom('token_status')
+    .select('verdict')
+    .where('token_id', '=', tokenId)
+    .where('checked_at', '<', before)
+    .where('verdict', '!=', 'unknown')
+    .orderBy('checked_at', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.verdict);
 }

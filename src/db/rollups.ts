@@ -1,8 +1,8 @@
 import type { Transaction } from 'kysely';
-import type { Db } from './connect.js';
+import type { Db, Executor } from './connect.js';
 import { num } from './dialect.js';
 import { verdictWord } from './history.js';
-import type { Database, TokenDailyTable, Verdict } from './schema.js';
+import type { Database, TokenDailyRow, TokenDailyTable, Verdict } from './schema.js';
 
 export const DAY_MS = 86_400_000;
 
@@ -102,4 +102,46 @@ export async function checksOfDay(
     balance: r.balance,
     currency: r.currency,
   }));
+}
+
+/** Checks and live answers per provider, pool and rolled-up day in [from, until) (`YYYY-MM-DD`). */
+export async function dailyLiveCounts(
+  db: Executor,
+  q: { from: string; until: string; providerId?: number; pool?: string },
+): Promise<Array<{ provider: string; pool: string; day: string; checks: number; live: number }>> {
+  let rolled = db.kysely
+    .selectFrom('token_daily as d')
+    .innerJoin('tokens as t', 't.id', 'd.token_id')
+    .innerJoin('providers as p', 'p.id', 'd.provider_id')
+    .select((eb) => [
+      'p.name as provider',
+      't.pool as pool',
+      'd.day',
+      eb.fn.sum<number>('d.checks').as('checks'),
+      eb.fn.sum<number>('d.live').as('live'),
+    ])
+    .where('d.day', '>=', q.from)
+    .where('d.day', '<', q.until)
+    .groupBy(['p.name', 't.pool', 'd.day']);
+  if (q.providerId !== undefined) rolled = rolled.where('d.provider_id', '=', q.providerId);
+  if (q.pool !== undefined) rolled = rolled.where('t.pool', '=', q.pool);
+  return (await rolled.execute()).map((r) => ({
+    provider: r.provider,
+    pool: r.pool,
+    day: r.day,
+    checks: num(r.checks),
+    live: num(r.live),
+  }));
+}
+
+/** A token's rolled-up days in [from, until) (`YYYY-MM-DD`), oldest first. */
+export async function tokenDailyRows(db: Executor, tokenId: number, from: string, until: string): Promise<TokenDailyRow[]> {
+  return db.kysely
+    .selectFrom('token_daily')
+    .selectAll()
+    .where('token_id', '=', tokenId)
+    .where('day', '>=', from)
+    .where('day', '<', until)
+    .orderBy('day')
+    .execute();
 }

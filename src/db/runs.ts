@@ -176,6 +176,11 @@ export async function findRun(db: Db, id: number): Promise<CheckRunRow | undefin
   return db.kysely.selectFrom('check_runs').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The newest run still running. */
+export async function latestRunningRun(db: Db): Promise<CheckRunRow | undefined> {
+  return db.kysely.selectFrom('check_runs').selectAll().where('status', '=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
+}
+
 export async function lastFinishedRun(db: Db): Promise<CheckRunRow | undefined> {
   return db.kysely.selectFrom('check_runs').selectAll().where('status', '!=', 'running').orderBy('id', 'desc').limit(1).executeTakeFirst();
 }

@@ -314,6 +314,8 @@ export interface PoolCountRow {
   state: TokenState;
   verdict: Verdict | null;
   n: number;
+  /** Canaries among them (tokens with an `expect`). */
+  canaries: number;
   /** The latest check of these tokens. */
   lastCheckedAt: Date | null;
 }
@@ -334,6 +336,7 @@ export async function tokenCountsByPool(db: Executor, opts: { inRotation?: boole
       'tokens.state as state',
       'tokens.last_verdict as verdict',
       eb.fn.countAll().as('n'),
+      eb.fn.count('tokens.expect').as('canaries'),
       eb.fn.max('tokens.last_checked_at').as('last'),
     ])
     .groupBy(['providers.id', 'providers.name', 'tokens.pool', 'tokens.state', 'tokens.last_verdict']);
@@ -346,6 +349,7 @@ export async function tokenCountsByPool(db: Executor, opts: { inRotation?: boole
     state: r.state,
     verdict: r.verdict,
     n: num(r.n),
+    canaries: num(r.canaries),
     lastCheckedAt: db.dialect.readTime(r.last),
   }));
 }
@@ -388,4 +392,113 @@ export async function poolTokenStates(
     .where('provider_id', '=', providerId)
     .where('pool', '=', pool)
     .execute();
+}
+
+/** The balance of every token in rotation that has one, with its provider and pool. */
+export async function poolBalances(db: Executor): Promise<Array<{ providerId: number; pool: string; balance: string; currency: string }>> {
+  const rows = await db.kysely
+    .selectFrom('tokens')
+    .select(['provider_id', 'pool', 'balance', 'currency'])
+    .where('balance', 'is not', null)
+    .where('currency', 'is not', null)
+    .where('state', '!=', 'disabled')
+    .execute();
+  return rows.map((r) => ({ providerId: num(r.provider_id), pool: r.pool, balance: r.balance!, currency: r.currency! }));
+}
+
+export interface DueCountQuery {
+  providerIds: readonly number[];
+  /** Not checked since (or never checked). */
+  checkedBefore: Date;
+  /** Count the canaries, or the other tokens. */
+  canaries: boolean;
+  /** Only these (for the other tokens: a run's pool and selection do not narrow its canaries). */
+  pool?: string;
+  selection?: TokenMatch;
+}
+
+/** How many tokens not disabled are due by the rule a run selects them with. */
+export async function countDueTokens(db: Executor, q: DueCountQuery): Promise<number> {
+  if (q.providerIds.length === 0) return 0;
+  let query = db.kysely
+    .selectFrom('tokens')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('provider_id', 'in', [...q.providerIds])
+    .where('state', '!=', 'disabled')
+    .where('expect', q.canaries ? 'is not' : 'is', null)
+    .where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', db.dialect.time(q.checkedBefore))]));
+  if (q.pool !== undefined) query = query.where('pool', '=', q.pool);
+  if (q.selection) query = query.where(matchesTokens(q.selection));
+  return num((await query.executeTakeFirst())?.n);
+}
+
+/** The columns a page of a pool's tokens may be sorted by. */
+export const TOKEN_SORTS = [
+  'position',
+  'state',
+  'last_verdict',
+  'last_reason',
+  'last_checked_at',
+  'last_live_at',
+  'label',
+  'fingerprint',
+] as const;
+export type TokenSort = (typeof TOKEN_SORTS)[number];
+
+export interface PoolTokensQuery {
+  providerId: number;
+  pool: string;
+  match: TokenMatch;
+  sort: TokenSort;
+  dir: 'asc' | 'desc';
+  offset: number;
+  limit: number;
+}
+
+/** One page of a pool's tokens that match, sorted with nulls last, and how many match in all. */
+export async function poolTokenPage(db: Executor, q: PoolTokensQuery): Promise<{ total: number; rows: TokenRow[] }> {
+  const base = db.kysely
+    .selectFrom('tokens')
+    .where('provider_id', '=', q.providerId)
+    .where('pool', '=', q.pool)
+    .where(matchesTokens(q.match));
+  const total = num((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n);
+  // Nulls last in both directions, on every dialect (each sorts NULL differently by default).
+  const rows = await base
+    .selectAll()
+    .orderBy(sql`case when ${sql.ref(q.sort)} is null then 1 else 0 end`)
+    .orderBy(q.sort, q.dir)
+    .orderBy('id', q.dir)
+    .offset(q.offset)
+    .limit(q.limit)
+    .execute();
+  return { total, rows };
+}
+
+/** How many tokens of a pool have each last reason. */
+export async function poolReasonCounts(db: Executor, providerId: number, pool: string): Promise<Array<{ reason: string; tokens: number }>> {
+  const rows = await db.kysely
+    .selectFrom('tokens')
+    .select((eb) => ['last_reason', eb.fn.countAll().as('n')])
+    .where('provider_id', '=', providerId)
+    .where('pool', '=', pool)
+    .where('last_reason', 'is not', null)
+    .groupBy('last_reason')
+    .execute();
+  return rows.map((r) => ({ reason: r.last_reason!, tokens: num(r.n) }));
+}
+
+/** How many tokens of a pool match, and the highest id among them. */
+export async function countMatchingTokens(
+  db: Executor,
+  q: { providerId: number; pool: string; match: TokenMatch },
+): Promise<{ count: number; maxId: number | null }> {
+  const r = await db.kysely
+    .selectFrom('tokens')
+    .select((eb) => [eb.fn.countAll().as('n'), eb.fn.max('id').as('max_id')])
+    .where('provider_id', '=', q.providerId)
+    .where('pool', '=', q.pool)
+    .where(matchesTokens(q.match))
+    .executeTakeFirst();
+  return { count: num(r?.n), maxId: r?.max_id == null ? null : num(r.max_id) };
 }
