@@ -94,12 +94,13 @@ describeEachDialect('tschk command line', (dialect) => {
     expect((await run(['providers', 'list'])).stdout).toContain('no providers');
   });
 
-  it('writes its removal and restore of a token into the event log as the cli', async () => {
+  it('writes its removal and restore of a token, and the removal of its provider, into the event log as the cli', async () => {
     await run(['providers', 'add', 'deep', '--kind', 'free-api', '--url', mock.checkUrl]);
     await run(['tokens', 'import', '--provider', 'deep'], `${LIVE}\n`);
     const fp = fingerprint(LIVE);
     expect((await run(['tokens', 'remove', '--fingerprint', fp])).code).toBe(0);
     expect((await run(['tokens', 'restore', fp])).stdout).toMatch(/^restored .* into deep\/default\n$/);
+    expect((await run(['providers', 'remove', 'deep'])).code).toBe(0);
 
     const db = openDatabase(database.url);
     try {
@@ -109,6 +110,7 @@ describeEachDialect('tschk command line', (dialect) => {
       expect(rows.map((r) => [r.event, r.reason, r.run_id, r.actor])).toEqual([
         ['removed', 'user_removed', null, 'cli'],
         ['restored', 'archived as user_removed', null, 'cli'],
+        ['removed', 'provider_removed', null, 'cli'],
       ]);
     } finally {
       await db.close();

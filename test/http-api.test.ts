@@ -81,6 +81,8 @@ describeEachDialect('/api/v1', (dialect) => {
     expect(await findProvider(s.db, 'my-qwen')).toBeUndefined();
     const archived = await s.db.kysely.selectFrom('token_archive').select(['provider_name', 'reason']).execute();
     expect(archived).toEqual([{ provider_name: 'my-qwen', reason: 'provider_removed' }]);
+    const events = await s.db.kysely.selectFrom('token_events').select(['event', 'reason', 'actor']).execute();
+    expect(events).toEqual([{ event: 'removed', reason: 'provider_removed', actor: 'api' }]);
 
     expect((await s.call('DELETE', '/api/v1/providers/my-qwen')).status).toBe(404);
     const declared = await s.call('DELETE', '/api/v1/providers/deep');

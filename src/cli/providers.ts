@@ -70,7 +70,7 @@ function remove(config: Readonly<Config>, more: string[], io: CliIo): Promise<nu
     const declared = config.legacyProviders.find((d) => d.name === p.name);
     if (declared)
       throw new UsageError(`provider '${p.name}' is declared by ${declared.variable}; unset it first, or it comes back at the next start`);
-    const archived = await removeProviderAndTokens(db, p);
+    const archived = await removeProviderAndTokens(db, p, 'cli');
     return print(io, `provider ${p.name} removed; ${archived} token(s) archived`);
   });
 }

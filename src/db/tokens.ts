@@ -297,10 +297,10 @@ async function archiveAndDeleteChunks(
 }
 
 /** Archives every token of the provider, then removes them and the provider, in one transaction. */
-export async function removeProviderAndTokens(db: Executor, provider: { id: number; name: string }): Promise<number> {
+export async function removeProviderAndTokens(db: Executor, provider: { id: number; name: string }, actor: EventActor): Promise<number> {
   return inTransaction(db, async (tx) => {
     const tokens = await tx.kysely.selectFrom('tokens').selectAll().where('provider_id', '=', provider.id).execute();
-    await archiveAndDeleteTokens(tx, tokens, provider.name, 'provider_removed');
+    await archiveAndDeleteTokens(tx, tokens, provider.name, 'provider_removed', new Date(), { actor });
     await tx.kysely.deleteFrom('providers').where('id', '=', provider.id).execute();
     return tokens.length;
   });

@@ -148,7 +148,7 @@ async function deleteProvider(req: HttpRequest, app: HttpContext) {
       `provider '${p.name}' is declared by ${declared.variable}; unset it and restart to remove it`,
     );
   }
-  const archived = await removeProviderAndTokens(app.db, p);
+  const archived = await removeProviderAndTokens(app.db, p, 'api');
   return reply(200, { removed: p.name, archived_tokens: archived });
 }
 
