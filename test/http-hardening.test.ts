@@ -148,19 +148,30 @@ describe('slow clients', () => {
   });
 
   it('does not count the time the answer takes: a slow check still answers', async () => {
+    let inHandler = () => {};
+    const handling = new Promise<void>((r) => (inHandler = r));
+    let finish = () => {};
+    const finished = new Promise<void>((r) => (finish = r));
     const slowRoute: Route = {
       method: 'POST',
       path: '/slow',
       auth: 'none',
       handler: async () => {
-        await new Promise((r) => setTimeout(r, 300));
+        inHandler();
+        await finished;
         return reply(200, { done: true });
       },
     };
-    server = await startHttpServer(t.daemon.context, [slowRoute], { headersTimeoutMs: 50, requestTimeoutMs: 100 });
+    server = await startHttpServer(t.daemon.context, [slowRoute], { headersTimeoutMs: 60, requestTimeoutMs: 60 });
 
-    const res = await fetch(`${server.url}/slow`, { method: 'POST', body: '{}' });
+    const answer = fetch(`${server.url}/slow`, { method: 'POST', body: '{}' });
+    await handling;
+    // A connection opened after it is timed out first: the slow answer has outlived the timeout by then.
+    const later = await closedByServer(await slow());
+    finish();
+    const res = await answer;
 
+    expect(later.status).toBe(408);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ done: true });
   });
