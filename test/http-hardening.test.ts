@@ -108,7 +108,7 @@ describe('slow clients', () => {
   });
 
   it('answers 408 and closes when an authenticated body comes too slowly', async () => {
-    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 40, requestTimeoutMs: 80 });
     const c = await slow();
     c.write(
       `POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"provider"`,
@@ -126,7 +126,7 @@ describe('slow clients', () => {
   });
 
   it('answers 408 and closes when the headers come too slowly', async () => {
-    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 40, requestTimeoutMs: 80 });
     const c = await slow();
     c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
     const stop = trickle(c, 'X-Slow: 1\r\n', 20);
@@ -139,7 +139,7 @@ describe('slow clients', () => {
   });
 
   it('closes a connection that never sends a request', async () => {
-    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 40, requestTimeoutMs: 80 });
     const c = await slow();
 
     const a = await closedByServer(c);
