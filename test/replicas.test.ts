@@ -49,13 +49,13 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
         const kuma = await startReceiver();
         const { database, db } = await seeded(dialect, mock.checkUrl, 20);
         const env = {
-          TSCHK_CRON: '*/2 * * * * *',
+          TSCHK_CRON: '*/3 * * * * *',
           // Between the check ticks: the wait below ends on a trim or a run, never while a run has just begun.
-          TSCHK_TRIM_CRON: '1-59/2 * * * * *',
+          TSCHK_TRIM_CRON: '1-59/3,2-59/3 * * * * *',
           TSCHK_MIN_INTERVAL_S: '0',
           // Long enough that a replica slowed by a loaded machine is not taken for dead; short enough that
           // the other replica looks again (every third of it) before the next tick, when a tick run twice would show.
-          TSCHK_RUN_LEASE_MS: '2000',
+          TSCHK_RUN_LEASE_MS: '6000',
           TSCHK_UPTIME_KUMA_PUSH: `deep=${kuma.baseUrl}/api/push/replicas`,
         };
         const replicas = [serve(database.url, env), serve(database.url, env)];
