@@ -162,10 +162,12 @@ describe('slow clients', () => {
         return reply(200, { done: true });
       },
     };
-    server = await startHttpServer(t.daemon.context, [slowRoute], { headersTimeoutMs: 60, requestTimeoutMs: 60 });
+    server = await startHttpServer(t.daemon.context, [slowRoute], { headersTimeoutMs: 100, requestTimeoutMs: 100 });
 
     const answer = fetch(`${server.url}/slow`, { method: 'POST', body: '{}' });
-    await handling;
+    expect(await Promise.race([handling.then(() => 'in the handler'), answer.then((r) => `answered ${r.status} first`)])).toBe(
+      'in the handler',
+    );
     // A connection opened after it is timed out first: the slow answer has outlived the timeout by then.
     const later = await closedByServer(await slow());
     finish();
