@@ -32,6 +32,8 @@ export interface Config {
   /** Daily rollups and the event log are kept this long (TSCHK_ROLLUP_DAYS). */
   rollupDays: number;
   shutdownGraceMs: number;
+  /** After the grace, how long closing may take before main's watchdog ends a stop that hangs. */
+  shutdownWatchdogMs: number;
   /** How long a run lease lasts unless renewed; a holder that dies loses it after this. */
   runLeaseMs: number;
   /** When the daily history trim runs. */
@@ -187,6 +189,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     historyDays: int('TSCHK_HISTORY_DAYS', 90, 1, 36_500),
     rollupDays: int('TSCHK_ROLLUP_DAYS', 400, 1, 36_500),
     shutdownGraceMs: int('TSCHK_SHUTDOWN_GRACE_MS', 30_000, 0, 600_000),
+    shutdownWatchdogMs: int('TSCHK_SHUTDOWN_WATCHDOG_MS', 15_000, 100, 600_000),
     runLeaseMs: int('TSCHK_RUN_LEASE_MS', 30_000, 200, 600_000),
     trimCron,
     logLevel: oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
@@ -348,16 +351,17 @@ function parseUptimeKuma(raw: string | undefined, httpUrl: (name: string, raw: s
 }
 
 /**
- * When main's watchdog ends a stop that hangs: the shutdown grace, then 15 s for the HTTP server
- * and the database to close. Docker's stop timeout (compose `stop_grace_period`, 45 s) must be at
- * least this, or Docker kills tschk first.
+ * When main's watchdog ends a stop that hangs: the shutdown grace, then TSCHK_SHUTDOWN_WATCHDOG_MS
+ * (15 s) for the HTTP server and the database to close. Docker's stop timeout (compose
+ * `stop_grace_period`, 45 s) must be at least this, or Docker kills tschk first.
  */
 export function stopWatchdogMs(env: Env): number {
   let graceMs = 30_000;
+  let watchdogMs = 15_000;
   try {
-    graceMs = loadConfig(env).shutdownGraceMs;
+    ({ shutdownGraceMs: graceMs, shutdownWatchdogMs: watchdogMs } = loadConfig(env));
   } catch {
-    // A bad configuration already stopped start-up with its own message; keep the default.
+    // A bad configuration already stopped start-up with its own message; keep the defaults.
   }
-  return graceMs + 15_000;
+  return graceMs + watchdogMs;
 }

@@ -11,7 +11,10 @@ const shutdownRequested = new Promise<void>((resolve) => {
     if (signals === 1) {
       resolve();
       // Watchdog: should a stop hang, do not hang forever; unref'd so a clean stop exits at once.
-      setTimeout(() => process.exit(1), watchdogMs).unref();
+      setTimeout(() => {
+        process.stderr.write(`tschk: the stop did not finish within ${watchdogMs} ms, exiting\n`);
+        process.exit(1);
+      }, watchdogMs).unref();
     } else {
       process.stderr.write(`tschk: second ${signal}, exiting now\n`);
       process.exit(130);

@@ -113,6 +113,7 @@ describe('stopWatchdogMs', () => {
     [{}, 45_000],
     [{ TSCHK_SHUTDOWN_GRACE_MS: '0' }, 15_000],
     [{ TSCHK_SHUTDOWN_GRACE_MS: '60000' }, 75_000],
+    [{ TSCHK_SHUTDOWN_GRACE_MS: '0', TSCHK_SHUTDOWN_WATCHDOG_MS: '300' }, 300],
     // A bad value already stopped start-up with its message; a signal meanwhile takes the default.
     [{ TSCHK_SHUTDOWN_GRACE_MS: 'soon' }, 45_000],
   ])('%o → %i ms after the first signal', (env, ms) => {

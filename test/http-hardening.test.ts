@@ -108,7 +108,7 @@ describe('slow clients', () => {
   });
 
   it('answers 408 and closes when an authenticated body comes too slowly', async () => {
-    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 40, requestTimeoutMs: 80 });
     const c = await slow();
     c.write(
       `POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"provider"`,
@@ -126,7 +126,7 @@ describe('slow clients', () => {
   });
 
   it('answers 408 and closes when the headers come too slowly', async () => {
-    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 40, requestTimeoutMs: 80 });
     const c = await slow();
     c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
     const stop = trickle(c, 'X-Slow: 1\r\n', 20);
@@ -139,7 +139,7 @@ describe('slow clients', () => {
   });
 
   it('closes a connection that never sends a request', async () => {
-    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    server = await startHttpServer(t.daemon.context, ROUTES, { headersTimeoutMs: 40, requestTimeoutMs: 80 });
     const c = await slow();
 
     const a = await closedByServer(c);
@@ -148,19 +148,32 @@ describe('slow clients', () => {
   });
 
   it('does not count the time the answer takes: a slow check still answers', async () => {
+    let inHandler = () => {};
+    const handling = new Promise<void>((r) => (inHandler = r));
+    let finish = () => {};
+    const finished = new Promise<void>((r) => (finish = r));
     const slowRoute: Route = {
       method: 'POST',
       path: '/slow',
       auth: 'none',
       handler: async () => {
-        await new Promise((r) => setTimeout(r, 300));
+        inHandler();
+        await finished;
         return reply(200, { done: true });
       },
     };
-    server = await startHttpServer(t.daemon.context, [slowRoute], { headersTimeoutMs: 50, requestTimeoutMs: 100 });
+    server = await startHttpServer(t.daemon.context, [slowRoute], { headersTimeoutMs: 100, requestTimeoutMs: 100 });
 
-    const res = await fetch(`${server.url}/slow`, { method: 'POST', body: '{}' });
+    const answer = fetch(`${server.url}/slow`, { method: 'POST', body: '{}' });
+    expect(await Promise.race([handling.then(() => 'in the handler'), answer.then((r) => `answered ${r.status} first`)])).toBe(
+      'in the handler',
+    );
+    // A connection opened after it is timed out first: the slow answer has outlived the timeout by then.
+    const later = await closedByServer(await slow());
+    finish();
+    const res = await answer;
 
+    expect(later.status).toBe(408);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ done: true });
   });

@@ -1,12 +1,13 @@
 // What only the real process shows (src/main.ts): SIGTERM stops gracefully, a second signal ends it
 // at once with 130, TSCHK_SHUTDOWN_GRACE_MS is the grace it gives a run in flight, and the exit
-// code of `tschk check` says whether the run finished.
+// code of `tschk check` says whether the run finished, and a stop that hangs is ended by the watchdog.
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/connect.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { upsertProvider } from '../src/db/providers.js';
 import { importTokens } from '../src/db/tokens.js';
-import { freshDatabaseUrl } from './helpers/databases.js';
+import { freshDatabaseUrl, testDialects, type ServerDialect } from './helpers/databases.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { startTschk, type TschkProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
@@ -90,4 +91,54 @@ describe('the tschk process', () => {
     expect(proc.stderr()).toContain('tschk: second SIGINT, exiting now');
     expect(proc.logs.some((l) => l.msg === 'stopped')).toBe(false);
   });
+});
+
+const servers = testDialects().filter((d): d is ServerDialect => d !== 'sqlite');
+
+describe.skipIf(servers.length === 0)('the watchdog of the tschk process', () => {
+  it.each(servers)(
+    'ends a stop that hangs on a locked row of %s with exit 1, TSCHK_SHUTDOWN_WATCHDOG_MS after the grace',
+    async (dialect) => {
+      const database = await freshDatabaseUrl(dialect);
+      const db = openDatabase(database.url);
+      let unlock = () => {};
+      const proc = startTschk(['serve'], {
+        TSCHK_DATABASE_URL: database.url,
+        TSCHK_HTTP_PORT: '0',
+        TSCHK_HTTP_HOST: '127.0.0.1',
+        TSCHK_RUN_ON_START: 'false',
+        TSCHK_SHUTDOWN_GRACE_MS: '0',
+        TSCHK_SHUTDOWN_WATCHDOG_MS: '300',
+      });
+      try {
+        await proc.waitForLog((l) => l.msg === 'tschk serving');
+        // Another session holds this daemon's row of `daemons`: the stop's last write to it never returns.
+        let locked = () => {};
+        const lockHeld = new Promise<void>((r) => (locked = r));
+        const session = db.kysely.transaction().execute(async (trx) => {
+          await sql`SELECT holder FROM daemons FOR UPDATE`.execute(trx);
+          locked();
+          await new Promise<void>((r) => (unlock = r));
+        });
+        await lockHeld;
+
+        proc.kill('SIGTERM');
+        const exit = await proc.exited;
+        unlock();
+        await session;
+
+        expect(exit).toEqual({ code: 1, signal: null });
+        expect(proc.stderr()).toContain('tschk: the stop did not finish within 300 ms, exiting');
+        const said = proc.logs.map((l) => l.msg);
+        expect(said).toContain('shutdown requested');
+        expect(said).not.toContain('stopped');
+      } finally {
+        unlock();
+        proc.kill('SIGKILL');
+        await proc.exited;
+        await db.close();
+        await database.drop();
+      }
+    },
+  );
 });

@@ -48,7 +48,10 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   const runId = await openRun(ctx.db, req.trigger, scope, started);
   opts.onRunOpened?.(runId);
   const log = ctx.logger.child({ runId });
-  log.info({ scope, trigger: req.trigger, force: req.force ?? false }, 'run started');
+  log.info(
+    { scope, trigger: req.trigger, ...(req.tick ? { tick: req.tick.toISOString() } : {}), force: req.force ?? false },
+    'run started',
+  );
 
   const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.flushEveryMs);
   const globalLimit = new Semaphore(ctx.config.concurrency);
