@@ -3,10 +3,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { listArchive } from '../src/db/archive.js';
 import { listTokens } from '../src/db/tokens.js';
-import { openBrowser, describeInBrowser, type Browser } from './helpers/browser.js';
+import { describeInBrowser, launchChromium, openBrowser, type Browser, type BrowserOptions } from './helpers/browser.js';
 import { ALL_SECRETS, seedDays, seededConsole, type Seeded } from './helpers/console-seed.js';
 import { freshDatabaseUrl } from './helpers/databases.js';
 import { API_SECRET } from './helpers/http.js';
@@ -30,15 +30,21 @@ describeInBrowser('web console in Chromium', () => {
   let browser: Browser;
   let base: string;
   const browsers: Browser[] = [];
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
 
-  const open = async (opts: Parameters<typeof openBrowser>[1] = {}) => {
-    const b = await openBrowser(base, opts);
+  // Each test gets contexts of its own (no cookie or storage shared) in the file's one Chromium.
+  const open = async (opts: BrowserOptions = {}) => {
+    const b = await openBrowser(base, opts, chromium);
     browsers.push(b);
     return b;
   };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     if (shoot) mkdirSync(SHOTS, { recursive: true });
+    chromium = await launchChromium();
+  });
+  afterAll(async () => {
+    await chromium?.close();
   });
 
   beforeEach(async () => {
