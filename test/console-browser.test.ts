@@ -162,7 +162,9 @@ describeInBrowser('web console in Chromium', () => {
 
   it('checks a pool now from the pool page, shows the run in flight, and the table takes the new verdicts', async () => {
     const { page } = browser;
-    seeded.mock.setBehaviour('sk-html-console-eeee-0005', { kind: 'delay', ms: 1_500, then: 'live' });
+    // One check stays in flight until the other tab has seen the run's progress.
+    let release!: () => void;
+    seeded.mock.setBehaviour('sk-html-console-eeee-0005', { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'live' });
     await signIn(page, base);
     await page.locator('body[data-ready="overview"]').waitFor();
     await page.goto(`${base}/pools/deep/default`);
@@ -177,6 +179,7 @@ describeInBrowser('web console in Chromium', () => {
     const progress = overview.locator('.progress[data-run="3"]');
     await progress.waitFor();
     expect(await progress.textContent()).toMatch(/^Run #3 in flight: [0-4] of 5 checked$/);
+    release();
     await progress.waitFor({ state: 'detached' });
     await overview.close();
 
