@@ -39,6 +39,8 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Tests may flush history more often than once a second. */
   flushEveryMs?: number;
+  /** Tests may count the statements sent to tschk's database (to tell which requests reach it). */
+  onStatement?: () => void;
 }
 
 export type { AppContext } from './context.js';
@@ -74,7 +76,7 @@ export class Daemon {
   /** Opens and migrates the database, closes runs a crash left open, applies declared providers. */
   static async create(config: Readonly<Config>, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger;
-    const db = openDatabase(config.database.url, faultLogging(logger));
+    const db = openDatabase(config.database.url, { ...faultLogging(logger), onStatement: opts.onStatement });
     const holder: Holder = { id: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, host: hostname(), pid: process.pid };
     try {
       const applied = await migrateToLatest(db);

@@ -3,10 +3,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { listArchive } from '../src/db/archive.js';
 import { listTokens } from '../src/db/tokens.js';
-import { openBrowser, describeInBrowser, type Browser } from './helpers/browser.js';
+import { describeInBrowser, launchChromium, openBrowser, type Browser, type BrowserOptions } from './helpers/browser.js';
 import { ALL_SECRETS, seedDays, seededConsole, type Seeded } from './helpers/console-seed.js';
 import { freshDatabaseUrl } from './helpers/databases.js';
 import { API_SECRET } from './helpers/http.js';
@@ -30,15 +30,21 @@ describeInBrowser('web console in Chromium', () => {
   let browser: Browser;
   let base: string;
   const browsers: Browser[] = [];
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
 
-  const open = async (opts: Parameters<typeof openBrowser>[1] = {}) => {
-    const b = await openBrowser(base, opts);
+  // Each test gets contexts of its own (no cookie or storage shared) in the file's one Chromium.
+  const open = async (opts: BrowserOptions = {}) => {
+    const b = await openBrowser(base, opts, chromium);
     browsers.push(b);
     return b;
   };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     if (shoot) mkdirSync(SHOTS, { recursive: true });
+    chromium = await launchChromium();
+  });
+  afterAll(async () => {
+    await chromium?.close();
   });
 
   beforeEach(async () => {
@@ -156,7 +162,9 @@ describeInBrowser('web console in Chromium', () => {
 
   it('checks a pool now from the pool page, shows the run in flight, and the table takes the new verdicts', async () => {
     const { page } = browser;
-    seeded.mock.setBehaviour('sk-html-console-eeee-0005', { kind: 'delay', ms: 1_500, then: 'live' });
+    // One check stays in flight until the other tab has seen the run's progress.
+    let release!: () => void;
+    seeded.mock.setBehaviour('sk-html-console-eeee-0005', { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'live' });
     await signIn(page, base);
     await page.locator('body[data-ready="overview"]').waitFor();
     await page.goto(`${base}/pools/deep/default`);
@@ -171,6 +179,7 @@ describeInBrowser('web console in Chromium', () => {
     const progress = overview.locator('.progress[data-run="3"]');
     await progress.waitFor();
     expect(await progress.textContent()).toMatch(/^Run #3 in flight: [0-4] of 5 checked$/);
+    release();
     await progress.waitFor({ state: 'detached' });
     await overview.close();
 

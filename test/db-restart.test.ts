@@ -29,6 +29,17 @@ async function until<T>(what: string, probe: () => Promise<T | undefined> | T | 
   }
 }
 
+// Both servers boot at once, when the file starts: each waits mostly on its own processes.
+const booting: Partial<Record<keyof typeof SERVERS, Promise<TestServer>>> = {};
+const boot = (dialect: keyof typeof SERVERS) => (booting[dialect] ??= SERVERS[dialect].start());
+beforeAll(() => {
+  for (const dialect of ['postgres', 'mysql'] as const) if (SERVERS[dialect].available()) boot(dialect).catch(() => {});
+});
+// Here rather than in each suite: a suite left out (by -t) would leave its server running.
+afterAll(async () => {
+  await Promise.allSettled(Object.values(booting).map(async (server) => (await server).destroy()));
+});
+
 for (const dialect of ['postgres', 'mysql'] as const) {
   describe.skipIf(!SERVERS[dialect].available())(`the database restarts in the middle of a run [${dialect}]`, () => {
     let server: TestServer;
@@ -36,7 +47,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
     let s: Served;
 
     beforeAll(async () => {
-      server = await SERVERS[dialect].start();
+      server = await boot(dialect);
       let url = server.url;
       if (dialect === 'mysql') {
         const conn = await mysql.createConnection(url);
@@ -54,7 +65,6 @@ for (const dialect of ['postgres', 'mysql'] as const) {
     afterAll(async () => {
       await s?.daemon.stop();
       await mock?.close();
-      await server?.destroy();
     });
 
     const historyOf = async (runId: number) =>

@@ -7,7 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { buildConsole } from '../web/build.mjs';
 import { CHROMIUM, haveChromium } from './helpers/chromium.js';
 import { createTemplate, testRun } from './helpers/databases.js';
-import { transpileSources, TRANSPILED_ENV } from './helpers/transpiled.js';
+import { transpileSourcesInTurns, TRANSPILED_ENV } from './helpers/transpiled.js';
 import { MissingBinary, startMariadb, startPostgres, type TestServer } from './helpers/db-servers.js';
 
 declare module 'vitest' {
@@ -42,10 +42,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = Date.now();
   // Names this run's databases (test/helpers/databases.ts): its templates, and what each worker copies.
   process.env.TSCHK_TEST_RUN = randomBytes(3).toString('hex');
-  // The console's browser files, fresh for every run: its pages and tests load them from dist/web.
-  buildConsole();
-  const transpiled = transpileSources();
-  process.env[TRANSPILED_ENV] = transpiled.dir;
   const wanted = requestedServers();
   const requireAll = process.env.TSCHK_TEST_REQUIRE_DIALECTS === 'all';
   const running: Running[] = [];
@@ -56,8 +52,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await Promise.allSettled(dropTemplates.splice(0).map((drop) => drop()));
     await Promise.all(running.splice(0).map((r) => r.stop()));
     rmSync(testRun().keptList, { force: true });
-    transpiled.remove();
+    transpiled?.remove();
   };
+  let transpiled: { remove: () => void } | undefined;
   const killAll = () => running.forEach((r) => r.kill());
   process.on('exit', killAll);
 
@@ -68,7 +65,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     postgres: async () => asRunning(await startPostgres()),
     mysql: async () => asRunning(await startMariadb()),
   };
-  const results = await Promise.allSettled(
+  // The servers start first: their own processes do most of that work while this one builds below.
+  const starting = Promise.allSettled(
     (['postgres', 'mysql'] as const).map(async (server) => {
       if (!wanted.includes(server)) {
         delete process.env[ENV[server]];
@@ -94,6 +92,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
       }
     }),
   );
+  try {
+    // The console's browser files, fresh for every run: its pages and tests load them from dist/web.
+    buildConsole();
+    const js = await transpileSourcesInTurns();
+    transpiled = js;
+    process.env[TRANSPILED_ENV] = js.dir;
+  } catch (e) {
+    await starting;
+    await stopAll();
+    throw e;
+  }
+  const results = await starting;
   // CI sets TSCHK_TEST_REQUIRE_BROWSER=1: the console's browser tests must run there, never skip.
   const noBrowser = !haveChromium();
   if (noBrowser && process.env.TSCHK_TEST_REQUIRE_BROWSER === '1') {

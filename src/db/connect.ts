@@ -48,6 +48,8 @@ export interface OpenOptions {
   onError?: (err: unknown) => void;
   /** A writer runs a whole transaction again after a transient error. */
   onRetry?: (err: unknown, notice: RetryNotice) => void;
+  /** Told before every statement is sent (tests count them). */
+  onStatement?: () => void;
 }
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Db {
@@ -68,7 +70,7 @@ export function openTarget<DB>(
 } {
   const writes = new WriteHealth(target.dialect, { onRetry: opts.onRetry });
   const dialect = createDialect(target, opts.poolSize ?? 10, opts.foreign ?? false, opts.onError ?? (() => {}));
-  const kysely = new Kysely<DB>({ dialect: observedDialect(dialect, target.dialect, writes) });
+  const kysely = new Kysely<DB>({ dialect: observedDialect(dialect, target.dialect, writes, opts.onStatement) });
   let closed: Promise<void> | undefined;
   return {
     kysely,

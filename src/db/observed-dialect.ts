@@ -22,9 +22,9 @@ import type { WriteHealth } from './write-health.js';
  *   ROLLBACK then fails with "cannot rollback - no transaction is active"; on PostgreSQL and
  *   MySQL a lost connection took its transaction with it (and the pool discards that connection).
  */
-export function observedDialect(inner: Dialect, name: DialectName, writes: WriteHealth): Dialect {
+export function observedDialect(inner: Dialect, name: DialectName, writes: WriteHealth, onStatement?: () => void): Dialect {
   return {
-    createDriver: (): Driver => new ObservedDriver(inner.createDriver(), name, writes),
+    createDriver: (): Driver => new ObservedDriver(inner.createDriver(), name, writes, onStatement),
     createQueryCompiler: (): QueryCompiler => inner.createQueryCompiler(),
     createAdapter: (): DialectAdapter => inner.createAdapter(),
     createIntrospector: (db): DatabaseIntrospector => inner.createIntrospector(db),
@@ -60,9 +60,11 @@ class ObservedConnection implements DatabaseConnection {
   constructor(
     readonly inner: DatabaseConnection,
     private readonly writes: WriteHealth,
+    private readonly onStatement?: () => void,
   ) {}
 
   async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
+    this.onStatement?.();
     let result: QueryResult<R>;
     try {
       result = await this.inner.executeQuery<R>(q);
@@ -76,6 +78,7 @@ class ObservedConnection implements DatabaseConnection {
   }
 
   async *streamQuery<R>(q: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    this.onStatement?.();
     try {
       yield* this.inner.streamQuery<R>(q, chunkSize);
     } catch (err) {
@@ -91,6 +94,7 @@ class ObservedDriver implements Driver {
     private readonly inner: Driver,
     private readonly name: DialectName,
     private readonly writes: WriteHealth,
+    private readonly onStatement?: () => void,
   ) {}
 
   init(): Promise<void> {
@@ -105,7 +109,7 @@ class ObservedDriver implements Driver {
       throw tagged(err);
     }
     let c = this.connections.get(raw);
-    if (!c) this.connections.set(raw, (c = new ObservedConnection(raw, this.writes)));
+    if (!c) this.connections.set(raw, (c = new ObservedConnection(raw, this.writes, this.onStatement)));
     return c;
   }
 

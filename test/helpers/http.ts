@@ -1,3 +1,4 @@
+import type { DaemonOptions } from '../../src/daemon.js';
 import { testDaemon } from './daemon.js';
 
 /** The shared secret the served test daemons are configured with. */
@@ -18,8 +19,8 @@ export interface CallOptions {
 }
 
 /** A started daemon (HTTP on a free loopback port) and a client that keeps every answer it got. */
-export async function servedDaemon(databaseUrl: string, env: Record<string, string> = {}) {
-  const t = await testDaemon(databaseUrl, { UserAuthorization: API_SECRET, ...env });
+export async function servedDaemon(databaseUrl: string, env: Record<string, string> = {}, opts: Omit<DaemonOptions, 'logger'> = {}) {
+  const t = await testDaemon(databaseUrl, { UserAuthorization: API_SECRET, ...env }, opts);
   await t.daemon.start();
   const base = t.daemon.httpAddress!.url;
   const answers: Answer[] = [];

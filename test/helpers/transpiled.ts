@@ -23,6 +23,27 @@ function* tsFiles(dir: string): Generator<string> {
 
 /** Writes src/ and migrations/ as .js into a new folder beside the package's files; returns it. */
 export function transpileSources(): { dir: string; remove: () => void } {
+  const steps = transpileSteps();
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
+}
+
+/**
+ * The same, giving the event loop a turn after each file: global setup does this while the
+ * database servers start, whose progress (a child's exit, a port that answers) needs those turns.
+ */
+export async function transpileSourcesInTurns(): Promise<{ dir: string; remove: () => void }> {
+  const steps = transpileSteps();
+  let step = steps.next();
+  while (!step.done) {
+    await new Promise((resolve) => setImmediate(resolve));
+    step = steps.next();
+  }
+  return step.value;
+}
+
+function* transpileSteps(): Generator<void, { dir: string; remove: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'tschk-test-js-'));
   // Readable by the other uid some tests run tschk as.
   chmodSync(dir, 0o755);
@@ -35,6 +56,7 @@ export function transpileSources(): { dir: string; remove: () => void } {
       const out = join(dir, relative(root, file)).replace(/\.ts$/, '.js');
       mkdirSync(dirname(out), { recursive: true, mode: 0o755 });
       writeFileSync(out, outputText, { mode: 0o644 });
+      yield;
     }
   }
   // package.json makes the files ESM and is how the code finds its package root (dist/web).
