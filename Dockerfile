@@ -15,6 +15,7 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
+COPY scripts/bundle-kysely.mjs ./scripts/
 COPY web ./web
 RUN npm run build && npm prune --omit=dev
 

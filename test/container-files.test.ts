@@ -65,6 +65,7 @@ describe('.dockerignore', () => {
     'web/app.ts',
     'web/build.mjs',
     'web/console.css',
+    'scripts/bundle-kysely.mjs',
   ])('sends %s, which the build copies', (path) => {
     expect(dockerIgnored(patterns, path)).toBe(false);
   });
@@ -85,6 +86,13 @@ describe('Dockerfile', () => {
     expect(build!.search(/^COPY web \.\/web$/m)).toBeGreaterThan(-1);
     expect(build!.search(/^COPY web \.\/web$/m)).toBeLessThan(build!.search(/^RUN npm run build\b/m));
     expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+  });
+
+  it('copies the script that bundles Kysely into the build stage before npm run build', () => {
+    const [, build] = read('Dockerfile').split(/^FROM /m);
+    const copy = build!.search(/^COPY scripts\/bundle-kysely\.mjs \.\/scripts\/$/m);
+    expect(copy).toBeGreaterThan(-1);
+    expect(copy).toBeLessThan(build!.search(/^RUN npm run build\b/m));
   });
 });
 

@@ -1,9 +1,10 @@
 import { inspect } from 'node:util';
-import { Migrator, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type MigrationResultSet } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import type { Db } from './connect.js';
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
+  if (await schemaIsCurrent(db)) return [];
   const migrator = new Migrator({
     db: db.kysely,
     provider: { getMigrations: async () => migrations },
@@ -16,4 +17,21 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
     throw new Error(failed ? `migration ${failed} failed: ${cause}` : `cannot use the database (TSCHK_DATABASE_URL): ${cause}`);
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * Every start of every command migrates: when the database has run exactly the migrations this
+ * build knows, one read says so, without the Migrator's lock table and its transaction. Anything
+ * else (no table yet, one missing, one this build does not know, no database) is the Migrator's
+ * to do or to report.
+ */
+async function schemaIsCurrent(db: Db): Promise<boolean> {
+  try {
+    const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(db.kysely);
+    const known = Object.keys(migrations);
+    const ran = new Set(rows.map((r) => r.name));
+    return ran.size === known.length && known.every((name) => ran.has(name));
+  } catch {
+    return false;
+  }
 }
