@@ -2,12 +2,13 @@
 // `tschk status`'s start-up and grew the idle daemon by ~5 MB (the loader's garbage lifts V8's
 // young generation). After `tsc`, this bundles Kysely into one module, dist/vendor/kysely.js, and
 // points the built files' `from 'kysely'` at it. Tests run the sources against Kysely itself.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
 
-const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+// The folder of the built files: dist/, or the one given (a test bundles a copy of its own).
+const dist = process.argv[2] ? resolve(process.argv[2]) : fileURLToPath(new URL('../dist/', import.meta.url));
 const bundle = join(dist, 'vendor', 'kysely.js');
 
 await build({
@@ -27,7 +28,8 @@ function* jsFiles(dir) {
 
 const KYSELY = /(\bfrom\s*|\bimport\s*\(\s*)(['"])kysely\2/g;
 let rewritten = 0;
-for (const folder of ['src', 'migrations', 'bench']) {
+// The Docker image builds without bench/.
+for (const folder of ['src', 'migrations', 'bench'].filter((f) => existsSync(join(dist, f)))) {
   for (const file of jsFiles(join(dist, folder))) {
     const text = readFileSync(file, 'utf8');
     const target = relative(dirname(file), bundle);
