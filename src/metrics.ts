@@ -54,16 +54,23 @@ export class Metrics implements EngineEvents {
   private record(observe: (s: Series) => void): void {
     if (this.series) return observe(this.series);
     this.pending.push(observe);
-    void this.load();
+    // A load that failed is asked again by the next scrape, which answers its error.
+    this.load().catch(() => {});
   }
 
   private load(): Promise<Series> {
-    this.loading ??= import('prom-client').then((prom) => {
-      const series = createSeries(prom, this.db, this.lowBalance);
-      this.series = series;
-      for (const observe of this.pending.splice(0)) observe(series);
-      return series;
-    });
+    this.loading ??= import('prom-client')
+      .then((prom) => {
+        const series = createSeries(prom, this.db, this.lowBalance);
+        this.series = series;
+        for (const observe of this.pending.splice(0)) observe(series);
+        return series;
+      })
+      .catch((err: unknown) => {
+        this.loading = undefined;
+        this.pending.length = 0;
+        throw err;
+      });
     return this.loading;
   }
 }
