@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it, onTestFinished } from 'vitest';
 import { listArchive } from '../src/db/archive.js';
 import { listTokens } from '../src/db/tokens.js';
 import { describeInBrowser, launchChromium, openBrowser, type Browser, type BrowserOptions } from './helpers/browser.js';
@@ -165,6 +165,8 @@ describeInBrowser('web console in Chromium', () => {
     // One check stays in flight until the other tab has seen the run's progress.
     let release!: () => void;
     seeded.mock.setBehaviour('sk-html-console-eeee-0005', { kind: 'held', until: new Promise<void>((r) => (release = r)), then: 'live' });
+    // A test that fails before the release must not leave the check, and the daemon's stop, waiting.
+    onTestFinished(() => release());
     await signIn(page, base);
     await page.locator('body[data-ready="overview"]').waitFor();
     await page.goto(`${base}/pools/deep/default`);

@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const loader = fileURLToPath(new URL('./ts-loader.mjs', import.meta.url));
@@ -71,11 +72,23 @@ export interface TschkProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/** Processes startTschk started that have not exited: none outlives its test, nor the worker. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export function startTschk(args: string[], env: Record<string, string>): TschkProcess {
   const child = spawn(process.execPath, tschkArgs(args), {
     cwd: root,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  // Also when the test failed or timed out on an await that never came back.
+  onTestFinished(() => {
+    if (running.has(child)) child.kill('SIGKILL');
   });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
