@@ -546,28 +546,24 @@ export async function appendHistory(db: Db, rows: readonly HistoryRowInput[]): P
   });
 }
 
-/** A token's last checks from `token_status`, newest first: one index range, however long its history. */
-export async function latestChecksOfToken(db: Executor, tokenId: number, limit: number): Promise<TokenStatusRow[]> {
+/** A token's last checks, newest first: one index range, however long its history. */
+function latestOfToken(db: Executor, tokenId: number, limit: number) {
   return db.kysely
     .selectFrom('token_status')
-    .selectAll()
     .where('token_id', '=', tokenId)
     .orderBy('checked_at', 'desc')
     .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+    .limit(limit);
+}
+
+/** A token's last checks from `token_status`, newest first. */
+export async function latestChecksOfToken(db: Executor, tokenId: number, limit: number): Promise<TokenStatusRow[]> {
+  return latestOfToken(db, tokenId, limit).selectAll().execute();
 }
 
 /** A token's last checks, without their evidence (a strip of verdicts). */
 export async function recentVerdictsOfToken(db: Executor, tokenId: number, limit: number) {
-  return db.kysely
-    .selectFrom('token_status')
-    .select(['verdict', 'reason', 'checked_at', 'http_status', 'latency_ms', 'run_id'])
-    .where('token_id', '=', tokenId)
-    .orderBy('checked_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+  return latestOfToken(db, tokenId, limit).select(['verdict', 'reason', 'checked_at', 'http_status', 'latency_ms', 'run_id']).execute();
 }
 
 export interface LiveByBucketQuery {

@@ -197,28 +197,18 @@ export async function listTokens(db: Db, f: TokenFilter): Promise<TokenRow[]> {
     .execute();
 }
 
-/** A pool in its order: the legacy answers count positions from this. */
+/** A pool's tokens in its order: the legacy answers count positions from this. */
+function inPoolOrder(db: Db, providerId: number, pool: string) {
+  return db.kysely.selectFrom('tokens').where('provider_id', '=', providerId).where('pool', '=', pool).orderBy('position').orderBy('id');
+}
+
 export async function poolTokens(db: Db, providerId: number, pool: string): Promise<TokenRow[]> {
-  return db.kysely
-    .selectFrom('tokens')
-    .selectAll()
-    .where('provider_id', '=', providerId)
-    .where('pool', '=', pool)
-    .orderBy('position')
-    .orderBy('id')
-    .execute();
+  return inPoolOrder(db, providerId, pool).selectAll().execute();
 }
 
 /** Each token's current verdict in pool order: all the legacy answer reads, for a pool of any size. */
 export async function poolVerdicts(db: Db, providerId: number, pool: string): Promise<Array<Pick<TokenRow, 'last_verdict'>>> {
-  return db.kysely
-    .selectFrom('tokens')
-    .select('last_verdict')
-    .where('provider_id', '=', providerId)
-    .where('pool', '=', pool)
-    .orderBy('position')
-    .orderBy('id')
-    .execute();
+  return inPoolOrder(db, providerId, pool).select('last_verdict').execute();
 }
 
 export async function findToken(db: Db, id: number): Promise<TokenRow | undefined> {
