@@ -169,10 +169,11 @@ async function watched<T>(
     }
   })();
   let maxRunWriteMs = 0;
+  let runWriteErrors = 0;
   const writer = (async () => {
     while (write && !done) {
       const began = performance.now();
-      await write();
+      await write().catch(() => runWriteErrors++);
       maxRunWriteMs = Math.max(maxRunWriteMs, performance.now() - began);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -187,7 +188,7 @@ async function watched<T>(
     result,
     maxStallMs: round(loop.max / 1e6),
     maxHealthzMs: round(maxHealthzMs),
-    ...(write ? { maxRunWriteMs: round(maxRunWriteMs) } : {}),
+    ...(write ? { maxRunWriteMs: round(maxRunWriteMs), runWriteErrors } : {}),
     durationS: round(durationS),
   };
 }
@@ -196,15 +197,20 @@ async function watched<T>(
  * A run's writes during a pass: a batch of 100 checks of the current hour, through the daemon's
  * own database handle (a pool of connections on the servers, so beside the pass's transaction).
  */
-async function runWrites(db: Db): Promise<() => Promise<void>> {
+async function withRunWrites<T>(db: Db, pass: (write: () => Promise<void>) => Promise<T>): Promise<T> {
   const tokens = await listTokens(db, { limit: 100 });
   const runId = await openRun(db, 'cron', 'all');
   let i = 0;
-  return () =>
-    recordChecks(
-      db,
-      tokens.map((t) => check(t, t.provider_id, runId, new Date(), i++)),
+  try {
+    return await pass(() =>
+      recordChecks(
+        db,
+        tokens.map((t) => check(t, t.provider_id, runId, new Date(), i++)),
+      ),
     );
+  } finally {
+    await closeRun(db, runId, { status: 'done', counts: { pruned: 0, held: 0 } });
+  }
 }
 
 /** A fresh `tschk serve` process: milliseconds from spawn to the first 200 of /healthz. */
@@ -242,6 +248,8 @@ async function idleStall(ms: number): Promise<number> {
 }
 
 interface Seeded {
+  /** When the rows were written, up to the hour before (ms). */
+  seededAt: number;
   spanDays: number;
   seedS: number;
   rows: number;
@@ -264,7 +272,8 @@ async function seededDatabase(url: string): Promise<Seeded> {
   await migrateToLatest(db);
   process.stderr.write(`bench history: writing ${ROWS} checks of ${TOKENS} tokens, one an hour…\n`);
   const seedBegan = performance.now();
-  const { spanDays } = await seed(db, Date.now());
+  const seededAt = Date.now();
+  const { spanDays } = await seed(db, seededAt);
   const seedS = round((performance.now() - seedBegan) / 1000);
   const rows = await countChecks(db);
   const bytesPerCheck = round((await historyBytes(db)) / rows);
@@ -272,6 +281,7 @@ async function seededDatabase(url: string): Promise<Seeded> {
   await archiveAndDeleteTokens(db, [removed], 'deep', 'user_removed');
   const some = (await listTokens(db, { limit: 1 }))[0]!;
   const out: Seeded = {
+    seededAt,
     spanDays,
     seedS,
     rows,
@@ -308,6 +318,8 @@ async function main(): Promise<void> {
   try {
     const seeded = await seededDatabase(url);
     const { spanDays, seedS, rows, bytesPerCheck, removedToken, someToken } = seeded;
+    // A copied seed is older than the clock: its last day of checks is that much further back.
+    const seedAgeH = round((Date.now() - (seeded.seededAt ?? Date.now())) / 3_600_000);
 
     process.stderr.write('bench history: start-up of a fresh process…\n');
     // Killed as soon as it answers: its trim lease expires after a second, and the next pass resumes what it began.
@@ -322,7 +334,7 @@ async function main(): Promise<void> {
     await (await fetch(`${base}/healthz`)).arrayBuffer();
     const startToHealthzMs = round(performance.now() - startBegan);
     const rollup = {
-      ...(await watched(base, () => a.trimHistory(), await runWrites(a.context.db))),
+      ...(await withRunWrites(a.context.db, (write) => watched(base, () => a.trimHistory(), write))),
       longestStepMs: round(a.lastHistoryPass?.longestStepMs ?? 0),
       steps: a.lastHistoryPass?.steps,
     };
@@ -359,7 +371,7 @@ async function main(): Promise<void> {
     const b = await Daemon.create(loadConfig(env(keepDays)), { logger: createLogger('warn') });
     await b.start();
     const retention = {
-      ...(await watched(b.httpAddress!.url, () => b.trimHistory(), await runWrites(b.context.db))),
+      ...(await withRunWrites(b.context.db, (write) => watched(b.httpAddress!.url, () => b.trimHistory(), write))),
       longestStepMs: round(b.lastHistoryPass?.longestStepMs ?? 0),
       steps: b.lastHistoryPass?.steps,
     };
@@ -375,6 +387,7 @@ async function main(): Promise<void> {
         tokens: TOKENS,
         spanDays: round(spanDays),
         seedS,
+        seedAgeH,
         bytesPerCheck,
         coldStartToHealthzMs: coldStartMs,
         startToHealthzMs,
