@@ -28,6 +28,7 @@ import {
   poolTokenPage,
   tokenCountsByPool,
   TOKEN_SORTS,
+  type PoolTokensQuery,
   type TokenMatch,
   type TokenSort,
 } from '../db/tokens.js';
@@ -276,14 +277,7 @@ export async function overviewTrend(db: Db, days: number, now = new Date()) {
 
 export { TOKEN_SORTS, type TokenSort };
 
-export interface PoolPageQuery {
-  providerId: number;
-  pool: string;
-  match: TokenMatch;
-  sort: TokenSort;
-  dir: 'asc' | 'desc';
-  offset: number;
-  limit: number;
+export interface PoolPageQuery extends PoolTokensQuery {
   /** Checks shown in each token's strip. */
   strip: number;
 }
