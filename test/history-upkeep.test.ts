@@ -8,30 +8,23 @@ import type { TokenRow } from '../src/db/schema.js';
 import { importTokens, listTokens } from '../src/db/tokens.js';
 import { keepHistory } from '../src/history-keeper.js';
 import { createLogger } from '../src/logger.js';
+import { liveCheck } from './helpers/checks.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { testDaemon } from './helpers/daemon.js';
 
 const HOUR = 3_600_000;
 const logger = createLogger('silent');
 
+/** A check of the seed: mostly live, every seventh unknown with text that fills pages, so that removing old checks frees many of them. */
 function check(token: TokenRow, at: Date, i: number): CheckRecord {
-  return {
-    runId: null,
-    tokenId: token.id,
-    providerId: Number(token.provider_id),
-    fingerprint: token.fingerprint,
+  const unknown = i % 7 === 0;
+  return liveCheck(token, Number(token.provider_id), {
     checkedAt: at,
-    verdict: i % 7 === 0 ? 'unknown' : 'live',
-    reason: i % 7 === 0 ? 'upstream_error' : 'upstream_accepted',
-    httpStatus: 200,
+    verdict: unknown ? 'unknown' : 'live',
+    reason: unknown ? 'upstream_error' : 'upstream_accepted',
     latencyMs: 100 + (i % 50),
-    balance: null,
-    currency: null,
-    // Text that fills pages, so that removing old checks frees many of them.
-    detail: i % 7 === 0 ? `upstream said: busy, try again (${i})` : null,
-    prev: { state: 'active', consecutiveDead: 0 },
-    next: { state: 'active', consecutiveDead: 0, invalidSince: undefined },
-  };
+    detail: unknown ? `upstream said: busy, try again (${i})` : null,
+  });
 }
 
 /** `tokens` tokens checked hourly for `days` days up to `now`. */
