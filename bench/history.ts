@@ -336,6 +336,7 @@ async function main(): Promise<void> {
     const rollup = {
       ...(await withRunWrites(a.context.db, (write) => watched(base, () => a.trimHistory(), write))),
       longestStepMs: round(a.lastHistoryPass?.longestStepMs ?? 0),
+      longestStepKind: a.lastHistoryPass?.longestStepKind,
       steps: a.lastHistoryPass?.steps,
     };
 
@@ -373,6 +374,7 @@ async function main(): Promise<void> {
     const retention = {
       ...(await withRunWrites(b.context.db, (write) => watched(b.httpAddress!.url, () => b.trimHistory(), write))),
       longestStepMs: round(b.lastHistoryPass?.longestStepMs ?? 0),
+      longestStepKind: b.lastHistoryPass?.longestStepKind,
       steps: b.lastHistoryPass?.steps,
     };
     const idleStallMs = await idleStall(5_000);

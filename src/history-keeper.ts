@@ -52,13 +52,14 @@ export interface KeeperReport {
   pagesFreed: number;
   steps: number;
   longestStepMs: number;
+  /** What the longest step did: a kind of step, or the WAL checkpoint after one. */
+  longestStepKind?: StepKind | 'checkpoint';
   /** Stopped early (shutdown, or the lease went to another process): the next pass goes on. */
   stopped: boolean;
 }
 
 /** A day is rolled up this long after it ended: late batches and clocks a little behind are in. */
 export const ROLLUP_MARGIN_MS = 3_600_000;
-const CHECKPOINT_EVERY = 8;
 const ROLLUP_PAGE_MAX = 500;
 const WAL_LIMIT_BYTES = 64 * 2 ** 20;
 
@@ -108,22 +109,35 @@ class Pass {
     this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 3 : 100);
   }
 
-  /** One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time stays free. */
+  /**
+   * One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time
+   * stays free. On SQLite the WAL is copied back after every step: the pages a step dirtied are
+   * copied while they are few, and the step's size follows the time of both.
+   */
   async step<T>(kind: StepKind, fn: () => Promise<T>, size?: { value: number }): Promise<T> {
     const began = performance.now();
     const result = await fn();
-    const took = performance.now() - began;
+    let spent = this.took(kind, began);
     this.report.steps++;
-    this.report.longestStepMs = Math.max(this.report.longestStepMs, took);
-    if (size) size.value = nextStepSize(size.value, took, this.targetMs);
     await this.opts.afterStep?.(kind);
-    if (this.report.steps % CHECKPOINT_EVERY === 0 && this.db.dialect.fileUpkeep) {
+    const upkeep = this.db.dialect.fileUpkeep;
+    if (upkeep) {
       const at = performance.now();
-      await this.db.dialect.fileUpkeep.checkpoint(this.db.kysely);
-      this.report.longestStepMs = Math.max(this.report.longestStepMs, performance.now() - at);
+      await upkeep.checkpoint(this.db.kysely);
+      spent += this.took('checkpoint', at);
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(took)))));
+    if (size) size.value = nextStepSize(size.value, spent, this.targetMs);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(spent)))));
     return result;
+  }
+
+  private took(kind: StepKind | 'checkpoint', began: number): number {
+    const ms = performance.now() - began;
+    if (ms > this.report.longestStepMs) {
+      this.report.longestStepMs = ms;
+      this.report.longestStepKind = kind;
+    }
+    return ms;
   }
 
   /** Whether the pass may go on: not stopping, and still holding its lease. */
@@ -196,23 +210,27 @@ async function rollUp(pass: Pass, b: Bounds): Promise<boolean> {
 }
 
 /**
- * Deletes raw checks past the cutoff of days already rolled up (or too old to be), a page of
- * tokens at a time: each token's rows sit together in the table, so a step reads only what it deletes.
+ * Deletes raw checks past the cutoff of days already rolled up (or too old to be): the oldest day
+ * first, a page of tokens at a time. A token's rows of one day sit together in the table, and
+ * neighbouring tokens' rows of one hour sit together in the time index, so a step reads only what
+ * it deletes and dirties few pages of either.
  */
 async function trimRaw(pass: Pass, b: Bounds): Promise<boolean> {
   const { db } = pass;
   const rolledUntil = (await readState(db.kysely, ROLLED_UNTIL)) ?? -Infinity;
-  const bound = new Date(Math.min(b.cutoff.getTime(), Math.max(rolledUntil, b.firstRollupDay) * DAY_MS));
-  const oldest = await firstCheckAt(db);
-  if (!oldest || oldest >= bound) return true;
+  const bound = Math.min(b.cutoff.getTime(), Math.max(rolledUntil, b.firstRollupDay) * DAY_MS);
   const size = { value: pass.opts.firstStepSize ?? 20 };
-  for (let after = 0; ;) {
-    if (!(await pass.goOn())) return false;
-    const page = await historyTokenPage(db, after, size.value);
-    if (page.length === 0) break;
-    const ids = page.map((t) => t.tokenId);
-    pass.report.removed += await pass.step('trim', () => trimChecks(db, ids, bound), size);
-    after = ids[ids.length - 1]!;
+  for (let day = await nextDayWithChecks(db); day !== undefined && day * DAY_MS < bound; day = await nextDayWithChecks(db, day + 1)) {
+    const from = new Date(day * DAY_MS);
+    const before = new Date(Math.min((day + 1) * DAY_MS, bound));
+    for (let after = 0; ;) {
+      if (!(await pass.goOn())) return false;
+      const page = await historyTokenPage(db, after, size.value);
+      if (page.length === 0) break;
+      const ids = page.map((t) => t.tokenId);
+      pass.report.removed += await pass.step('trim', () => trimChecks(db, ids, before, from), size);
+      after = ids[ids.length - 1]!;
+    }
   }
   return true;
 }

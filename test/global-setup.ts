@@ -30,12 +30,19 @@ const asRunning = (s: TestServer): Running => ({ url: s.url, stop: () => s.destr
 
 function requestedServers(): Server[] {
   const raw = process.env.TSCHK_TEST_DIALECTS;
-  if (!raw) return ['postgres', 'mysql'];
+  if (!raw || raw.trim().toLowerCase() === 'all') return ['postgres', 'mysql'];
+  const aliases: Record<string, Server | 'sqlite'> = {
+    sqlite: 'sqlite',
+    postgres: 'postgres',
+    pg: 'postgres',
+    postgresql: 'postgres',
+    mysql: 'mysql',
+    mariadb: 'mysql',
+  };
   const names = raw.split(',').map((s) => s.trim().toLowerCase());
-  const out: Server[] = [];
-  if (names.some((n) => n === 'postgres' || n === 'pg' || n === 'postgresql')) out.push('postgres');
-  if (names.some((n) => n === 'mysql' || n === 'mariadb')) out.push('mysql');
-  return out;
+  const unknown = names.filter((n) => !(n in aliases));
+  if (unknown.length > 0) throw new Error(`TSCHK_TEST_DIALECTS: unknown ${unknown.join(', ')} (sqlite, postgres, mysql or all)`);
+  return (['postgres', 'mysql'] as const).filter((server) => names.some((n) => aliases[n] === server));
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

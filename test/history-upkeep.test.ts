@@ -91,6 +91,47 @@ describeEachDialect('history upkeep', (dialect) => {
       await daemon.stop();
     }
   });
+
+  it('a lowered TSCHK_HISTORY_DAYS removes the oldest day of every token first, so no step touches a whole history', async () => {
+    const db = openDatabase(database.url);
+    try {
+      const now = new Date('2026-11-30T12:00:00.000Z');
+      const written = await seedHistory(db, 6, 8, now);
+      // Everything rolled up first, as a daemon that ran with the longer limit would have done.
+      await keepHistory(db, { historyDays: 30, rollupDays: 400, logger, now: () => now });
+      const oldestPerToken = async () =>
+        (
+          await db.kysely
+            .selectFrom('history_checks')
+            .select(['token_id', (eb) => eb.fn.min('at').as('at')])
+            .groupBy('token_id')
+            .execute()
+        ).map((r) => db.dialect.readTime(r.at)!.getTime());
+      let trimSteps = 0;
+      let widest = 0;
+      const report = await keepHistory(db, {
+        historyDays: 2,
+        rollupDays: 400,
+        logger,
+        now: () => now,
+        firstStepSize: 1,
+        stepMs: 1e-6,
+        afterStep: async (kind) => {
+          if (kind !== 'trim') return;
+          trimSteps++;
+          const oldest = await oldestPerToken();
+          widest = Math.max(widest, Math.max(...oldest) - Math.min(...oldest));
+        },
+      });
+      expect(report.removed).toBeGreaterThan(written / 2);
+      expect(trimSteps).toBeGreaterThan(6);
+      // Between two steps, the tokens' oldest checks are never more than a day (and the seed's few ms) apart.
+      expect(widest).toBeLessThanOrEqual(24 * HOUR + 10);
+      expect(Math.min(...(await oldestPerToken()))).toBeGreaterThanOrEqual(now.getTime() - 2 * 24 * HOUR);
+    } finally {
+      await db.close();
+    }
+  });
 });
 
 // SQLite only: the server databases give their space back themselves (autovacuum, InnoDB purge).

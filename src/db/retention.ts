@@ -101,10 +101,10 @@ async function deleteChecks(db: Db, trx: Executor, ids: readonly number[], befor
   return Number((await q.executeTakeFirst()).numDeletedRows);
 }
 
-/** Deletes the raw checks of some tokens older than `before`: each token's rows sit together, so this reads only them. */
-export async function trimChecks(db: Db, ids: readonly number[], before: Date): Promise<number> {
+/** Deletes the raw checks of some tokens older than `before` (and from `from` on): each token's rows sit together, so this reads only them. */
+export async function trimChecks(db: Db, ids: readonly number[], before: Date, from?: Date): Promise<number> {
   if (ids.length === 0) return 0;
-  return deleteChecks(db, db.kysely, ids, before);
+  return deleteChecks(db, db.kysely, ids, before, from);
 }
 
 /** Deletes the rollups of some tokens of days before `beforeDay`. */
