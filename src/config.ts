@@ -1,4 +1,4 @@
-import cron from 'node-cron';
+import { cronProblem } from './cron.js';
 import { ConfigError } from './config-error.js';
 import { readDatabaseUrl, type DatabaseTarget } from './db/url.js';
 
@@ -143,14 +143,14 @@ export function loadConfig(env: Env): Readonly<Config> {
     return { ...read.target, url };
   };
 
-  const cronExpr = get('TSCHK_CRON') ?? '0 * * * *';
-  if (!cron.validate(cronExpr)) {
-    throw new ConfigError('TSCHK_CRON', `expected a cron expression such as '0 * * * *', got '${cronExpr}'`);
-  }
-  const trimCron = get('TSCHK_TRIM_CRON') ?? '17 3 * * *';
-  if (!cron.validate(trimCron)) {
-    throw new ConfigError('TSCHK_TRIM_CRON', `expected a cron expression such as '17 3 * * *', got '${trimCron}'`);
-  }
+  const cronOf = (name: string, fallback: string): string => {
+    const expr = get(name) ?? fallback;
+    const problem = cronProblem(expr);
+    if (problem) throw new ConfigError(name, `expected a cron expression such as '${fallback}', got '${expr}' (${problem})`);
+    return expr;
+  };
+  const cronExpr = cronOf('TSCHK_CRON', '0 * * * *');
+  const trimCron = cronOf('TSCHK_TRIM_CRON', '17 3 * * *');
   const timezone = get('TSCHK_TIMEZONE');
   if (timezone !== undefined && !validTimezone(timezone)) {
     throw new ConfigError('TSCHK_TIMEZONE', `expected an IANA time zone such as 'Asia/Shanghai', got '${timezone}'`);

@@ -276,7 +276,7 @@ export class Daemon {
       this.keeperStop.abort();
       clearTimeout(this.keeperTimer);
       clearInterval(this.watcher);
-      await this.scheduler?.stop();
+      this.scheduler?.stop();
       await this.startupSync;
       await this.keeping?.catch(() => undefined);
       if (runs.busy) {

@@ -1,4 +1,4 @@
-import cron, { type ScheduledTask } from 'node-cron';
+import { CronSchedule } from './cron.js';
 import type { Logger } from './logger.js';
 
 export interface Job {
@@ -8,9 +8,13 @@ export interface Job {
   run: (tick: Date) => Promise<unknown>;
 }
 
-/** node-cron tasks that never overlap themselves; a failed job is logged, not thrown. */
+/** A long wait is taken in pieces, so that a wall clock set forward or back is noticed soon. */
+const LONGEST_WAIT_MS = 60_000;
+
+/** Cron jobs that never overlap themselves: a tick while one runs is skipped and logged; a failed job is logged, not thrown. */
 export class Scheduler {
-  private tasks: ScheduledTask[] = [];
+  private timers = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
 
   constructor(
     private readonly jobs: readonly Job[],
@@ -21,41 +25,44 @@ export class Scheduler {
   start(): void {
     for (const job of this.jobs) {
       const log = this.logger.child({ job: job.name });
-      const task = cron.schedule(
-        job.cron,
-        async (ctx) => {
-          try {
-            await job.run(ctx.date);
-          } catch (err) {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, 'scheduled job failed');
-          }
-        },
-        // node-cron's own lines (coloured text on stderr) become JSON lines like every other.
-        { name: job.name, timezone: this.timezone, noOverlap: true, logger: cronLogger(log) },
-      );
-      task.on('execution:overlap', (ctx) => log.warn({ tick: ctx.date.toISOString() }, 'tick skipped: the previous one is still running'));
-      this.tasks.push(task);
-      log.info({ cron: job.cron, next: task.getNextRun()?.toISOString() }, 'job scheduled');
+      const schedule = new CronSchedule(job.cron, this.timezone);
+      const next = schedule.next(new Date());
+      log.info({ cron: job.cron, next: next?.toISOString() }, 'job scheduled');
+      let running = false;
+      const fire = (tick: Date) => {
+        if (running) {
+          log.warn({ tick: tick.toISOString() }, 'tick skipped: the previous one is still running');
+          return;
+        }
+        running = true;
+        job
+          .run(tick)
+          .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'scheduled job failed'))
+          .finally(() => (running = false));
+      };
+      this.wait(job.name, schedule, next, fire);
     }
   }
 
-  /** No new ticks after this; a job in flight is awaited by its owner, not here. */
-  async stop(): Promise<void> {
-    const tasks = this.tasks;
-    this.tasks = [];
-    await Promise.all(tasks.map((t) => Promise.resolve(t.destroy())));
+  private wait(name: string, schedule: CronSchedule, tick: Date | null, fire: (tick: Date) => void): void {
+    if (!tick || this.stopped) return;
+    const timer = setTimeout(
+      () => {
+        const now = Date.now();
+        if (now < tick.getTime()) return this.wait(name, schedule, tick, fire);
+        fire(tick);
+        // Ticks that passed while the event loop was held are not made up for.
+        this.wait(name, schedule, schedule.next(new Date(Math.max(now, tick.getTime()))), fire);
+      },
+      Math.min(LONGEST_WAIT_MS, Math.max(0, tick.getTime() - Date.now())),
+    );
+    this.timers.set(name, timer);
   }
-}
 
-const OVERLAP = /overlap prevention/;
-
-function cronLogger(log: Logger) {
-  const text = (m: string | Error) => (m instanceof Error ? m.message : m);
-  return {
-    info: (m: string) => log.debug(text(m)),
-    // The overlap warning is logged once per tick by the 'execution:overlap' listener, with the tick.
-    warn: (m: string) => (OVERLAP.test(m) ? undefined : log.warn(text(m))),
-    error: (m: string | Error, err?: Error) => log.error({ err: err?.message }, text(m)),
-    debug: (m: string | Error) => log.debug(text(m)),
-  };
+  /** No new ticks after this; a job in flight is awaited by its owner, not here. */
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
 }

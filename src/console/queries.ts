@@ -1,4 +1,4 @@
-import cron from 'node-cron';
+import { CronSchedule } from '../cron.js';
 import type { Config } from '../config.js';
 import { archivedSecrets, latestArchiveOfToken, searchArchive } from '../db/archive.js';
 import type { Db } from '../db/connect.js';
@@ -174,18 +174,7 @@ export async function dailyLiveShare(
 
 /** When the cron schedule fires next (TSCHK_CRON in TSCHK_TIMEZONE). */
 export function nextScheduledRun(config: Readonly<Config>, now = new Date()): string | null {
-  const task = cron.createTask(config.cron, () => {}, { timezone: config.timezone });
-  try {
-    const next = task.getNextRun();
-    return next && next > now
-      ? next.toISOString()
-      : (task
-          .getNextRuns(2)
-          .find((d) => d > now)
-          ?.toISOString() ?? null);
-  } finally {
-    void task.destroy();
-  }
+  return new CronSchedule(config.cron, config.timezone).next(now)?.toISOString() ?? null;
 }
 
 export interface RunProgress {
