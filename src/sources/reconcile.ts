@@ -6,7 +6,7 @@ import {
   insertSourceTokens,
   otherSourcesTokens,
   placedTokens,
-  placeToken,
+  placeTokens,
   poolFingerprintPage,
   setPositions,
   type PoolSource,
@@ -90,14 +90,16 @@ export async function reconcilePoolInBatches(
       );
       const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
       const inserts = [];
+      const places = [];
       for (const { fp, entry, position } of batch) {
         const row = byFingerprint.get(fp);
         if (!row) {
           inserts.push({ secret: entry.secret, fingerprint: fp, sourceRef: entry.sourceRef, position });
         } else if (row.position !== position || row.source !== target.source || row.source_ref !== entry.sourceRef) {
-          await placeToken(tx, target, row.id, { position, sourceRef: entry.sourceRef }, now);
+          places.push({ id: row.id, position, sourceRef: entry.sourceRef });
         }
       }
+      await placeTokens(tx, target, places, now);
       await insertSourceTokens(tx, target, inserts, now);
       added += inserts.length;
     });
