@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Db } from './db/connect.js';
 import { faultLogging } from './db/fault-logging.js';
 import { migrateToLatest } from './db/migrate.js';
+import type { OnStatement } from './db/observed-dialect.js';
 import { redactDatabaseUrl } from './db/url.js';
 import { forgetDaemon, heartbeat, readLease, releaseLease, renewLease, tryAcquireLease, type Holder } from './db/lease.js';
 import { keepHistory, type KeeperReport } from './history-keeper.js';
@@ -40,7 +41,7 @@ export interface DaemonOptions {
   /** Tests may flush history more often than once a second. */
   flushEveryMs?: number;
   /** Tests may count the statements sent to tschk's database (to tell which requests reach it). */
-  onStatement?: () => void;
+  onStatement?: OnStatement;
 }
 
 export type { AppContext } from './context.js';

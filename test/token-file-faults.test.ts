@@ -12,7 +12,7 @@ import { importTokens, poolTokens } from '../src/db/tokens.js';
 import { createLogger } from '../src/logger.js';
 import { fileReadLimits, unansweredReads } from '../src/sources/file-read.js';
 import { syncSources } from '../src/sources/index.js';
-import { reconcilePoolInBatches } from '../src/sources/reconcile.js';
+import { reconcileLimits, reconcilePoolInBatches } from '../src/sources/reconcile.js';
 import { CapturedLog } from './helpers/daemon.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { API_SECRET, servedDaemon, type Served } from './helpers/http.js';
@@ -35,6 +35,7 @@ describeEachDialect('token files that block or hold garbage', (dialect) => {
   const daemons: Array<{ daemon: Daemon }> = [];
   const stuck: Array<() => Promise<void>> = [];
   const timeoutMs = fileReadLimits.timeoutMs;
+  const batches = { ...reconcileLimits };
 
   beforeEach(async () => {
     mock = await startMockFreeApi({ defaultBehaviour: 'live' });
@@ -46,6 +47,7 @@ describeEachDialect('token files that block or hold garbage', (dialect) => {
     // The abandoned calls answer once the threads are free; until then no token file is read.
     await until(async () => unansweredReads() === 0);
     fileReadLimits.timeoutMs = timeoutMs;
+    Object.assign(reconcileLimits, batches);
     for (const d of daemons.splice(0)) await d.daemon.stop();
     await mock.close();
     await database.drop();
@@ -291,21 +293,25 @@ describeEachDialect('token files that block or hold garbage', (dialect) => {
   });
 
   it('syncs a file of many batches: order, duplicates across batches, imports after the file’s, only removed lines archived', async () => {
-    const n = 12_000;
-    const tok = (i: number) => `tok-many-${String(i).padStart(6, '0')}-zzzz`;
+    // Batches of 500 and pages of 200: the file's 1,201 lines span three batches and, at 128 bytes
+    // a line, three reads of the file; the pool is looked through in seven pages.
+    reconcileLimits.batch = 500;
+    reconcileLimits.page = 200;
+    const n = 1_200;
+    const tok = (i: number) => `tok-many-${String(i).padStart(6, '0')}-${'z'.repeat(111)}`;
     const lines = Array.from({ length: n }, (_, i) => tok(i));
-    lines.splice(6_000, 0, tok(1)); // a duplicate in another batch: the first line wins
+    lines.splice(600, 0, tok(1)); // a duplicate in another batch: the first line wins
     write(TOKEN_FILE, '');
     const s = await serve();
     const p = (await findProvider(s.db, 'deep'))!;
-    await importTokens(s.db, { providerId: p.id, pool: 'default', entries: ['imported-only-1111', tok(7_000)], source: 'cli' });
+    await importTokens(s.db, { providerId: p.id, pool: 'default', entries: ['imported-only-1111', tok(700)], source: 'cli' });
 
     write(TOKEN_FILE, lines.join('\n') + '\n');
     await syncSources(s.daemon.context, { provider: 'deep', pool: 'default' });
     let pool = await poolTokens(s.db, p.id, 'default');
     expect(pool.map((t) => t.secret)).toEqual([...Array.from({ length: n }, (_, i) => tok(i)), 'imported-only-1111']);
     expect(pool.map((t) => t.position)).toEqual(Array.from({ length: n + 1 }, (_, i) => i + 1));
-    expect(pool[7_000]).toMatchObject({ source: 'file', source_ref: `${TOKEN_FILE}:7002` });
+    expect(pool[700]).toMatchObject({ source: 'file', source_ref: `${TOKEN_FILE}:702` });
     expect(pool[n]).toMatchObject({ source: 'cli' });
 
     // the last line moves to the top, lines of tokens 100–199 go

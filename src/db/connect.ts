@@ -7,7 +7,7 @@ import type Mysql2 from 'mysql2';
 import type Pg from 'pg';
 import { ConfigError } from '../config.js';
 import { profiles, type DialectProfile } from './dialect.js';
-import { observedDialect } from './observed-dialect.js';
+import { observedDialect, type OnStatement } from './observed-dialect.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
 import { WriteHealth, type RetryNotice } from './write-health.js';
@@ -49,7 +49,7 @@ export interface OpenOptions {
   /** A writer runs a whole transaction again after a transient error. */
   onRetry?: (err: unknown, notice: RetryNotice) => void;
   /** Told before every statement is sent (tests count them). */
-  onStatement?: () => void;
+  onStatement?: OnStatement;
 }
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Db {

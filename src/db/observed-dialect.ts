@@ -22,7 +22,7 @@ import type { WriteHealth } from './write-health.js';
  *   ROLLBACK then fails with "cannot rollback - no transaction is active"; on PostgreSQL and
  *   MySQL a lost connection took its transaction with it (and the pool discards that connection).
  */
-export function observedDialect(inner: Dialect, name: DialectName, writes: WriteHealth, onStatement?: () => void): Dialect {
+export function observedDialect(inner: Dialect, name: DialectName, writes: WriteHealth, onStatement?: OnStatement): Dialect {
   return {
     createDriver: (): Driver => new ObservedDriver(inner.createDriver(), name, writes, onStatement),
     createQueryCompiler: (): QueryCompiler => inner.createQueryCompiler(),
@@ -30,6 +30,9 @@ export function observedDialect(inner: Dialect, name: DialectName, writes: Write
     createIntrospector: (db): DatabaseIntrospector => inner.createIntrospector(db),
   };
 }
+
+/** Told of every statement before it is sent (tests count them, or tell them apart). */
+export type OnStatement = (sql: string, parameters: readonly unknown[]) => void;
 
 const fromDriver = new WeakSet<object>();
 
@@ -60,11 +63,11 @@ class ObservedConnection implements DatabaseConnection {
   constructor(
     readonly inner: DatabaseConnection,
     private readonly writes: WriteHealth,
-    private readonly onStatement?: () => void,
+    private readonly onStatement?: OnStatement,
   ) {}
 
   async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
-    this.onStatement?.();
+    this.onStatement?.(q.sql, q.parameters);
     let result: QueryResult<R>;
     try {
       result = await this.inner.executeQuery<R>(q);
@@ -78,7 +81,7 @@ class ObservedConnection implements DatabaseConnection {
   }
 
   async *streamQuery<R>(q: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    this.onStatement?.();
+    this.onStatement?.(q.sql, q.parameters);
     try {
       yield* this.inner.streamQuery<R>(q, chunkSize);
     } catch (err) {
@@ -94,7 +97,7 @@ class ObservedDriver implements Driver {
     private readonly inner: Driver,
     private readonly name: DialectName,
     private readonly writes: WriteHealth,
-    private readonly onStatement?: () => void,
+    private readonly onStatement?: OnStatement,
   ) {}
 
   init(): Promise<void> {

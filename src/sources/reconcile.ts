@@ -6,7 +6,7 @@ import {
   insertSourceTokens,
   otherSourcesTokens,
   placedTokens,
-  placeToken,
+  placeTokens,
   poolFingerprintPage,
   setPositions,
   type PoolSource,
@@ -39,13 +39,16 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
 }
 
-/**
- * Entries per transaction: other work on the database (a SQLite file has one connection) gets its
- * turn between them. Much smaller ones would cost time: every commit writes out again the index pages
- * that random fingerprints touch.
- */
-const BATCH = 5_000;
-const PAGE = 2_000;
+export const reconcileLimits = {
+  /**
+   * Entries per transaction: other work on the database (a SQLite file has one connection) gets its
+   * turn between them. Much smaller ones would cost time: every commit writes out again the index
+   * pages that random fingerprints touch. (Tests make it small, to span batches with few rows.)
+   */
+  batch: 5_000,
+  /** Rows per read of the pool when looking for the tokens a listing lacks. */
+  page: 2_000,
+};
 
 /**
  * Makes the tokens that `source` owns in one pool exactly `entries`, in their order: new ones are
@@ -90,14 +93,16 @@ export async function reconcilePoolInBatches(
       );
       const byFingerprint = new Map(rows.map((r) => [r.fingerprint, r]));
       const inserts = [];
+      const places = [];
       for (const { fp, entry, position } of batch) {
         const row = byFingerprint.get(fp);
         if (!row) {
           inserts.push({ secret: entry.secret, fingerprint: fp, sourceRef: entry.sourceRef, position });
         } else if (row.position !== position || row.source !== target.source || row.source_ref !== entry.sourceRef) {
-          await placeToken(tx, target, row.id, { position, sourceRef: entry.sourceRef }, now);
+          places.push({ id: row.id, position, sourceRef: entry.sourceRef });
         }
       }
+      await placeTokens(tx, target, places, now);
       await insertSourceTokens(tx, target, inserts, now);
       added += inserts.length;
     });
@@ -108,7 +113,7 @@ export async function reconcilePoolInBatches(
   for await (const entries of listing) {
     for (const e of entries) {
       pending.push(e);
-      if (pending.length < BATCH) continue;
+      if (pending.length < reconcileLimits.batch) continue;
       if (opts.signal?.aborted) return { added, removed: 0, incomplete: true };
       await applyBatch(pending);
       pending = [];
@@ -127,15 +132,16 @@ async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<st
   // Every listed token has its row now: when the source has no more rows than that, none is unlisted.
   if ((await countSourceTokens(db, target)) <= wanted.size) return 0;
   const gone: number[] = [];
+  const { batch, page: pageSize } = reconcileLimits;
   for (let after = ''; ;) {
-    const page = await poolFingerprintPage(db, target, after, PAGE);
+    const page = await poolFingerprintPage(db, target, after, pageSize);
     for (const r of page) if (r.source === target.source && !wanted.has(r.fingerprint)) gone.push(Number(r.id));
-    if (page.length < PAGE) break;
+    if (page.length < pageSize) break;
     after = page[page.length - 1]!.fingerprint;
   }
   let removed = 0;
-  for (let i = 0; i < gone.length; i += BATCH) {
-    const ids = gone.slice(i, i + BATCH);
+  for (let i = 0; i < gone.length; i += batch) {
+    const ids = gone.slice(i, i + batch);
     removed += await archiveSourceTokens(db, target, ids, now);
     await turn();
   }
@@ -146,8 +152,9 @@ async function removeUnlisted(db: Db, target: PoolSource, wanted: ReadonlySet<st
 async function moveOthersAfter(db: Db, target: PoolSource, count: number): Promise<void> {
   const others = await otherSourcesTokens(db, target);
   const moves = others.map((r, i) => ({ id: r.id, from: r.position, to: count + i + 1 })).filter((m) => m.from !== m.to);
-  for (let i = 0; i < moves.length; i += BATCH) {
-    await setPositions(db, moves.slice(i, i + BATCH));
+  const { batch } = reconcileLimits;
+  for (let i = 0; i < moves.length; i += batch) {
+    await setPositions(db, moves.slice(i, i + batch));
     await turn();
   }
 }
