@@ -40,11 +40,16 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Tests may flush history more often than once a second. */
   flushEveryMs?: number;
+  /** Tests may look again for another process's run more often than every third of the lease. */
+  leasePollMs?: number;
   /** Tests may count the statements sent to tschk's database (to tell which requests reach it). */
   onStatement?: OnStatement;
 }
 
 export type { AppContext } from './context.js';
+
+/** How often a daemon tells it is alive and looks at the run lease: a third of the lease. */
+const watchEveryMs = (config: Readonly<Config>) => Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3)));
 
 /** The daemon's context, with the concrete coordinator and metrics it built. */
 type DaemonContext = AppContext & { runs: RunCoordinator; metrics: Metrics };
@@ -113,7 +118,7 @@ export class Daemon {
         notificationObserver({ db, config, logger, dispatcher, abortSignal: abortController.signal }),
       ],
     };
-    const lease = { holder, ttlMs: config.runLeaseMs, pollMs: Math.max(50, Math.min(5_000, Math.floor(config.runLeaseMs / 3))) };
+    const lease = { holder, ttlMs: config.runLeaseMs, pollMs: opts.leasePollMs ?? watchEveryMs(config) };
     const context: DaemonContext = { ...engine, runs: new RunCoordinator(engine, lease), metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');
     const daemon = new Daemon(context, stopController, abortController, !opts.dispatcher);
@@ -149,7 +154,7 @@ export class Daemon {
     );
     this.scheduler.start();
     await this.watchReplicas();
-    this.watcher = setInterval(() => void this.watchReplicas(), this.context.runs.lease.pollMs);
+    this.watcher = setInterval(() => void this.watchReplicas(), watchEveryMs(config));
     this.watcher.unref();
     // In the background, a little after start-up: a pass over a large history takes minutes, in
     // steps; start-up and the first run wait for none of it.
@@ -234,7 +239,7 @@ export class Daemon {
     if (this.stopping || this.watching) return;
     this.watching = true;
     try {
-      const others = await heartbeat(db, runs.lease.holder, 3 * runs.lease.pollMs + config.runLeaseMs, this.startedAt);
+      const others = await heartbeat(db, runs.lease.holder, 3 * watchEveryMs(config) + config.runLeaseMs, this.startedAt);
       if (others.length > 0 && !this.toldReplicas) {
         this.toldReplicas = true;
         const processes = others.map((o) => `${o.host} (pid ${o.pid})`);

@@ -3,6 +3,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTransient } from '../src/db/errors.js';
+import type { Clock } from '../src/engine/limits.js';
 import { upsertProvider } from '../src/db/providers.js';
 import { findRun } from '../src/db/runs.js';
 import { importTokens } from '../src/db/tokens.js';
@@ -45,6 +46,16 @@ for (const dialect of ['postgres', 'mysql'] as const) {
     let server: TestServer;
     let mock: MockFreeApi;
     let s: Served;
+    // The daemon's waits between two tries of a write end when the test says, not after seconds of back-off:
+    // once `resume` settles (at once by default).
+    let resume: Promise<unknown> = Promise.resolve();
+    const clock: Clock = {
+      now: () => Date.now(),
+      sleep: async (_ms, signal) => {
+        const aborted = new Promise<void>((r) => signal?.addEventListener('abort', () => r(), { once: true }));
+        await Promise.race([resume.catch(() => {}), aborted]);
+      },
+    };
 
     beforeAll(async () => {
       server = await boot(dialect);
@@ -57,7 +68,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       }
       // Slow answers, so that the server goes away while checks are in flight.
       mock = await startMockFreeApi({ defaultBehaviour: { kind: 'delay', ms: 150, then: 'live' } });
-      s = await servedDaemon(url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0' });
+      s = await servedDaemon(url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0' }, { clock, flushEveryMs: 20 });
       const p = await upsertProvider(s.db, { name: 'deep', kind: 'free-api', checkUrl: mock.checkUrl });
       await importTokens(s.db, { providerId: p.id, pool: 'default', entries: TOKENS, source: 'cli' });
     }, 120_000);
@@ -87,11 +98,15 @@ for (const dialect of ['postgres', 'mysql'] as const) {
         await trx.selectFrom('check_runs').select('id').execute();
       });
       await begun;
+      // The tries of a batch go on once the server is down: the last one is refused.
       stopping.done = server.stop();
+      resume = stopping.done;
       await stopping.done;
       await expect(held).rejects.toSatisfy((e) => isTransient(dialect, e));
 
       const summary = await running;
+      let started!: () => void;
+      resume = new Promise<void>((r) => (started = r));
       expect(summary.status).toBe('failed');
       expect(summary.error).toMatch(/^check results not written after 6 tries: connect ECONNREFUSED /);
       expect((await s.call('GET', '/healthz', { auth: null })).status).toBe(503);
@@ -112,6 +127,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       ]);
 
       await server.start();
+      started();
       // Nothing else writes: the closer's own retries close the row.
       const row = await until('the run row closed', async () => {
         const r = await findRun(s.db, summary.runId);
@@ -126,6 +142,8 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       const retriesBefore = s.log.entries().filter((e) => String(e.msg).startsWith('check results: transient database error')).length;
       const running = s.daemon.runNow({ trigger: 'cli', force: true });
       await until('checks in flight', () => (mock.calls.length > calls + 4 ? true : undefined));
+      let started!: () => void;
+      resume = new Promise<void>((r) => (started = r));
       await server.stop();
       await until('a batch retried', () =>
         s.log.entries().filter((e) => String(e.msg).startsWith('check results: transient database error')).length > retriesBefore
@@ -133,6 +151,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
           : undefined,
       );
       await server.start();
+      started();
 
       const summary = await running;
       expect(summary).toMatchObject({ status: 'done', checked: TOKENS.length, live: TOKENS.length });

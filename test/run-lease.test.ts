@@ -15,6 +15,8 @@ import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { waitFor } from './helpers/wait.js';
 
 const LEASE = { TSCHK_RUN_LEASE_MS: '600', TSCHK_PROVIDER_CONCURRENCY: '4' };
+// A process waiting for another's run looks again every 50 ms, not every third of the lease.
+const LOOK = { leasePollMs: 50 };
 const secrets = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}-token-aaaa`);
 
 describeEachDialect('one run at a time across processes', (dialect) => {
@@ -37,9 +39,9 @@ describeEachDialect('one run at a time across processes', (dialect) => {
 
   /** Process A serves HTTP; B is another process on the same database. */
   const twoProcesses = async (env: Record<string, string> = {}) => {
-    const a = await servedDaemon(database.url, { ...LEASE, ...env });
+    const a = await servedDaemon(database.url, { ...LEASE, ...env }, LOOK);
     stops.push(() => a.daemon.stop());
-    const b = await servedDaemon(database.url, { ...LEASE, ...env });
+    const b = await servedDaemon(database.url, { ...LEASE, ...env }, LOOK);
     stops.push(() => b.daemon.stop());
     const deep = await upsertProvider(a.db, { name: 'deep', kind: 'free-api', checkUrl: mock.checkUrl });
     const other = await upsertProvider(a.db, { name: 'other', kind: 'free-api', checkUrl: mock.checkUrl });
@@ -180,13 +182,28 @@ describeEachDialect('one run at a time across processes', (dialect) => {
   it('takes over from a holder that died: its run is closed as aborted, counted from its history, once the lease expires', async () => {
     const { b } = await twoProcesses();
     const ghost = { id: 'ghost-host:4242:dead', host: 'ghost-host', pid: 4242 };
-    expect(await tryAcquireLease(b.db, 'run', ghost, 300, { trigger: 'cron' })).toBe(true);
+    expect(await tryAcquireLease(b.db, 'run', ghost, 60_000, { trigger: 'cron' })).toBe(true);
     const orphan = await openRun(b.db, 'cron', 'all');
     const token = (await listTokens(b.db, {}))[0]!;
     await recordChecks(b.db, [checkRecord(token, orphan, 'dead')]);
 
     const waited: unknown[] = [];
-    const summary = await b.daemon.runNow({ trigger: 'cli', force: true }, { onWait: (h) => waited.push(h) });
+    // The minute of its lease goes by once B is waiting for it.
+    const expire = () =>
+      b.db.kysely
+        .updateTable('run_leases')
+        .set({ expires_at: b.db.dialect.clock(-1) })
+        .where('name', '=', 'run')
+        .execute();
+    const summary = await b.daemon.runNow(
+      { trigger: 'cli', force: true },
+      {
+        onWait: (h) => {
+          waited.push(h);
+          void expire();
+        },
+      },
+    );
     expect(waited).toEqual([expect.objectContaining({ host: 'ghost-host', pid: 4242 })]);
     expect(summary.status).toBe('done');
     expect(await findRun(b.db, orphan)).toMatchObject({ status: 'aborted', error: 'the process running it stopped', checked: 1, dead: 1 });

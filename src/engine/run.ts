@@ -10,7 +10,7 @@ import { selectDueTokens, type DueToken, type TokenMatch } from '../db/tokens.js
 import type { Logger } from '../logger.js';
 import { describeSecret, mask, scrubSecret } from '../secret.js';
 import { syncSources } from '../sources/index.js';
-import { closeRunWhenPossible } from './close-run.js';
+import { CLOSE_RETRY, closeRunWhenPossible } from './close-run.js';
 import { ProviderGate, realClock, Semaphore } from './limits.js';
 import { lowBalanceOf } from './low-balance.js';
 import { backoffDelay, judgeAnswer, MAX_RETRY_AFTER_S } from './policy.js';
@@ -53,7 +53,9 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
     'run started',
   );
 
-  const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.flushEveryMs);
+  // A test's clock also paces the waits between tries of a write the database did not take.
+  const dbSleep = ctx.clock && ((ms: number, signal?: AbortSignal) => ctx.clock!.sleep(ms, signal));
+  const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.flushEveryMs, { sleep: dbSleep });
   const globalLimit = new Semaphore(ctx.config.concurrency);
   let status: RunSummary['status'] = 'done';
   let error: string | undefined;
@@ -80,8 +82,11 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
   const totals = zeroCounts();
   for (const s of summaries) for (const k of Object.keys(totals) as Array<keyof RunCounts>) totals[k] += s[k];
   const finished = new Date();
-  await closeRunWhenPossible(ctx, runId, () =>
-    closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished),
+  await closeRunWhenPossible(
+    ctx,
+    runId,
+    () => closeRun(ctx.db, runId, { status, counts: totals, error: error ?? null, providers: outcomes }, finished),
+    { ...CLOSE_RETRY, sleep: dbSleep },
   );
   const summary: RunSummary = {
     runId,
