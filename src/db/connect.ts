@@ -8,6 +8,7 @@ import type Pg from 'pg';
 import { ConfigError } from '../config.js';
 import { profiles, type DialectProfile } from './dialect.js';
 import { observedDialect, type OnStatement } from './observed-dialect.js';
+import { reusingStatements, sharedSqliteFile } from './sqlite-file.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
 import { WriteHealth, type RetryNotice } from './write-health.js';
@@ -87,7 +88,7 @@ const require = createRequire(import.meta.url);
 function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean, onError: (err: unknown) => void) {
   switch (target.dialect) {
     case 'sqlite':
-      return new SqliteDialect({ database: openSqlite(target.location, foreign) });
+      return sharedSqliteFile(new SqliteDialect({ database: reusingStatements(openSqlite(target.location, foreign)) }), target.location);
     case 'postgres': {
       const pg = require('pg') as typeof Pg;
       const pool = new pg.Pool({
@@ -179,8 +180,8 @@ function configureOwn(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
-  // History rows go in token order, so a batch touches one page per token: keep more of them cached (32 MB).
-  sqlite.pragma('cache_size = -32768');
+  // History rows go in token order, so a batch touches one page per token: keep more of them cached (8 MB).
+  sqlite.pragma('cache_size = -8192');
   return sqlite;
 }
 
