@@ -52,8 +52,8 @@ export interface KeeperReport {
   pagesFreed: number;
   steps: number;
   longestStepMs: number;
-  /** What the longest step did. */
-  longestStepKind?: StepKind;
+  /** What the longest step did: a kind of step, or the WAL checkpoint after one. */
+  longestStepKind?: StepKind | 'checkpoint';
   /** Stopped early (shutdown, or the lease went to another process): the next pass goes on. */
   stopped: boolean;
 }
@@ -109,20 +109,35 @@ class Pass {
     this.targetMs = opts.stepMs ?? (db.dialect.name === 'sqlite' ? 3 : 100);
   }
 
-  /** One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time stays free. */
+  /**
+   * One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time
+   * stays free. On SQLite the WAL is copied back after every step: the pages a step dirtied are
+   * copied while they are few, and the step's size follows the time of both.
+   */
   async step<T>(kind: StepKind, fn: () => Promise<T>, size?: { value: number }): Promise<T> {
     const began = performance.now();
     const result = await fn();
-    const took = performance.now() - began;
+    let spent = this.took(kind, began);
     this.report.steps++;
-    if (took > this.report.longestStepMs) {
-      this.report.longestStepMs = took;
+    await this.opts.afterStep?.(kind);
+    const upkeep = this.db.dialect.fileUpkeep;
+    if (upkeep) {
+      const at = performance.now();
+      await upkeep.checkpoint(this.db.kysely);
+      spent += this.took('checkpoint', at);
+    }
+    if (size) size.value = nextStepSize(size.value, spent, this.targetMs);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(spent)))));
+    return result;
+  }
+
+  private took(kind: StepKind | 'checkpoint', began: number): number {
+    const ms = performance.now() - began;
+    if (ms > this.report.longestStepMs) {
+      this.report.longestStepMs = ms;
       this.report.longestStepKind = kind;
     }
-    if (size) size.value = nextStepSize(size.value, took, this.targetMs);
-    await this.opts.afterStep?.(kind);
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(took)))));
-    return result;
+    return ms;
   }
 
   /** Whether the pass may go on: not stopping, and still holding its lease. */

@@ -180,11 +180,6 @@ function configureOwn(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
-  // The commit that makes the WAL 256 pages long copies it back into the file (SQLite's default is
-  // 1000): at ~25 µs a page, a history pass's step that pays for it stays short, and the step's
-  // size follows. Measured on a 20M-check file, 150 s of a pass: 256 pages removed 4.25M checks
-  // with a longest step of 48 ms; 1000 pages 5.69M, 72 ms; a checkpoint after every step 0.75M, 51 ms.
-  sqlite.pragma('wal_autocheckpoint = 256');
   // History rows go in token order, so a batch touches one page per token: keep more of them cached (8 MB).
   sqlite.pragma('cache_size = -8192');
   return sqlite;
