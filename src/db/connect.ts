@@ -8,7 +8,7 @@ import type Pg from 'pg';
 import { ConfigError } from '../config.js';
 import { profiles, type DialectProfile } from './dialect.js';
 import { observedDialect, type OnStatement } from './observed-dialect.js';
-import { reusingStatements, sharedSqliteFile } from './sqlite-file.js';
+import { reusingStatements } from './sqlite-file.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
 import { WriteHealth, type RetryNotice } from './write-health.js';
@@ -88,7 +88,7 @@ const require = createRequire(import.meta.url);
 function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean, onError: (err: unknown) => void) {
   switch (target.dialect) {
     case 'sqlite':
-      return sharedSqliteFile(new SqliteDialect({ database: reusingStatements(openSqlite(target.location, foreign)) }), target.location);
+      return new SqliteDialect({ database: reusingStatements(openSqlite(target.location, foreign)) });
     case 'postgres': {
       const pg = require('pg') as typeof Pg;
       const pool = new pg.Pool({
