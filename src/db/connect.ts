@@ -8,7 +8,7 @@ import type Pg from 'pg';
 import { ConfigError } from '../config.js';
 import { profiles, type DialectProfile } from './dialect.js';
 import { observedDialect, type OnStatement } from './observed-dialect.js';
-import { reusingStatements } from './sqlite-file.js';
+import { reusingStatements } from './sqlite-statements.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
 import { WriteHealth, type RetryNotice } from './write-health.js';
