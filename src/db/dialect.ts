@@ -77,6 +77,12 @@ function untyped<DB>(db: Kysely<DB> | Transaction<DB>): Kysely<Record<string, Re
   return db as unknown as Kysely<Record<string, Record<string, unknown>>>;
 }
 
+/** An id written into SQL text (a `CASE id WHEN …` arm, an `IN (…)` list): it must be an integer. */
+export function idLiteral(id: number): string {
+  if (!Number.isSafeInteger(id)) throw new Error(`not an id: ${id}`);
+  return String(id);
+}
+
 export function num(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);

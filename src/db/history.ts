@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Transaction } from 'kysely';
 import { VERDICT_CODES } from '../../migrations/dialect.js';
 import type { Db, Executor } from './connect.js';
-import { num, type DialectProfile } from './dialect.js';
+import { idLiteral, num, type DialectProfile } from './dialect.js';
 import { recordTokenEvents, type TokenEvent } from './events.js';
 import { renewLease } from './lease.js';
 import { verdictsByRun } from './runs.js';
@@ -255,11 +255,6 @@ class Params {
 }
 
 /** A token id, written into the SQL as a literal like the query builder's `sql.lit` did: it must be an integer. */
-function idLiteral(id: number): string {
-  if (!Number.isSafeInteger(id)) throw new Error(`not a token id: ${id}`);
-  return String(id);
-}
-
 const HISTORY_COLUMNS = 'token_id, at, id, provider_id, run_id, verdict, reason_id, http_status, latency_ms, balance, currency, detail';
 
 /** One check as `history_checks` stores it. */

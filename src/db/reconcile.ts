@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import { inTransaction, type Executor } from './connect.js';
+import { idLiteral } from './dialect.js';
 import { archiveAndDeleteTokens } from './tokens.js';
 import type { TokenRow, TokenSource } from './schema.js';
 
@@ -43,7 +44,7 @@ export async function placeTokens(
     const chunk = places.slice(i, i + UPDATE_CHUNK);
     const position = byId(
       'position',
-      chunk.map((p) => [p.id, sql.lit(integer(p.position))]),
+      chunk.map((p) => [p.id, sql.raw<number>(idLiteral(p.position))]),
     );
     const sourceRef = byId(
       'source_ref',
@@ -66,14 +67,8 @@ const UPDATE_CHUNK = 500;
 
 /** `CASE id WHEN … THEN … ELSE column END`: the ELSE gives PostgreSQL the type of the parameters. */
 function byId<T>(column: 'position' | 'source_ref', values: ReadonlyArray<[number, RawBuilder<T>]>): RawBuilder<T> {
-  const arms = values.map(([id, v]) => sql`when ${sql.lit(integer(id))} then ${v}`);
+  const arms = values.map(([id, v]) => sql`when ${sql.raw(idLiteral(id))} then ${v}`);
   return sql<T>`case id ${sql.join(arms, sql` `)} else ${sql.ref(column)} end`;
-}
-
-/** Written into the SQL as a literal: it must be an integer. */
-function integer(n: number): number {
-  if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
-  return n;
 }
 
 /** New tokens of the source, active and never checked. */
@@ -171,7 +166,7 @@ export async function setPositions(db: Executor, moves: ReadonlyArray<{ id: numb
       const chunk = moves.slice(i, i + UPDATE_CHUNK);
       const position = byId(
         'position',
-        chunk.map((m) => [m.id, sql.lit(integer(m.to))]),
+        chunk.map((m) => [m.id, sql.raw<number>(idLiteral(m.to))]),
       );
       const ids = chunk.map((m) => m.id);
       await tx.kysely.updateTable('tokens').set({ position }).where('id', 'in', ids).execute();
