@@ -38,6 +38,8 @@ export interface DaemonOptions {
   observers?: EngineEvents[];
   /** Tests may bring a clock that moves only when they say (back-offs, Retry-After pauses). */
   clock?: Clock;
+  /** Tests may move the schedule's time themselves: the cron ticks of replicas, in the order they choose. */
+  scheduleClock?: Clock;
   /** Tests may flush history more often than once a second. */
   flushEveryMs?: number;
   /** Tests may look again for another process's run more often than every third of the lease. */
@@ -77,6 +79,7 @@ export class Daemon {
     /** Aborted when the grace period is over: checks in flight are abandoned. */
     private readonly abortController: AbortController,
     private readonly ownsDispatcher: boolean,
+    private readonly scheduleClock: Clock | undefined,
   ) {}
 
   /** Opens and migrates the database, closes runs a crash left open, applies declared providers. */
@@ -121,7 +124,7 @@ export class Daemon {
     const lease = { holder, ttlMs: config.runLeaseMs, pollMs: opts.leasePollMs ?? watchEveryMs(config) };
     const context: DaemonContext = { ...engine, runs: new RunCoordinator(engine, lease), metrics };
     logger.info({ database: redactDatabaseUrl(config.database.url), dialect: db.dialect.name }, 'database ready');
-    const daemon = new Daemon(context, stopController, abortController, !opts.dispatcher);
+    const daemon = new Daemon(context, stopController, abortController, !opts.dispatcher, opts.scheduleClock);
     // Token files and One-API can be large, slow or stuck: HTTP does not wait for them, stop() does.
     daemon.startupSync = syncSources(engine).catch((err: unknown) =>
       logger.error({ err: err instanceof Error ? err.message : String(err) }, 'start-up sync of the sources failed'),
@@ -151,6 +154,7 @@ export class Daemon {
       ],
       config.timezone,
       logger,
+      this.scheduleClock,
     );
     this.scheduler.start();
     await this.watchReplicas();

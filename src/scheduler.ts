@@ -1,4 +1,5 @@
 import { CronSchedule } from './cron.js';
+import { realClock, type Clock } from './engine/limits.js';
 import type { Logger } from './logger.js';
 
 export interface Job {
@@ -13,20 +14,20 @@ const LONGEST_WAIT_MS = 60_000;
 
 /** Cron jobs that never overlap themselves: a tick while one runs is skipped and logged; a failed job is logged, not thrown. */
 export class Scheduler {
-  private timers = new Map<string, NodeJS.Timeout>();
-  private stopped = false;
+  private readonly stopper = new AbortController();
 
   constructor(
     private readonly jobs: readonly Job[],
     private readonly timezone: string | undefined,
     private readonly logger: Logger,
+    private readonly clock: Clock = realClock,
   ) {}
 
   start(): void {
     for (const job of this.jobs) {
       const log = this.logger.child({ job: job.name });
       const schedule = new CronSchedule(job.cron, this.timezone);
-      const next = schedule.next(new Date());
+      const next = schedule.next(new Date(this.clock.now()));
       log.info({ cron: job.cron, next: next?.toISOString() }, 'job scheduled');
       let running = false;
       const fire = (tick: Date) => {
@@ -38,31 +39,29 @@ export class Scheduler {
         job
           .run(tick)
           .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'scheduled job failed'))
-          .finally(() => (running = false));
+          .finally(() => {
+            running = false;
+            log.debug({ tick: tick.toISOString() }, 'tick done');
+          });
       };
-      this.wait(job.name, schedule, next, fire);
+      void this.follow(schedule, next, fire);
     }
   }
 
-  private wait(name: string, schedule: CronSchedule, tick: Date | null, fire: (tick: Date) => void): void {
-    if (!tick || this.stopped) return;
-    const timer = setTimeout(
-      () => {
-        const now = Date.now();
-        if (now < tick.getTime()) return this.wait(name, schedule, tick, fire);
-        fire(tick);
-        // Ticks that passed while the event loop was held are not made up for.
-        this.wait(name, schedule, schedule.next(new Date(Math.max(now, tick.getTime()))), fire);
-      },
-      Math.min(LONGEST_WAIT_MS, Math.max(0, tick.getTime() - Date.now())),
-    );
-    this.timers.set(name, timer);
+  private async follow(schedule: CronSchedule, first: Date | null, fire: (tick: Date) => void): Promise<void> {
+    const { signal } = this.stopper;
+    for (let tick = first; tick && !signal.aborted;) {
+      await this.clock.sleep(Math.min(LONGEST_WAIT_MS, tick.getTime() - this.clock.now()), signal);
+      const now = this.clock.now();
+      if (signal.aborted || now < tick.getTime()) continue;
+      fire(tick);
+      // Ticks that passed while the event loop was held are not made up for.
+      tick = schedule.next(new Date(Math.max(now, tick.getTime())));
+    }
   }
 
   /** No new ticks after this; a job in flight is awaited by its owner, not here. */
   stop(): void {
-    this.stopped = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    this.stopper.abort();
   }
 }

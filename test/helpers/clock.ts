@@ -23,3 +23,38 @@ export class TestClock implements Clock {
     return new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/**
+ * A clock that moves only when the test moves it: a sleep ends once `moveTo` passes its end. Two
+ * replicas given one each see the same cron tick at moments the test chooses.
+ */
+export class ManualClock implements Clock {
+  private readonly sleepers = new Set<{ until: number; wake: () => void }>();
+
+  constructor(private t: number) {}
+
+  now(): number {
+    return this.t;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (ms <= 0 || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const sleeper = {
+        until: this.t + ms,
+        wake: () => {
+          this.sleepers.delete(sleeper);
+          signal?.removeEventListener('abort', sleeper.wake);
+          resolve();
+        },
+      };
+      this.sleepers.add(sleeper);
+      signal?.addEventListener('abort', sleeper.wake, { once: true });
+    });
+  }
+
+  moveTo(t: number): void {
+    this.t = t;
+    for (const s of [...this.sleepers]) if (s.until <= t) s.wake();
+  }
+}
