@@ -29,6 +29,8 @@ export interface Config {
   retryBaseMs: number;
   minIntervalS: number;
   historyDays: number;
+  /** How often a run writes the checks it holds (also when a batch fills). */
+  historyFlushMs: number;
   /** Daily rollups and the event log are kept this long (TSCHK_ROLLUP_DAYS). */
   rollupDays: number;
   shutdownGraceMs: number;
@@ -187,6 +189,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     retryBaseMs: int('TSCHK_RETRY_BASE_MS', 1_000, 0, 600_000),
     minIntervalS: int('TSCHK_MIN_INTERVAL_S', 600, 0, 30 * 86_400),
     historyDays: int('TSCHK_HISTORY_DAYS', 90, 1, 36_500),
+    historyFlushMs: int('TSCHK_HISTORY_FLUSH_MS', 1_000, 10, 60_000),
     rollupDays: int('TSCHK_ROLLUP_DAYS', 400, 1, 36_500),
     shutdownGraceMs: int('TSCHK_SHUTDOWN_GRACE_MS', 30_000, 0, 600_000),
     shutdownWatchdogMs: int('TSCHK_SHUTDOWN_WATCHDOG_MS', 15_000, 100, 600_000),

@@ -28,8 +28,6 @@ export interface AppContext {
   random?: () => number;
   /** Back-off waits, Retry-After pauses, a file's re-read: the real clock unless a test brings its own. */
   clock?: Clock;
-  /** How often the history writer flushes what it buffered (default 1 s). */
-  flushEveryMs?: number;
   /** One-API's database, when configured: opened once, closed at stop. Absent (the CLI): opened per call. */
   oneApi?: OneApiConnection;
   /** The checkers, with the DeepSeek account sessions they keep. Absent (the CLI): the default set. */
@@ -42,11 +40,10 @@ export interface AppContext {
 export type SourceContext = Pick<AppContext, 'db' | 'config' | 'logger' | 'stopSignal' | 'oneApi' | 'clock'>;
 
 /** A run: checks, history, pruning (which edits the sources). */
-export type EngineContext = SourceContext &
-  Pick<AppContext, 'dispatcher' | 'abortSignal' | 'observers' | 'random' | 'checkers' | 'flushEveryMs'>;
+export type EngineContext = SourceContext & Pick<AppContext, 'dispatcher' | 'abortSignal' | 'observers' | 'random' | 'checkers'>;
 
 /** Closing a run's row, which may have to wait for the database. */
 export type CloseRunContext = Pick<AppContext, 'db' | 'logger' | 'stopSignal'>;
 
 /** The HTTP server and its routes: everything but the engine's own observers. */
-export type HttpContext = Omit<AppContext, 'observers' | 'random' | 'clock' | 'flushEveryMs'>;
+export type HttpContext = Omit<AppContext, 'observers' | 'random' | 'clock'>;

@@ -40,8 +40,6 @@ export interface DaemonOptions {
   clock?: Clock;
   /** Tests may move the schedule's time themselves: the cron ticks of replicas, in the order they choose. */
   scheduleClock?: Clock;
-  /** Tests may flush history more often than once a second. */
-  flushEveryMs?: number;
   /** Tests may look again for another process's run more often than every third of the lease. */
   leasePollMs?: number;
   /** Tests may count the statements sent to tschk's database (to tell which requests reach it). */
@@ -114,7 +112,6 @@ export class Daemon {
       stopSignal: stopController.signal,
       abortSignal: abortController.signal,
       clock: opts.clock,
-      flushEveryMs: opts.flushEveryMs,
       observers: [
         metrics,
         ...(opts.observers ?? []),

@@ -68,7 +68,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       }
       // Slow answers, so that the server goes away while checks are in flight.
       mock = await startMockFreeApi({ defaultBehaviour: { kind: 'delay', ms: 150, then: 'live' } });
-      s = await servedDaemon(url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0' }, { clock, flushEveryMs: 20 });
+      s = await servedDaemon(url, { TSCHK_PRUNE: 'off', TSCHK_RETRIES: '0', TSCHK_HISTORY_FLUSH_MS: '20' }, { clock });
       const p = await upsertProvider(s.db, { name: 'deep', kind: 'free-api', checkUrl: mock.checkUrl });
       await importTokens(s.db, { providerId: p.id, pool: 'default', entries: TOKENS, source: 'cli' });
     }, 120_000);

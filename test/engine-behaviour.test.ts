@@ -126,7 +126,7 @@ describe('a run against an upstream in trouble', () => {
   });
 
   it('fails the run, not silently, when its history cannot be written', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2' }, { flushEveryMs: 20 });
+    ctx = await testDaemon(database.url, { TSCHK_PROVIDER_CONCURRENCY: '2', TSCHK_HISTORY_FLUSH_MS: '20' });
     // 40 checks of 10 ms on 2 workers take ~200 ms: the writer's flush every 20 ms fails early
     mock.setDefault({ kind: 'delay', ms: 10, then: 'live' });
     await seed(

@@ -128,7 +128,12 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
     const mock = await startMockFreeApi({ defaultBehaviour: { kind: 'delay', ms: 30, then: 'live' } });
     const { database, db } = await seeded(dialect, mock.checkUrl, 40);
     const leaseMs = 1000;
-    const env = { TSCHK_CRON: '0 0 1 1 *', TSCHK_RUN_LEASE_MS: String(leaseMs), TSCHK_PROVIDER_CONCURRENCY: '2' };
+    const env = {
+      TSCHK_CRON: '0 0 1 1 *',
+      TSCHK_RUN_LEASE_MS: String(leaseMs),
+      TSCHK_PROVIDER_CONCURRENCY: '2',
+      TSCHK_HISTORY_FLUSH_MS: '50',
+    };
     const a = serve(database.url, env);
     const b = serve(database.url, env);
     let release = () => {};
@@ -196,7 +201,7 @@ describe('a daemon killed mid-run on SQLite', () => {
   });
 
   it('the next tschk check waits out the lease, closes the dead run as aborted with its counts, and checks the rest', async () => {
-    const lease = { TSCHK_RUN_LEASE_MS: '1000' };
+    const lease = { TSCHK_RUN_LEASE_MS: '1000', TSCHK_HISTORY_FLUSH_MS: '50' };
     const a = serve(database.url, { TSCHK_CRON: '0 0 1 1 *', TSCHK_PROVIDER_CONCURRENCY: '2', ...lease });
     let check: TschkProcess | undefined;
     try {

@@ -55,7 +55,7 @@ export async function runChecks(ctx: EngineContext, req: RunRequest, opts: RunOp
 
   // A test's clock also paces the waits between tries of a write the database did not take.
   const dbSleep = ctx.clock && ((ms: number, signal?: AbortSignal) => ctx.clock!.sleep(ms, signal));
-  const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.flushEveryMs, { sleep: dbSleep });
+  const writer = new BatchWriter(ctx.db, { lease: opts.lease }, undefined, ctx.config.historyFlushMs, { sleep: dbSleep });
   const globalLimit = new Semaphore(ctx.config.concurrency);
   let status: RunSummary['status'] = 'done';
   let error: string | undefined;
