@@ -108,7 +108,7 @@ describe.skipIf(servers.length === 0)('the watchdog of the tschk process', () =>
         TSCHK_HTTP_HOST: '127.0.0.1',
         TSCHK_RUN_ON_START: 'false',
         TSCHK_SHUTDOWN_GRACE_MS: '0',
-        TSCHK_SHUTDOWN_WATCHDOG_MS: '300',
+        TSCHK_SHUTDOWN_WATCHDOG_MS: '100',
       });
       try {
         await proc.waitForLog((l) => l.msg === 'tschk serving');
@@ -128,7 +128,7 @@ describe.skipIf(servers.length === 0)('the watchdog of the tschk process', () =>
         await session;
 
         expect(exit).toEqual({ code: 1, signal: null });
-        expect(proc.stderr()).toContain('tschk: the stop did not finish within 300 ms, exiting');
+        expect(proc.stderr()).toContain('tschk: the stop did not finish within 100 ms, exiting');
         const said = proc.logs.map((l) => l.msg);
         expect(said).toContain('shutdown requested');
         expect(said).not.toContain('stopped');
