@@ -105,11 +105,12 @@ describe('the deepseek-account checker against a mock platform', () => {
   let log: CapturedLog;
   let clock: number;
   let checker: Checker;
-  const check = (token: string) =>
+  /** A silent platform costs a test `timeoutMs` of real time: 100 ms for those, 5 s for the others. */
+  const check = (token: string, timeoutMs = 5_000) =>
     checker.check(
       token,
       { providerName: 'deep_user', kind: 'deepseek-account', checkUrl: mock.baseUrl },
-      { dispatcher, timeoutMs: 300, logger: createLogger('debug', log.stream) },
+      { dispatcher, timeoutMs, logger: createLogger('debug', log.stream) },
     );
   const loginCalls = () => mock.calls.filter((c) => c.path === PATHS.login).length;
   const summaryCalls = () => mock.calls.filter((c) => c.path === PATHS.summary).length;
@@ -173,7 +174,7 @@ describe('the deepseek-account checker against a mock platform', () => {
     ] as const;
     for (const [account, login, reason] of cases) {
       mock.addAccount(account, { password: 'pw', estimation: '9', login });
-      expect(await check(`${account}-pw`)).toMatchObject({ verdict: 'unknown', reason });
+      expect(await check(`${account}-pw`, login === 'timeout' ? 100 : undefined)).toMatchObject({ verdict: 'unknown', reason });
       expect(await check(`${account}-pw`)).toMatchObject({ verdict: 'unknown', reason: 'login_cooldown' });
     }
     expect(loginCalls()).toBe(cases.length);

@@ -46,10 +46,13 @@ describe('freeApiChecker over real HTTP', () => {
   let mock: MockFreeApi;
   const dispatcher = new Agent({ connections: 8 });
   const log = new CapturedLog();
-  const ctx = { dispatcher, timeoutMs: 300, logger: createLogger('debug', log.stream) };
+  const ctx = { dispatcher, timeoutMs: 5_000, logger: createLogger('debug', log.stream) };
+  /** What a silent free-api costs the test in real time; the answers keep the generous timeout above. */
+  const silentCtx = { ...ctx, timeoutMs: 100 };
   const check = async (token: string, behaviour: Behaviour, url?: string) => {
     mock.setBehaviour(token, behaviour);
-    return freeApiChecker.check(token, { providerName: 'deep', kind: 'free-api', checkUrl: url ?? mock.checkUrl }, ctx);
+    const context = behaviour === 'timeout' ? silentCtx : ctx;
+    return freeApiChecker.check(token, { providerName: 'deep', kind: 'free-api', checkUrl: url ?? mock.checkUrl }, context);
   };
 
   beforeAll(async () => {

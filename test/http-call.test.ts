@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { getEventListeners, once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,12 +10,49 @@ import { CapturedLog } from './helpers/daemon.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { waitFor } from './helpers/wait.js';
 
+/** A silent upstream costs the test this much real time; an answer gets the generous default. */
+const SILENT_MS = 100;
+
+/**
+ * Counts the timers that src/checkers/http.ts itself sets, and those of them that have neither
+ * fired nor been cleared: a Timeout's async `destroy` comes when it fires or is cleared.
+ */
+function exchangeTimers() {
+  const pending = new Set<number>();
+  let set = 0;
+  const hook = createHook({
+    init(id, type) {
+      if (type !== 'Timeout') return;
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 30;
+      const frames = (new Error().stack ?? '').split('\n');
+      Error.stackTraceLimit = limit;
+      const caller = frames[frames.findIndex((f) => /\bat setTimeout\b/.test(f)) + 1] ?? '';
+      if (!caller.includes('src/checkers/http.ts')) return;
+      set++;
+      pending.add(id);
+    },
+    destroy(id) {
+      pending.delete(id);
+    },
+  }).enable();
+  return {
+    set: () => set,
+    /** Destroy hooks run from the event loop, after the timer's end: the count waits two turns. */
+    pending: async () => {
+      for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
+      return pending.size;
+    },
+    stop: () => void hook.disable(),
+  };
+}
+
 describe('httpCall and the daemon-wide shutdown signal', () => {
   let mock: MockFreeApi;
   const dispatcher = new Agent({ connections: 8 });
   const logger = createLogger('debug', new CapturedLog().stream);
-  const post = (token: string, signal: AbortSignal) =>
-    httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher, timeoutMs: 100, signal, logger });
+  const post = (token: string, signal: AbortSignal, timeoutMs = 5_000) =>
+    httpCall(mock.checkUrl, { method: 'POST', body: JSON.stringify({ token }) }, { dispatcher, timeoutMs, signal, logger });
 
   beforeAll(async () => {
     mock = await startMockFreeApi({ behaviours: { answers: 'live', hangs: 'timeout', resets: 'reset' } });
@@ -27,12 +65,38 @@ describe('httpCall and the daemon-wide shutdown signal', () => {
   // The daemon's signal lives as long as the process: a check that left a listener on it would leak.
   it('adds one listener to it however many checks answered, failed or timed out', async () => {
     const shutdown = new AbortController();
-    const outcomes = await Promise.all(['answers', 'hangs', 'resets', 'answers'].map((t) => post(t, shutdown.signal)));
+    const outcomes = await Promise.all(
+      ['answers', 'hangs', 'resets', 'answers'].map((t) => post(t, shutdown.signal, t === 'hangs' ? SILENT_MS : undefined)),
+    );
 
     expect(outcomes.map((o) => (o.ok ? o.status : o.reason))).toEqual([200, 'timeout', 'connection_reset', 200]);
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
     await Promise.all(Array.from({ length: 20 }, () => post('answers', shutdown.signal)));
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
+  });
+
+  // Each check's own timer bounds its wait; one left running would keep the check's answer in memory that long.
+  it('leaves no timer behind, however a check ended', async () => {
+    const timers = exchangeTimers();
+    try {
+      const shutdown = new AbortController();
+      const ended = await Promise.all([
+        post('answers', shutdown.signal),
+        post('hangs', shutdown.signal, SILENT_MS),
+        post('resets', shutdown.signal),
+      ]);
+      const callsBefore = mock.calls.length;
+      const inFlight = post('hangs', shutdown.signal);
+      await waitFor(() => mock.calls.length > callsBefore, 5_000, 'the check never reached the upstream', 5);
+      shutdown.abort();
+      ended.push(await inFlight);
+
+      expect(ended.map((o) => (o.ok ? o.status : o.reason))).toEqual([200, 'timeout', 'connection_reset', 'aborted']);
+      expect(timers.set()).toBe(4);
+      expect(await timers.pending()).toBe(0);
+    } finally {
+      timers.stop();
+    }
   });
 
   it('abandons a check in flight when it fires, and starts none after', async () => {
@@ -125,9 +189,9 @@ describe('httpCall answers', () => {
     await once(server, 'listening');
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
-      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 100, logger });
+      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: SILENT_MS, logger });
 
-      expect(res).toMatchObject({ ok: false, reason: 'timeout', detail: 'no answer within 100 ms' });
+      expect(res).toMatchObject({ ok: false, reason: 'timeout', detail: `no answer within ${SILENT_MS} ms` });
     } finally {
       server.closeAllConnections();
       server.close();

@@ -24,8 +24,7 @@ export async function httpCall(
     return { ok: true, ...res, latencyMs: latency() };
   } catch (err) {
     if (ctx.signal?.aborted) return { ok: false, reason: 'aborted', detail: 'check aborted by shutdown', latencyMs: latency() };
-    const code = (err as { code?: unknown } | null)?.code;
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    if (err instanceof NoAnswerInTime) {
       return { ok: false, reason: 'timeout', detail: `no answer within ${ctx.timeoutMs} ms`, latencyMs: latency() };
     }
     return { ok: false, ...networkReason(err), latencyMs: latency() };
@@ -38,8 +37,9 @@ type Answer = { status: number; headers: Record<string, string | string[] | unde
  * The exchange on undici's dispatch API, the body gathered straight from its callbacks: the
  * `request()` API wraps every answer in a Node stream, which cost about a fifth of the CPU of a check
  * and held back the answers of the checks in flight behind it (measured with `npm run bench`).
- * undici's own timers bound the wait for the headers and between body chunks (connecting is
- * bounded by the Agent; their resolution is about a second).
+ * The handler's own timer bounds the wait for the headers and between body chunks: undici's
+ * `headersTimeout`/`bodyTimeout` tick every 499 ms (docs/free-api.md, Timing and load), so they are off here.
+ * Connecting is bounded by the Agent.
  */
 function exchange(
   url: string,
@@ -49,7 +49,7 @@ function exchange(
   return new Promise((resolve, reject) => {
     ctx.signal?.throwIfAborted(); // rejects with the signal's reason
     const { origin, pathname, search } = new URL(url);
-    const handler = new Exchange(resolve, reject, ctx.signal);
+    const handler = new Exchange(resolve, reject, ctx.signal, ctx.timeoutMs);
     try {
       ctx.dispatcher.dispatch(
         {
@@ -58,8 +58,8 @@ function exchange(
           method: init.method,
           headers: init.headers,
           body: init.body,
-          headersTimeout: ctx.timeoutMs,
-          bodyTimeout: ctx.timeoutMs,
+          headersTimeout: 0,
+          bodyTimeout: 0,
         },
         handler,
       );
@@ -69,9 +69,13 @@ function exchange(
   });
 }
 
-/** One exchange's undici handler; also what the shutdown signal aborts. */
+/** The upstream was silent for a whole per-check timeout: for the headers, or between two body chunks. */
+class NoAnswerInTime extends Error {}
+
+/** One exchange's undici handler; also what the shutdown signal and its own timer abort. */
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private settled = false;
   private status = 0;
   private headers: Answer['headers'] = {};
@@ -82,6 +86,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly resolve: (answer: Answer) => void,
     private readonly reject: (err: unknown) => void,
     private readonly signal: AbortSignal | undefined,
+    private readonly timeoutMs: number,
   ) {
     if (signal) inFlightUnder(signal).add(this);
   }
@@ -92,17 +97,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.fail(reason);
   }
 
+  /** On a connection, about to be sent: the wait for an answer starts, as undici's headersTimeout did. */
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.settled) controller.abort(new Error('exchange abandoned'));
+    if (this.settled) return void controller.abort(new Error('exchange abandoned'));
+    this.timer = setTimeout(timedOut, this.timeoutMs, this).unref();
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Answer['headers']): void {
     this.status = status;
     this.headers = headers;
+    this.timer?.refresh();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.timer?.refresh();
     this.size += chunk.length;
     if (this.size <= MAX_BODY_BYTES) return void this.chunks.push(chunk);
     this.onResponseEnd(); // enough for any verdict: the rest is not read
@@ -125,9 +134,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   private settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
+    clearTimeout(this.timer);
     if (this.signal) inFlightUnder(this.signal).delete(this);
     return true;
   }
+}
+
+function timedOut(exchange: Exchange): void {
+  exchange.abort(new NoAnswerInTime());
 }
 
 const inFlight = new WeakMap<AbortSignal, Set<Exchange>>();
