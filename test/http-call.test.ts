@@ -178,6 +178,32 @@ describe('httpCall answers', () => {
     }
   });
 
+  it('waits for a slow answer whose parts keep coming, each well within the timeout', async () => {
+    // Four gaps of 40 ms: 160 ms in all, longer than the 110 ms timeout, which each part starts again.
+    const parts = ['{"live"', ':', 'true', '}'];
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const next = () => {
+        const part = parts.shift();
+        if (part === undefined) return void res.end();
+        res.write(part);
+        setTimeout(next, 40);
+      };
+      setTimeout(next, 40);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
+      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 110, logger });
+
+      expect(res).toMatchObject({ ok: true, status: 200, body: '{"live":true}' });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   // TSCHK_TIMEOUT_MS bounds the wait between parts of the body too, not only for the headers.
   it('gives up on an answer whose body stalls after its first chunk', async () => {
     const server = createServer((_req, res) => {
