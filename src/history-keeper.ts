@@ -70,6 +70,8 @@ const WAL_LIMIT_BYTES = 64 * 2 ** 20;
  * starts the WAL again and fsyncs its header, on the event loop: not after every step.
  */
 const CHECKPOINT_EVERY_MS = 50;
+/** A run's writes wait for a checkpoint at most this long: one stuck on a failing disk does not hold them. */
+const CHECKPOINT_HOLD_MS = 1_000;
 
 /**
  * Pure: the size of the next step, from how long the last one took — halved when it took
@@ -124,8 +126,8 @@ class Pass {
    * One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time
    * stays free. The pause is a timer, so HTTP answers and a run's writes waiting for the
    * connection get the event loop before the next step. On SQLite the WAL is copied back now and
-   * then, and the pass waits for it: a copy that writers overtake never empties the WAL, which
-   * then grows for as long as the pass goes on.
+   * then by another thread, and the pass and a run's history writes wait for it (without blocking
+   * the loop): a copy that writers overtake does not empty the WAL, which then grows.
    */
   async step<T>(kind: StepKind, fn: () => Promise<T>, size?: { value: number }): Promise<T> {
     const began = performance.now();
@@ -136,7 +138,8 @@ class Pass {
     if (size) size.value = nextStepSize(size.value, spent, this.targetMs);
     const pause = new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(spent)))));
     const due = this.checkpoints && performance.now() - this.lastCheckpoint >= (this.opts.checkpointEveryMs ?? CHECKPOINT_EVERY_MS);
-    await Promise.all([pause, due && this.checkpoints?.checkpoint()]);
+    const checkpoints = due ? this.checkpoints : undefined;
+    await Promise.all([pause, checkpoints && this.db.writePause.during(() => checkpoints.checkpoint(), CHECKPOINT_HOLD_MS)]);
     if (due) this.lastCheckpoint = performance.now();
     return result;
   }
