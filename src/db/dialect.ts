@@ -1,3 +1,4 @@
+import type { Checkpointer } from './checkpointer.js';
 import { sql, type InsertQueryBuilder, type Kysely, type QueryExecutorProvider, type RawBuilder, type Transaction } from 'kysely';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
@@ -72,17 +73,27 @@ const sqliteUpkeep: FileUpkeep = {
     const files = await sql<{ name: string; file: string }>`PRAGMA database_list`.execute(db);
     const path = files.rows.find((r) => r.name === 'main')?.file;
     if (!path) return undefined;
-    const { startCheckpointer } = await import('./checkpointer.js');
-    const auto = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(db);
-    const restore = () => sql.raw(`PRAGMA wal_autocheckpoint = ${num(auto.rows[0]?.wal_autocheckpoint ?? 1000)}`).execute(db);
-    const worker = startCheckpointer(path, (err) => {
-      void restore().catch(() => undefined);
-      onFailure(err);
-    });
-    await sql`PRAGMA wal_autocheckpoint = 0`.execute(db);
+    // Started at the first checkpoint asked for: a pass with next to nothing to do starts no thread.
+    let started: Promise<{ worker: Checkpointer; restore: () => Promise<unknown> }> | undefined;
+    const start = async () => {
+      const { startCheckpointer } = await import('./checkpointer.js');
+      const auto = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(db);
+      const restore = () => sql.raw(`PRAGMA wal_autocheckpoint = ${num(auto.rows[0]?.wal_autocheckpoint ?? 1000)}`).execute(db);
+      const worker = startCheckpointer(path, (err) => {
+        void restore().catch(() => undefined);
+        onFailure(err);
+      });
+      await sql`PRAGMA wal_autocheckpoint = 0`.execute(db);
+      return { worker, restore };
+    };
     return {
-      checkpoint: async () => void (await worker.checkpoint()),
+      async checkpoint() {
+        await (await (started ??= start())).worker.checkpoint();
+      },
       async stop() {
+        // A pass too short to have asked for a copy dirtied few pages: they are copied here.
+        if (!started) return void (await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db));
+        const { worker, restore } = await started;
         await worker.stop();
         await restore();
       },
