@@ -51,6 +51,16 @@ const pragma = async (db: Db, name: string): Promise<number> => {
   return Number(Object.values(r.rows[0] as Record<string, unknown>)[0]);
 };
 
+/** Open descriptors of the file's WAL in this process: one per connection (SQLite keeps the database file's own for reuse). */
+const walDescriptors = (file: string): number =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === `${file}-wal`;
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
+
 describeEachDialect('history upkeep', (dialect) => {
   let database: { url: string; drop: () => Promise<void> };
 
@@ -168,22 +178,15 @@ describe('history upkeep of an SQLite file', () => {
       await db.close();
     }
   });
-  it('during a pass another connection copies the WAL back, so that its fsyncs do not block the event loop; it is gone when the pass ends or fails', async () => {
+
+  it('during a pass another connection copies the WAL back (its fsyncs off the event loop), and is gone when the pass ends or fails', async () => {
     const db = openDatabase(database.url);
     try {
       const now = new Date('2026-11-30T12:00:00.000Z');
       await seedHistory(db, 20, 8, now);
       await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
       const file = database.url.slice('sqlite:'.length);
-      // Each connection has the WAL open (SQLite keeps the database file's own descriptor for reuse).
-      const connections = () =>
-        readdirSync('/proc/self/fd').filter((fd) => {
-          try {
-            return readlinkSync(`/proc/self/fd/${fd}`) === `${file}-wal`;
-          } catch {
-            return false; // closed meanwhile
-          }
-        }).length;
+      const connections = () => walDescriptors(file);
       expect(connections()).toBe(1);
       let during = 0;
       let autoDuring = -1;
@@ -228,6 +231,27 @@ describe('history upkeep of an SQLite file', () => {
     } finally {
       await db.close();
     }
+  });
+
+  it('a daemon stopped during a pass ends the checkpoint thread with it', async () => {
+    const seedDb = openDatabase(database.url);
+    try {
+      await seedHistory(seedDb, 40, 16, new Date());
+    } finally {
+      await seedDb.close();
+    }
+    const file = database.url.slice('sqlite:'.length);
+    const wals = () => walDescriptors(file);
+    const { daemon } = await testDaemon(database.url, { TSCHK_HISTORY_DAYS: '2' });
+    const pass = daemon.trimHistory();
+    for (let i = 0; wals() < 2; i++) {
+      if (i >= 400) throw new Error('no checkpoint thread within 2 s of the pass');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await daemon.stop();
+    await pass;
+    expect(daemon.lastHistoryPass?.stopped).toBe(true);
+    expect(wals()).toBe(0);
   });
 
   it('a checkpoint thread that cannot open its file says so once and checkpoints nothing', async () => {
