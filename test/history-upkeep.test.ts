@@ -179,7 +179,7 @@ describe('history upkeep of an SQLite file', () => {
     }
   });
 
-  it('during a pass another connection copies the WAL back (its fsyncs off the event loop), and is gone when the pass ends or fails', async () => {
+  it('during a pass another connection copies the WAL back, and is gone when the pass ends or fails', async () => {
     const db = openDatabase(database.url);
     try {
       const now = new Date('2026-11-30T12:00:00.000Z');
