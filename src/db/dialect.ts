@@ -74,28 +74,35 @@ const sqliteUpkeep: FileUpkeep = {
     const path = files.rows.find((r) => r.name === 'main')?.file;
     if (!path) return undefined;
     // Started at the first checkpoint asked for: a pass with next to nothing to do starts no thread.
-    let started: Promise<{ worker: Checkpointer; restore: () => Promise<unknown> }> | undefined;
+    let started: Promise<{ worker: Checkpointer; restore: () => Promise<unknown> } | undefined> | undefined;
     const start = async () => {
       const { startCheckpointer } = await import('./checkpointer.js');
       const auto = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(db);
       const restore = () => sql.raw(`PRAGMA wal_autocheckpoint = ${num(auto.rows[0]?.wal_autocheckpoint ?? 1000)}`).execute(db);
-      const worker = startCheckpointer(path, (err) => {
-        void restore().catch(() => undefined);
+      let worker: Checkpointer;
+      try {
+        worker = startCheckpointer(path, (err) => {
+          void restore().catch(() => undefined);
+          onFailure(err);
+        });
+      } catch (err) {
+        // No thread (Node could not start one): this connection goes on checkpointing at its commits.
         onFailure(err);
-      });
+        return undefined;
+      }
       await sql`PRAGMA wal_autocheckpoint = 0`.execute(db);
       return { worker, restore };
     };
     return {
       async checkpoint() {
-        await (await (started ??= start())).worker.checkpoint();
+        await (await (started ??= start()))?.worker.checkpoint();
       },
       async stop() {
+        const thread = started && (await started);
         // A pass too short to have asked for a copy dirtied few pages: they are copied here.
-        if (!started) return void (await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db));
-        const { worker, restore } = await started;
-        await worker.stop();
-        await restore();
+        if (!thread) return void (await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db));
+        await thread.worker.stop();
+        await thread.restore();
       },
     };
   },
