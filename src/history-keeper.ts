@@ -1,4 +1,5 @@
 import type { Db } from './db/connect.js';
+import type { OffThreadCheckpoints } from './db/dialect.js';
 import { reasonNames } from './db/history.js';
 import {
   finishRollupDay,
@@ -35,6 +36,8 @@ export interface KeeperOptions {
   renewEveryMs?: number;
   /** How long one step should take; its size follows. Default: 3 ms on SQLite, 100 ms elsewhere. */
   stepMs?: number;
+  /** SQLite: how often the WAL is copied back into the file during the pass (default 50 ms). */
+  checkpointEveryMs?: number;
   /** Tests: the size (tokens, rows) of every first step; later ones follow the time they take. */
   firstStepSize?: number;
   /** Tests: runs after every step (a throw there is a crash half-way). */
@@ -52,8 +55,8 @@ export interface KeeperReport {
   pagesFreed: number;
   steps: number;
   longestStepMs: number;
-  /** What the longest step did: a kind of step, or the WAL checkpoint after one. */
-  longestStepKind?: StepKind | 'checkpoint';
+  /** What the longest step did. */
+  longestStepKind?: StepKind;
   /** Stopped early (shutdown, or the lease went to another process): the next pass goes on. */
   stopped: boolean;
 }
@@ -62,6 +65,13 @@ export interface KeeperReport {
 export const ROLLUP_MARGIN_MS = 3_600_000;
 const ROLLUP_PAGE_MAX = 500;
 const WAL_LIMIT_BYTES = 64 * 2 ** 20;
+/**
+ * How often the WAL is copied back during a pass. After a copy that empties it, the next commit
+ * starts the WAL again and fsyncs its header, on the event loop: not after every step.
+ */
+const CHECKPOINT_EVERY_MS = 50;
+/** A run's writes wait for a checkpoint at most this long: one stuck on a failing disk does not hold them. */
+const CHECKPOINT_HOLD_MS = 1_000;
 
 /**
  * Pure: the size of the next step, from how long the last one took — halved when it took
@@ -100,6 +110,9 @@ class Pass {
   };
   private lastRenew = performance.now();
   private readonly targetMs: number;
+  /** SQLite: the checkpoints another thread runs for this pass. */
+  checkpoints: OffThreadCheckpoints | undefined;
+  private lastCheckpoint = performance.now();
 
   constructor(
     readonly db: Db,
@@ -111,27 +124,27 @@ class Pass {
 
   /**
    * One step, timed, followed by a pause as long as it took (at most 50 ms): half the database time
-   * stays free. On SQLite the WAL is copied back after every step: the pages a step dirtied are
-   * copied while they are few, and the step's size follows the time of both.
+   * stays free. The pause is a timer, so HTTP answers and a run's writes waiting for the
+   * connection get the event loop before the next step. On SQLite the WAL is copied back now and
+   * then by another thread, and the pass and a run's history writes wait for it (without blocking
+   * the loop): a copy that writers overtake does not empty the WAL, which then grows.
    */
   async step<T>(kind: StepKind, fn: () => Promise<T>, size?: { value: number }): Promise<T> {
     const began = performance.now();
     const result = await fn();
-    let spent = this.took(kind, began);
+    const spent = this.took(kind, began);
     this.report.steps++;
     await this.opts.afterStep?.(kind);
-    const upkeep = this.db.dialect.fileUpkeep;
-    if (upkeep) {
-      const at = performance.now();
-      await upkeep.checkpoint(this.db.kysely);
-      spent += this.took('checkpoint', at);
-    }
     if (size) size.value = nextStepSize(size.value, spent, this.targetMs);
-    await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(spent)))));
+    const pause = new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, Math.round(spent)))));
+    const due = this.checkpoints && performance.now() - this.lastCheckpoint >= (this.opts.checkpointEveryMs ?? CHECKPOINT_EVERY_MS);
+    const checkpoints = due ? this.checkpoints : undefined;
+    await Promise.all([pause, checkpoints && this.db.writePause.during(() => checkpoints.checkpoint(), CHECKPOINT_HOLD_MS)]);
+    if (due) this.lastCheckpoint = performance.now();
     return result;
   }
 
-  private took(kind: StepKind | 'checkpoint', began: number): number {
+  private took(kind: StepKind, began: number): number {
     const ms = performance.now() - began;
     if (ms > this.report.longestStepMs) {
       this.report.longestStepMs = ms;
@@ -156,17 +169,30 @@ class Pass {
   }
 }
 
-/** One pass of the history keeper; see the glossary above. */
+/**
+ * One pass of the history keeper; see the glossary above. On SQLite another thread copies the WAL
+ * back into the file meanwhile, the last time when the pass ends (freed pages leave the file then).
+ */
 export async function keepHistory(db: Db, opts: KeeperOptions): Promise<KeeperReport> {
   const pass = new Pass(db, opts);
-  await db.dialect.fileUpkeep?.limitWal(db.kysely, WAL_LIMIT_BYTES);
-  const bounds = retentionBounds((opts.now ?? (() => new Date()))(), opts.historyDays, opts.rollupDays);
-  if (!(await rollUp(pass, bounds))) return pass.report;
-  if (!(await trimRaw(pass, bounds))) return pass.report;
-  if (!(await trimLongView(pass, bounds))) return pass.report;
-  await vacuum(pass);
-  await db.dialect.fileUpkeep?.checkpoint(db.kysely);
-  return pass.report;
+  const upkeep = db.dialect.fileUpkeep;
+  await upkeep?.limitWal(db.kysely, WAL_LIMIT_BYTES);
+  pass.checkpoints = await upkeep?.offThreadCheckpoints(db.kysely, (err) =>
+    opts.logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      'history upkeep: the checkpoint thread failed; SQLite copies the WAL back at commits again',
+    ),
+  );
+  try {
+    const bounds = retentionBounds((opts.now ?? (() => new Date()))(), opts.historyDays, opts.rollupDays);
+    if (!(await rollUp(pass, bounds))) return pass.report;
+    if (!(await trimRaw(pass, bounds))) return pass.report;
+    if (!(await trimLongView(pass, bounds))) return pass.report;
+    await vacuum(pass);
+    return pass.report;
+  } finally {
+    await pass.checkpoints?.stop();
+  }
 }
 
 type Bounds = ReturnType<typeof retentionBounds>;

@@ -1,6 +1,7 @@
-import { statSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startCheckpointer } from '../src/db/checkpointer.js';
 import { openDatabase, type Db } from '../src/db/connect.js';
 import { recordChecks, type CheckRecord } from '../src/db/history.js';
 import { upsertProvider } from '../src/db/providers.js';
@@ -49,6 +50,16 @@ const pragma = async (db: Db, name: string): Promise<number> => {
   const r = await sql.raw(`PRAGMA ${name}`).execute(db.kysely);
   return Number(Object.values(r.rows[0] as Record<string, unknown>)[0]);
 };
+
+/** Open descriptors of the file's WAL in this process: one per connection (SQLite keeps the database file's own for reuse). */
+const walDescriptors = (file: string): number =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === `${file}-wal`;
+    } catch {
+      return false; // closed meanwhile
+    }
+  }).length;
 
 describeEachDialect('history upkeep', (dialect) => {
   let database: { url: string; drop: () => Promise<void> };
@@ -166,5 +177,89 @@ describe('history upkeep of an SQLite file', () => {
     } finally {
       await db.close();
     }
+  });
+
+  it('during a pass another connection copies the WAL back, and is gone when the pass ends or fails', async () => {
+    const db = openDatabase(database.url);
+    try {
+      const now = new Date('2026-11-30T12:00:00.000Z');
+      await seedHistory(db, 20, 8, now);
+      await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
+      const file = database.url.slice('sqlite:'.length);
+      const connections = () => walDescriptors(file);
+      expect(connections()).toBe(1);
+      let during = 0;
+      let autoDuring = -1;
+      let walMax = 0;
+      const report = await keepHistory(db, {
+        historyDays: 2,
+        rollupDays: 400,
+        logger,
+        now: () => now,
+        checkpointEveryMs: 0,
+        afterStep: async () => {
+          during = Math.max(during, connections());
+          autoDuring = await pragma(db, 'wal_autocheckpoint');
+          walMax = Math.max(walMax, statSync(`${file}-wal`).size);
+        },
+      });
+      expect(report.removed).toBeGreaterThan(0);
+      expect(during).toBe(2);
+      // This connection's commits no longer copy the WAL back; the other one keeps it to a few steps' pages.
+      expect(autoDuring).toBe(0);
+      expect(walMax).toBeLessThan(256 * 1024);
+      expect(connections()).toBe(1);
+      expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
+
+      await recordChecks(
+        db,
+        (await listTokens(db, {})).map((t, i) => check(t, new Date(now.getTime() + i), i)),
+      );
+      await expect(
+        keepHistory(db, {
+          historyDays: 1,
+          rollupDays: 400,
+          logger,
+          now: () => new Date(now.getTime() + 2 * 24 * HOUR),
+          afterStep: () => {
+            throw new Error('crash half-way');
+          },
+        }),
+      ).rejects.toThrow('crash half-way');
+      expect(connections()).toBe(1);
+      expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a daemon stopped during a pass ends the checkpoint thread with it', async () => {
+    const seedDb = openDatabase(database.url);
+    try {
+      await seedHistory(seedDb, 40, 16, new Date());
+    } finally {
+      await seedDb.close();
+    }
+    const file = database.url.slice('sqlite:'.length);
+    const wals = () => walDescriptors(file);
+    const { daemon } = await testDaemon(database.url, { TSCHK_HISTORY_DAYS: '2' });
+    const pass = daemon.trimHistory();
+    for (let i = 0; wals() < 2; i++) {
+      if (i >= 400) throw new Error('no checkpoint thread within 2 s of the pass');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await daemon.stop();
+    await pass;
+    expect(daemon.lastHistoryPass?.stopped).toBe(true);
+    expect(wals()).toBe(0);
+  });
+
+  it('a checkpoint thread that cannot open its file says so once and checkpoints nothing', async () => {
+    const failures: unknown[] = [];
+    const checkpointer = startCheckpointer(`${database.url.slice('sqlite:'.length)}.missing`, (err) => failures.push(err));
+    expect(await checkpointer.checkpoint()).toBeUndefined();
+    await checkpointer.stop();
+    expect(failures).toHaveLength(1);
+    expect(String(failures[0])).toMatch(/SQLITE_CANTOPEN/);
   });
 });

@@ -12,12 +12,15 @@ import { reusingStatements } from './sqlite-statements.js';
 import type { Database } from './schema.js';
 import { parseDatabaseUrl, type DatabaseTarget, ACCEPTED_DATABASE_URLS } from './url.js';
 import { WriteHealth, type RetryNotice } from './write-health.js';
+import { WritePause } from './write-pause.js';
 
 export interface Db {
   kysely: Kysely<Database>;
   dialect: DialectProfile;
   /** How the last write went; writers report their retries to it. */
   writes: WriteHealth;
+  /** What a run's history writes wait for while the history keeper asks them to. */
+  writePause: WritePause;
   close: () => Promise<void>;
 }
 
@@ -67,6 +70,7 @@ export function openTarget<DB>(
   kysely: Kysely<DB>;
   dialect: DialectProfile;
   writes: WriteHealth;
+  writePause: WritePause;
   close: () => Promise<void>;
 } {
   const writes = new WriteHealth(target.dialect, { onRetry: opts.onRetry });
@@ -77,6 +81,7 @@ export function openTarget<DB>(
     kysely,
     dialect: profiles[target.dialect],
     writes,
+    writePause: new WritePause(),
     close: () => (closed ??= kysely.destroy()),
   };
 }

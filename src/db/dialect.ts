@@ -1,3 +1,4 @@
+import type { Checkpointer } from './checkpointer.js';
 import { sql, type InsertQueryBuilder, type Kysely, type QueryExecutorProvider, type RawBuilder, type Transaction } from 'kysely';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
@@ -41,12 +42,23 @@ export interface DialectProfile {
   insertId<DB, T extends keyof DB & string>(db: Kysely<DB> | Transaction<DB>, table: T, values: Record<string, unknown>): Promise<number>;
 }
 
-/** An SQLite file's upkeep; every call is one short statement. */
+/** Checkpoints run by another thread (`FileUpkeep.offThreadCheckpoints`). */
+export interface OffThreadCheckpoints {
+  /** Settles when the WAL has been copied back (as far as readers and writers let it). */
+  checkpoint(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** An SQLite file's upkeep; every call but the checkpoints is one short statement. */
 export interface FileUpkeep {
   /** The WAL shrinks back to this size after a checkpoint that emptied it. */
   limitWal(db: QueryExecutorProvider, bytes: number): Promise<void>;
-  /** Copies the WAL into the file without waiting for readers. */
-  checkpoint(db: QueryExecutorProvider): Promise<void>;
+  /**
+   * Until stopped, the WAL is copied back into the file by another thread, when asked (its fsyncs
+   * then do not block this one), and this connection no longer does so at its commits. Stopping
+   * copies it back once more. Nothing is started for a database without a file.
+   */
+  offThreadCheckpoints(db: QueryExecutorProvider, onFailure: (err: unknown) => void): Promise<OffThreadCheckpoints | undefined>;
   /** Free pages the file could give back, when it was made with incremental vacuum (else 0). */
   freePages(db: QueryExecutorProvider): Promise<number>;
   /** Gives one free page back to the file system (~20 µs). */
@@ -57,8 +69,42 @@ const sqliteUpkeep: FileUpkeep = {
   async limitWal(db, bytes) {
     await sql.raw(`PRAGMA journal_size_limit = ${Math.floor(bytes)}`).execute(db);
   },
-  async checkpoint(db) {
-    await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db);
+  async offThreadCheckpoints(db, onFailure) {
+    const files = await sql<{ name: string; file: string }>`PRAGMA database_list`.execute(db);
+    const path = files.rows.find((r) => r.name === 'main')?.file;
+    if (!path) return undefined;
+    // Started at the first checkpoint asked for: a pass with next to nothing to do starts no thread.
+    let started: Promise<{ worker: Checkpointer; restore: () => Promise<unknown> } | undefined> | undefined;
+    const start = async () => {
+      const { startCheckpointer } = await import('./checkpointer.js');
+      const auto = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(db);
+      const restore = () => sql.raw(`PRAGMA wal_autocheckpoint = ${num(auto.rows[0]?.wal_autocheckpoint ?? 1000)}`).execute(db);
+      let worker: Checkpointer;
+      try {
+        worker = startCheckpointer(path, (err) => {
+          void restore().catch(() => undefined);
+          onFailure(err);
+        });
+      } catch (err) {
+        // No thread (Node could not start one): this connection goes on checkpointing at its commits.
+        onFailure(err);
+        return undefined;
+      }
+      await sql`PRAGMA wal_autocheckpoint = 0`.execute(db);
+      return { worker, restore };
+    };
+    return {
+      async checkpoint() {
+        await (await (started ??= start()))?.worker.checkpoint();
+      },
+      async stop() {
+        const thread = started && (await started);
+        // A pass too short to have asked for a copy dirtied few pages: they are copied here.
+        if (!thread) return void (await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(db));
+        await thread.worker.stop();
+        await thread.restore();
+      },
+    };
   },
   async freePages(db) {
     const mode = await sql<{ auto_vacuum: number }>`PRAGMA auto_vacuum`.execute(db);

@@ -56,6 +56,7 @@ const CHUNK = 50;
  */
 export async function recordChecks(db: Db, records: readonly CheckRecord[], opts: RecordOptions = {}): Promise<void> {
   if (records.length === 0) return;
+  await db.writePause.wait();
   // Outside the transaction: a reason code, once known, must exist even if this batch rolls back.
   const reasons = await reasonCodes(
     db,

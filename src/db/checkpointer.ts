@@ -1,0 +1,100 @@
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+// With `synchronous = NORMAL`, a WAL checkpoint is what fsyncs (the WAL before it, the database
+// file after it), on the thread that runs it: on the event loop, each fsync of a 1.5 GB file
+// stalled it for up to ~100 ms. On a connection of its own in a worker thread, a checkpoint
+// blocks only that thread (docs/database-backends.md, "Checkpoints off the event loop").
+// The worker's code is a string run with `eval`: it needs no file of its own beside the sources,
+// the tests' TypeScript or the built JavaScript.
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+let db;
+const fail = (err) => {
+  parentPort.postMessage({ failed: err.code ? err.code + ': ' + err.message : String(err.message ?? err) });
+  parentPort.close();
+};
+try {
+  db = new (require(workerData.driver))(workerData.path, { fileMustExist: true });
+  db.pragma('synchronous = NORMAL');
+} catch (err) {
+  fail(err);
+}
+parentPort.on('message', (m) => {
+  try {
+    parentPort.postMessage(db.pragma('wal_checkpoint(PASSIVE)')[0]);
+  } catch (err) {
+    return fail(err);
+  }
+  if (m === 'stop') {
+    db.close();
+    parentPort.close();
+  }
+});
+`;
+
+/** What one checkpoint saw: frames in the WAL, and how many of them are now in the file. */
+export interface CheckpointOutcome {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
+export interface Checkpointer {
+  /** Copies the WAL back into the file; undefined once the thread has failed. */
+  checkpoint(): Promise<CheckpointOutcome | undefined>;
+  /** Checkpoints once more, then closes its connection and ends its thread. */
+  stop(): Promise<void>;
+}
+
+/** better-sqlite3, for the worker to load: the same copy as this process's connections. */
+const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+
+/**
+ * A connection of its own to the SQLite file at `path`, in a worker thread, that checkpoints when
+ * asked (one checkpoint at a time, in the order asked). `onFailure` is told once when the thread
+ * dies (it could not open the file, a checkpoint failed); later checkpoints then do nothing.
+ */
+export function startCheckpointer(path: string, onFailure: (err: unknown) => void): Checkpointer {
+  const worker = new Worker(WORKER, { eval: true, workerData: { driver, path } });
+  // Held only while asked: a process that ends without stopping it does not wait for it (a
+  // checkpoint cut short is safe), and one that awaits a checkpoint is not ended under it.
+  worker.unref();
+  const waiting: Array<(r: CheckpointOutcome | undefined) => void> = [];
+  let alive = true;
+  let stopping = false;
+  let told = false;
+  const failed = (err: unknown) => {
+    alive = false;
+    for (const answer of waiting.splice(0)) answer(undefined);
+    if (!told && !stopping) onFailure(err);
+    told = true;
+  };
+  const exited = once(worker, 'exit').catch(() => undefined);
+  worker.on('message', (r: CheckpointOutcome | { failed: string }) => {
+    if ('failed' in r) return failed(new Error(`the checkpoint thread failed: ${r.failed}`));
+    waiting.shift()?.(r);
+    if (waiting.length === 0 && !stopping) worker.unref();
+  });
+  worker.on('error', failed);
+  worker.on('exit', (code) => failed(new Error(`the checkpoint thread exited with code ${code}`)));
+  const ask = (message: 'checkpoint' | 'stop') =>
+    new Promise<CheckpointOutcome | undefined>((resolve) => {
+      if (!alive) return resolve(undefined);
+      waiting.push(resolve);
+      worker.ref();
+      worker.postMessage(message);
+    });
+  return {
+    checkpoint: () => (stopping ? Promise.resolve(undefined) : ask('checkpoint')),
+    async stop() {
+      if (!stopping) {
+        stopping = true;
+        await ask('stop');
+      }
+      worker.ref();
+      await exited;
+    },
+  };
+}
