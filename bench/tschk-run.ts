@@ -3,6 +3,7 @@
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
 import { Daemon } from '../src/daemon.js';
+import { limitHeapGrowth } from '../src/heap.js';
 import { createLogger } from '../src/logger.js';
 
 export interface RunMeasurement {
@@ -20,6 +21,8 @@ const RSS_SAMPLE_MS = 50;
 // The environment is handed over explicitly: a user's TSCHK_* or TokenStatuCheckUrls__* variables
 // must not leak into the bench (they could point the run at a real host).
 const env = JSON.parse(process.argv[2] ?? '{}') as Record<string, string>;
+// The heap is tuned as `tschk` tunes it at start-up.
+limitHeapGrowth(process.execArgv);
 const config = loadConfig(env);
 // Logs are produced at the daemon's level and thrown away: their cost is part of the measurement.
 const logger = createLogger(config.logLevel, pino.destination({ dest: '/dev/null', sync: false }));

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { runCli } from './cli.js';
 import { stopWatchdogMs } from './config.js';
+import { limitHeapGrowth } from './heap.js';
 
 // The only place that touches process.env, signals and the exit code.
+limitHeapGrowth(process.execArgv);
 const watchdogMs = stopWatchdogMs(process.env);
 let signals = 0;
 const shutdownRequested = new Promise<void>((resolve) => {
