@@ -156,13 +156,18 @@ describe('history upkeep of an SQLite file', () => {
     await database.drop();
   });
 
+  /** 20 tokens with 8 days of checks each, the WAL copied back: the file a pass starts from. */
+  const seededFile = async (db: Db) => {
+    const now = new Date('2026-11-30T12:00:00.000Z');
+    await seedHistory(db, 20, 8, now);
+    await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
+    return { now, file: database.url.slice('sqlite:'.length) };
+  };
+
   it('a pass that removes old checks gives the freed pages back to the file system, and the WAL is held to its size limit', async () => {
     const db = openDatabase(database.url);
     try {
-      const now = new Date('2026-11-30T12:00:00.000Z');
-      await seedHistory(db, 20, 8, now);
-      await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
-      const file = database.url.slice('sqlite:'.length);
+      const { now, file } = await seededFile(db);
       const before = statSync(file).size;
 
       const report = await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now });
@@ -182,10 +187,7 @@ describe('history upkeep of an SQLite file', () => {
   it('during a pass another connection copies the WAL back, and is gone when the pass ends or fails', async () => {
     const db = openDatabase(database.url);
     try {
-      const now = new Date('2026-11-30T12:00:00.000Z');
-      await seedHistory(db, 20, 8, now);
-      await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
-      const file = database.url.slice('sqlite:'.length);
+      const { now, file } = await seededFile(db);
       const connections = () => walDescriptors(file);
       expect(connections()).toBe(1);
       let during = 0;

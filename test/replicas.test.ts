@@ -78,13 +78,16 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
           const metrics = await Promise.all(replicas.map((r) => r.call('GET', '/metrics')));
 
           const runs = await listRuns(db, 100);
-          const ticks = replicas.flatMap((r) =>
-            r.log
-              .entries()
-              .filter((l) => l.msg === 'run started')
-              .map((l) => l.tick),
-          );
-          expect(ticks.sort(), `${dialect}: one run per check tick`).toEqual([
+          const ticksOf = (msg: string) =>
+            replicas
+              .flatMap((r) =>
+                r.log
+                  .entries()
+                  .filter((l) => l.msg === msg)
+                  .map((l) => l.tick),
+              )
+              .sort();
+          expect(ticksOf('run started'), `${dialect}: one run per check tick`).toEqual([
             '2026-12-04T10:00:03.000Z',
             '2026-12-04T10:00:06.000Z',
             '2026-12-04T10:00:09.000Z',
@@ -98,13 +101,7 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
           expect([...perToken.values()], `${dialect}: each token once per run`).toEqual(Array(20).fill(3));
           expect(mock.peak.perToken, dialect).toBe(1);
           expect(kuma.requests, `${dialect}: one push per run`).toHaveLength(3);
-          const trims = replicas.flatMap((r) =>
-            r.log
-              .entries()
-              .filter((l) => l.msg === 'history trimmed')
-              .map((l) => l.tick),
-          );
-          expect(trims.sort(), `${dialect}: one trim per trim tick`).toEqual([
+          expect(ticksOf('history trimmed'), `${dialect}: one trim per trim tick`).toEqual([
             '2026-12-04T10:00:01.000Z',
             '2026-12-04T10:00:04.000Z',
             '2026-12-04T10:00:07.000Z',
