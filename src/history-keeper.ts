@@ -38,6 +38,8 @@ export interface KeeperOptions {
   stepMs?: number;
   /** SQLite: how often the WAL is copied back into the file during the pass (default 50 ms). */
   checkpointEveryMs?: number;
+  /** Tests: how long a copy may take before its thread is given up (default 10 s). */
+  checkpointAnswerMs?: number;
   /** Tests: the size (tokens, rows) of every first step; later ones follow the time they take. */
   firstStepSize?: number;
   /** Tests: runs after every step (a throw there is a crash half-way). */
@@ -177,11 +179,14 @@ export async function keepHistory(db: Db, opts: KeeperOptions): Promise<KeeperRe
   const pass = new Pass(db, opts);
   const upkeep = db.dialect.fileUpkeep;
   await upkeep?.limitWal(db.kysely, WAL_LIMIT_BYTES);
-  pass.checkpoints = await upkeep?.offThreadCheckpoints(db.kysely, (err) =>
-    opts.logger.warn(
-      { err: err instanceof Error ? err.message : String(err) },
-      'history upkeep: the checkpoint thread failed; SQLite copies the WAL back at commits again',
-    ),
+  pass.checkpoints = await upkeep?.offThreadCheckpoints(
+    db.kysely,
+    (err) =>
+      opts.logger.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'history upkeep: the checkpoint thread failed; SQLite copies the WAL back at commits again',
+      ),
+    opts.checkpointAnswerMs,
   );
   try {
     const bounds = retentionBounds((opts.now ?? (() => new Date()))(), opts.historyDays, opts.rollupDays);

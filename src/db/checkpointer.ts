@@ -51,12 +51,16 @@ export interface Checkpointer {
 /** better-sqlite3, for the worker to load: the same copy as this process's connections. */
 const driver = createRequire(import.meta.url).resolve('better-sqlite3');
 
+/** A checkpoint of at most a 64 MB WAL that takes longer is stuck (a failing disk, a hung mount). */
+export const CHECKPOINT_ANSWER_MS = 10_000;
+
 /**
  * A connection of its own to the SQLite file at `path`, in a worker thread, that checkpoints when
  * asked (one checkpoint at a time, in the order asked). `onFailure` is told once when the thread
- * dies (it could not open the file, a checkpoint failed); later checkpoints then do nothing.
+ * dies (it could not open the file, a checkpoint failed) or does not answer within `answerMs`;
+ * later checkpoints then do nothing.
  */
-export function startCheckpointer(path: string, onFailure: (err: unknown) => void): Checkpointer {
+export function startCheckpointer(path: string, onFailure: (err: unknown) => void, answerMs = CHECKPOINT_ANSWER_MS): Checkpointer {
   const worker = new Worker(WORKER, { eval: true, workerData: { driver, path } });
   // Held only while asked: a process that ends without stopping it does not wait for it (a
   // checkpoint cut short is safe), and one that awaits a checkpoint is not ended under it.
@@ -65,6 +69,7 @@ export function startCheckpointer(path: string, onFailure: (err: unknown) => voi
   let alive = true;
   let stopping = false;
   let told = false;
+  let hung = false;
   const failed = (err: unknown) => {
     alive = false;
     for (const answer of waiting.splice(0)) answer(undefined);
@@ -82,7 +87,15 @@ export function startCheckpointer(path: string, onFailure: (err: unknown) => voi
   const ask = (message: 'checkpoint' | 'stop') =>
     new Promise<CheckpointOutcome | undefined>((resolve) => {
       if (!alive) return resolve(undefined);
-      waiting.push(resolve);
+      const timer = setTimeout(() => {
+        hung = true;
+        failed(new Error(`the checkpoint thread did not answer within ${answerMs} ms`));
+        void worker.terminate();
+      }, answerMs);
+      waiting.push((r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
       worker.ref();
       worker.postMessage(message);
     });
@@ -93,6 +106,8 @@ export function startCheckpointer(path: string, onFailure: (err: unknown) => voi
         stopping = true;
         await ask('stop');
       }
+      // Stuck in a native call, a thread ends only once it returns: that is not waited for.
+      if (hung) return void worker.unref();
       worker.ref();
       await exited;
     },

@@ -56,9 +56,14 @@ export interface FileUpkeep {
   /**
    * Until stopped, the WAL is copied back into the file by another thread, when asked (its fsyncs
    * then do not block this one), and this connection no longer does so at its commits. Stopping
-   * copies it back once more. Nothing is started for a database without a file.
+   * copies it back once more, unless the thread failed: this connection's commits then copy it
+   * again, as before. Nothing is started for a database without a file.
    */
-  offThreadCheckpoints(db: QueryExecutorProvider, onFailure: (err: unknown) => void): Promise<OffThreadCheckpoints | undefined>;
+  offThreadCheckpoints(
+    db: QueryExecutorProvider,
+    onFailure: (err: unknown) => void,
+    answerMs?: number,
+  ): Promise<OffThreadCheckpoints | undefined>;
   /** Free pages the file could give back, when it was made with incremental vacuum (else 0). */
   freePages(db: QueryExecutorProvider): Promise<number>;
   /** Gives one free page back to the file system (~20 µs). */
@@ -69,7 +74,7 @@ const sqliteUpkeep: FileUpkeep = {
   async limitWal(db, bytes) {
     await sql.raw(`PRAGMA journal_size_limit = ${Math.floor(bytes)}`).execute(db);
   },
-  async offThreadCheckpoints(db, onFailure) {
+  async offThreadCheckpoints(db, onFailure, answerMs) {
     const files = await sql<{ name: string; file: string }>`PRAGMA database_list`.execute(db);
     const path = files.rows.find((r) => r.name === 'main')?.file;
     if (!path) return undefined;
@@ -81,16 +86,25 @@ const sqliteUpkeep: FileUpkeep = {
       const restore = () => sql.raw(`PRAGMA wal_autocheckpoint = ${num(auto.rows[0]?.wal_autocheckpoint ?? 1000)}`).execute(db);
       let worker: Checkpointer;
       try {
-        worker = startCheckpointer(path, (err) => {
-          void restore().catch(() => undefined);
-          onFailure(err);
-        });
+        worker = startCheckpointer(
+          path,
+          (err) => {
+            void restore().catch(() => undefined);
+            onFailure(err);
+          },
+          answerMs,
+        );
       } catch (err) {
         // No thread (Node could not start one): this connection goes on checkpointing at its commits.
         onFailure(err);
         return undefined;
       }
-      await sql`PRAGMA wal_autocheckpoint = 0`.execute(db);
+      try {
+        await sql`PRAGMA wal_autocheckpoint = 0`.execute(db);
+      } catch (err) {
+        await worker.stop();
+        throw err;
+      }
       return { worker, restore };
     };
     return {
