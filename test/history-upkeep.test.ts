@@ -1,6 +1,6 @@
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { sql } from 'kysely';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startCheckpointer } from '../src/db/checkpointer.js';
 import { openDatabase, type Db } from '../src/db/connect.js';
 import { recordChecks, type CheckRecord } from '../src/db/history.js';
@@ -11,7 +11,7 @@ import { keepHistory } from '../src/history-keeper.js';
 import { createLogger } from '../src/logger.js';
 import { liveCheck } from './helpers/checks.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
-import { testDaemon } from './helpers/daemon.js';
+import { CapturedLog, testDaemon } from './helpers/daemon.js';
 
 const HOUR = 3_600_000;
 const logger = createLogger('silent');
@@ -217,18 +217,90 @@ describe('history upkeep of an SQLite file', () => {
         db,
         (await listTokens(db, {})).map((t, i) => check(t, new Date(now.getTime() + i), i)),
       );
+      // The first step asks for a copy, which starts the thread; the second one throws.
+      let steps = 0;
+      let beforeCrash = 0;
       await expect(
         keepHistory(db, {
           historyDays: 1,
           rollupDays: 400,
           logger,
           now: () => new Date(now.getTime() + 2 * 24 * HOUR),
-          afterStep: () => {
+          checkpointEveryMs: 0,
+          firstStepSize: 1,
+          afterStep: async () => {
+            if (++steps < 2) return;
+            beforeCrash = connections();
+            expect(await pragma(db, 'wal_autocheckpoint')).toBe(0);
             throw new Error('crash half-way');
           },
         }),
       ).rejects.toThrow('crash half-way');
+      expect(beforeCrash).toBe(2);
       expect(connections()).toBe(1);
+      expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("holds a run's history writes while the thread copies the WAL back, and writes them after", async () => {
+    const db = openDatabase(database.url);
+    try {
+      const { now } = await seededFile(db);
+      const held = vi.spyOn(db.writePause, 'during');
+      await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now, checkpointEveryMs: 0 });
+      expect(held).toHaveBeenCalled();
+
+      const rows = async () =>
+        Number(
+          (
+            await db.kysely
+              .selectFrom('history_checks')
+              .select((eb) => eb.fn.countAll().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      const before = await rows();
+      let release!: () => void;
+      void db.writePause.during(() => new Promise<void>((r) => (release = r)), 60_000);
+      const tokens = await listTokens(db, {});
+      const writing = recordChecks(
+        db,
+        tokens.map((t, i) => check(t, new Date(now.getTime() + i), i)),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      expect(await rows()).toBe(before);
+      release();
+      await writing;
+      expect(await rows()).toBe(before + tokens.length);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('gives up a thread that does not answer in time: told once, the pass goes on, and SQLite copies at commits again', async () => {
+    const db = openDatabase(database.url);
+    const log = new CapturedLog();
+    try {
+      const { now } = await seededFile(db);
+      let autoAfterFailure = -1;
+      const report = await keepHistory(db, {
+        historyDays: 2,
+        rollupDays: 400,
+        logger: createLogger('info', log.stream),
+        now: () => now,
+        checkpointEveryMs: 0,
+        checkpointAnswerMs: 0,
+        afterStep: async () => {
+          if (log.text.includes('checkpoint thread failed')) autoAfterFailure = await pragma(db, 'wal_autocheckpoint');
+        },
+      });
+      expect(report).toMatchObject({ stopped: false });
+      expect(report.removed).toBeGreaterThan(0);
+      const told = log.entries().filter((e) => String(e.msg).includes('the checkpoint thread failed'));
+      expect(told).toEqual([expect.objectContaining({ level: 'warn', err: 'the checkpoint thread did not answer within 0 ms' })]);
+      expect(autoAfterFailure).toBe(1000);
       expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
     } finally {
       await db.close();
