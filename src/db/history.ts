@@ -139,13 +139,18 @@ async function allocateCheckIds(trx: Transaction<Database>, n: number): Promise<
 async function noteHistoryTokens(db: Db, trx: Transaction<Database>, records: readonly CheckRecord[]): Promise<void> {
   const ids = [...new Set(records.map((r) => r.tokenId))];
   for (let i = 0; i < ids.length; i += 500) {
-    const tokens = trx
+    // A plain read, then an insert only when some are new: an INSERT … SELECT would take InnoDB's
+    // shared locks on the rows and gaps it reads in every batch, at REPEATABLE READ.
+    const fresh = await trx
       .selectFrom('tokens as t')
+      .leftJoin('history_tokens as k', 'k.token_id', 't.id')
       .select(['t.id', 't.provider_id', 't.pool', 't.fingerprint'])
       .where('t.id', 'in', ids.slice(i, i + 500))
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('history_tokens as k').select('k.token_id').whereRef('k.token_id', '=', 't.id'))));
-    const insert = trx.insertInto('history_tokens').columns(['token_id', 'provider_id', 'pool', 'fingerprint']).expression(tokens);
-    await db.dialect.ignoreDuplicates(insert).execute();
+      .where('k.token_id', 'is', null)
+      .execute();
+    if (fresh.length === 0) continue;
+    const values = fresh.map((t) => ({ token_id: t.id, provider_id: t.provider_id, pool: t.pool, fingerprint: t.fingerprint }));
+    await db.dialect.ignoreDuplicates(trx.insertInto('history_tokens').values(values)).execute();
   }
 }
 
