@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       retries: 2,
       minIntervalS: 600,
       historyDays: 90,
+      historyFlushMs: 1_000,
       rollupDays: 400,
       http: { port: 3000, apiToken: undefined, metricsPublic: false },
       prune: { mode: 'flag', after: 2, maxRatio: 0.5, exhausted: false, recover: true },

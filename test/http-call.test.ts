@@ -179,7 +179,7 @@ describe('httpCall answers', () => {
   });
 
   it('waits for a slow answer whose parts keep coming, each well within the timeout', async () => {
-    // Four gaps of 40 ms: 160 ms in all, longer than the 110 ms timeout, which each part starts again.
+    // Four gaps of 25 ms: 100 ms in all, longer than the 70 ms timeout, which each part starts again.
     const parts = ['{"live"', ':', 'true', '}'];
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -187,15 +187,15 @@ describe('httpCall answers', () => {
         const part = parts.shift();
         if (part === undefined) return void res.end();
         res.write(part);
-        setTimeout(next, 40);
+        setTimeout(next, 25);
       };
-      setTimeout(next, 40);
+      setTimeout(next, 25);
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
-      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 110, logger });
+      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 70, logger });
 
       expect(res).toMatchObject({ ok: true, status: 200, body: '{"live":true}' });
     } finally {

@@ -118,7 +118,7 @@ describe.skipIf(servers.length === 0)('replicas of tschk serve', () => {
         }
       }),
     );
-  });
+  }, 90_000);
 
   it('another replica takes over within twice the lease when the holder is killed mid-run; nothing is lost', async () => {
     const dialect = servers[0]!;
