@@ -1,6 +1,7 @@
 // Two daemons (two coordinators, two lease holders) on one database behave like two processes: the
 // lease lives in the database, nothing of it in memory. Real processes are in replicas.test.ts.
 import { hostname } from 'node:os';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { recordChecks, type CheckRecord } from '../src/db/history.js';
 import { readLease, tryAcquireLease } from '../src/db/lease.js';
@@ -43,6 +44,10 @@ describeEachDialect('one run at a time across processes', (dialect) => {
     stops.push(() => a.daemon.stop());
     const b = await servedDaemon(database.url, { ...LEASE, ...env }, LOOK);
     stops.push(() => b.daemon.stop());
+    // Two SQLite connections in one thread: one's busy wait for the write lock would hold up, for
+    // all of SQLite's 5 s, the very thread whose transaction holds it (two processes do not).
+    // A short wait makes it a SQLITE_BUSY that tschk retries, as it does any.
+    if (dialect === 'sqlite') for (const d of [a.db, b.db]) await sql`PRAGMA busy_timeout = 20`.execute(d.kysely);
     const deep = await upsertProvider(a.db, { name: 'deep', kind: 'free-api', checkUrl: mock.checkUrl });
     const other = await upsertProvider(a.db, { name: 'other', kind: 'free-api', checkUrl: mock.checkUrl });
     await importTokens(a.db, { providerId: deep.id, pool: 'default', entries: [...live, ...dead], source: 'cli' });
