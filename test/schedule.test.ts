@@ -1,3 +1,4 @@
+import { realClock } from '../src/engine/limits.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Daemon } from '../src/daemon.js';
 import { recordChecks, listHistory } from '../src/db/history.js';
@@ -102,7 +103,7 @@ describe('the schedule on a fake clock', () => {
     ctx = await testDaemon(
       database.url,
       { TSCHK_CRON: '30 3 * * *', TSCHK_TIMEZONE: 'Asia/Shanghai' },
-      { observers: [{ runFinished: (s) => void finished.push(s) }] },
+      { observers: [{ runFinished: (s) => void finished.push(s) }], scheduleClock: realClock },
     );
 
     // 03:29:58 in Shanghai is 19:29:58 UTC the day before.
@@ -115,7 +116,11 @@ describe('the schedule on a fake clock', () => {
   });
 
   it('trims history daily on TSCHK_TRIM_CRON, besides a minute after start-up', async () => {
-    ctx = await testDaemon(database.url, { TSCHK_TRIM_CRON: '15 4 * * *', TSCHK_TIMEZONE: 'UTC', TSCHK_HISTORY_DAYS: '30' });
+    ctx = await testDaemon(
+      database.url,
+      { TSCHK_TRIM_CRON: '15 4 * * *', TSCHK_TIMEZONE: 'UTC', TSCHK_HISTORY_DAYS: '30' },
+      { scheduleClock: realClock },
+    );
     const p = await upsertProvider(ctx.db, { name: 'deep', kind: 'free-api', checkUrl: 'http://127.0.0.1:1/token/check' });
     await importTokens(ctx.db, { providerId: p.id, pool: 'default', entries: ['tok-a-aaaaaaaaaaaa'], source: 'cli' });
     const [token] = await listTokens(ctx.db, {});

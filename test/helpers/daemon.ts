@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Daemon, type DaemonOptions } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
+import { ManualClock } from './clock.js';
 
 /** Everything a test's logger wrote, to assert on (and to scan for secrets). */
 export class CapturedLog {
@@ -36,7 +37,10 @@ export function testConfig(databaseUrl: string, env: Record<string, string> = {}
 export async function testDaemon(databaseUrl: string, env: Record<string, string> = {}, opts: Omit<DaemonOptions, 'logger'> = {}) {
   const log = new CapturedLog();
   const config = testConfig(databaseUrl, env);
-  const daemon = await Daemon.create(config, { ...opts, logger: createLogger(config.logLevel, log.stream) });
+  // The schedule stands still unless a test brings a clock: a test that ran at the top of the hour
+  // had the default hourly cron check its seeded tokens again.
+  const scheduleClock = opts.scheduleClock ?? new ManualClock(Date.now());
+  const daemon = await Daemon.create(config, { ...opts, scheduleClock, logger: createLogger(config.logLevel, log.stream) });
   // Tests look at the pools at once; the daemon itself does not wait for the start-up sync.
   await daemon.sourcesSynced;
   return { daemon, log, config, db: daemon.context.db };
