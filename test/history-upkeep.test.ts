@@ -46,6 +46,16 @@ async function seedHistory(db: Db, tokens: number, days: number, now: Date): Pro
   return written;
 }
 
+const historyRows = async (db: Db): Promise<number> =>
+  Number(
+    (
+      await db.kysely
+        .selectFrom('history_checks')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
+
 const pragma = async (db: Db, name: string): Promise<number> => {
   const r = await sql.raw(`PRAGMA ${name}`).execute(db.kysely);
   return Number(Object.values(r.rows[0] as Record<string, unknown>)[0]);
@@ -85,15 +95,7 @@ describeEachDialect('history upkeep', (dialect) => {
       await daemon.start();
       const res = await fetch(`${daemon.httpAddress!.url}/healthz`);
       expect(res.status).toBe(200);
-      const count = async () =>
-        Number(
-          (
-            await db.kysely
-              .selectFrom('history_checks')
-              .select((eb) => eb.fn.countAll().as('n'))
-              .executeTakeFirstOrThrow()
-          ).n,
-        );
+      const count = () => historyRows(db);
       expect(await count()).toBe(written);
       // The pass comes later, in the background; asked for now, it removes the days past the limit.
       expect(await daemon.trimHistory()).toBeGreaterThan(0);
@@ -148,163 +150,139 @@ describeEachDialect('history upkeep', (dialect) => {
 // SQLite only: the server databases give their space back themselves (autovacuum, InnoDB purge).
 describe('history upkeep of an SQLite file', () => {
   let database: { url: string; drop: () => Promise<void> };
+  let opened: Db | undefined;
 
   beforeEach(async () => {
     database = await freshDatabaseUrl('sqlite');
   });
   afterEach(async () => {
+    await opened?.close();
+    opened = undefined;
     await database.drop();
   });
 
-  /** 20 tokens with 8 days of checks each, the WAL copied back: the file a pass starts from. */
-  const seededFile = async (db: Db) => {
+  /** 20 tokens with 8 days of checks each, the WAL copied back: the file a pass starts from (closed after the test). */
+  const seededFile = async () => {
+    const db = (opened = openDatabase(database.url));
     const now = new Date('2026-11-30T12:00:00.000Z');
     await seedHistory(db, 20, 8, now);
     await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db.kysely);
-    return { now, file: database.url.slice('sqlite:'.length) };
+    return { db, now, file: database.url.slice('sqlite:'.length) };
   };
 
   it('a pass that removes old checks gives the freed pages back to the file system, and the WAL is held to its size limit', async () => {
-    const db = openDatabase(database.url);
-    try {
-      const { now, file } = await seededFile(db);
-      const before = statSync(file).size;
+    const { db, now, file } = await seededFile();
+    const before = statSync(file).size;
 
-      const report = await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now });
+    const report = await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now });
 
-      expect(report.removed).toBeGreaterThan(0);
-      // Free pages the file keeps would only be reused, never given back.
-      expect(await pragma(db, 'freelist_count')).toBe(0);
-      expect(report.pagesFreed).toBeGreaterThan(0);
-      expect(statSync(file).size).toBeLessThan(before * 0.75);
-      // A checkpoint that emptied the WAL cuts it back to this size (a 0.1.0 file grew a 404 MB one).
-      expect(await pragma(db, 'journal_size_limit')).toBe(64 * 2 ** 20);
-    } finally {
-      await db.close();
-    }
+    expect(report.removed).toBeGreaterThan(0);
+    // Free pages the file keeps would only be reused, never given back.
+    expect(await pragma(db, 'freelist_count')).toBe(0);
+    expect(report.pagesFreed).toBeGreaterThan(0);
+    expect(statSync(file).size).toBeLessThan(before * 0.75);
+    // A checkpoint that emptied the WAL cuts it back to this size (a 0.1.0 file grew a 404 MB one).
+    expect(await pragma(db, 'journal_size_limit')).toBe(64 * 2 ** 20);
   });
 
   it('during a pass another connection copies the WAL back, and is gone when the pass ends or fails', async () => {
-    const db = openDatabase(database.url);
-    try {
-      const { now, file } = await seededFile(db);
-      const connections = () => walDescriptors(file);
-      expect(connections()).toBe(1);
-      let during = 0;
-      let autoDuring = -1;
-      let walMax = 0;
-      const report = await keepHistory(db, {
-        historyDays: 2,
+    const { db, now, file } = await seededFile();
+    const connections = () => walDescriptors(file);
+    expect(connections()).toBe(1);
+    let during = 0;
+    let autoDuring = -1;
+    let walMax = 0;
+    const report = await keepHistory(db, {
+      historyDays: 2,
+      rollupDays: 400,
+      logger,
+      now: () => now,
+      checkpointEveryMs: 0,
+      afterStep: async () => {
+        during = Math.max(during, connections());
+        autoDuring = await pragma(db, 'wal_autocheckpoint');
+        walMax = Math.max(walMax, statSync(`${file}-wal`).size);
+      },
+    });
+    expect(report.removed).toBeGreaterThan(0);
+    expect(during).toBe(2);
+    // This connection's commits no longer copy the WAL back; the other one keeps it to a few steps' pages.
+    expect(autoDuring).toBe(0);
+    expect(walMax).toBeLessThan(256 * 1024);
+    expect(connections()).toBe(1);
+    expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
+
+    await recordChecks(
+      db,
+      (await listTokens(db, {})).map((t, i) => check(t, new Date(now.getTime() + i), i)),
+    );
+    // The first step asks for a copy, which starts the thread; the second one throws.
+    let steps = 0;
+    let beforeCrash = 0;
+    await expect(
+      keepHistory(db, {
+        historyDays: 1,
         rollupDays: 400,
         logger,
-        now: () => now,
+        now: () => new Date(now.getTime() + 2 * 24 * HOUR),
         checkpointEveryMs: 0,
+        firstStepSize: 1,
         afterStep: async () => {
-          during = Math.max(during, connections());
-          autoDuring = await pragma(db, 'wal_autocheckpoint');
-          walMax = Math.max(walMax, statSync(`${file}-wal`).size);
+          if (++steps < 2) return;
+          beforeCrash = connections();
+          expect(await pragma(db, 'wal_autocheckpoint')).toBe(0);
+          throw new Error('crash half-way');
         },
-      });
-      expect(report.removed).toBeGreaterThan(0);
-      expect(during).toBe(2);
-      // This connection's commits no longer copy the WAL back; the other one keeps it to a few steps' pages.
-      expect(autoDuring).toBe(0);
-      expect(walMax).toBeLessThan(256 * 1024);
-      expect(connections()).toBe(1);
-      expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
-
-      await recordChecks(
-        db,
-        (await listTokens(db, {})).map((t, i) => check(t, new Date(now.getTime() + i), i)),
-      );
-      // The first step asks for a copy, which starts the thread; the second one throws.
-      let steps = 0;
-      let beforeCrash = 0;
-      await expect(
-        keepHistory(db, {
-          historyDays: 1,
-          rollupDays: 400,
-          logger,
-          now: () => new Date(now.getTime() + 2 * 24 * HOUR),
-          checkpointEveryMs: 0,
-          firstStepSize: 1,
-          afterStep: async () => {
-            if (++steps < 2) return;
-            beforeCrash = connections();
-            expect(await pragma(db, 'wal_autocheckpoint')).toBe(0);
-            throw new Error('crash half-way');
-          },
-        }),
-      ).rejects.toThrow('crash half-way');
-      expect(beforeCrash).toBe(2);
-      expect(connections()).toBe(1);
-      expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
-    } finally {
-      await db.close();
-    }
+      }),
+    ).rejects.toThrow('crash half-way');
+    expect(beforeCrash).toBe(2);
+    expect(connections()).toBe(1);
+    expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
   });
 
   it("holds a run's history writes while the thread copies the WAL back, and writes them after", async () => {
-    const db = openDatabase(database.url);
-    try {
-      const { now } = await seededFile(db);
-      const held = vi.spyOn(db.writePause, 'during');
-      await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now, checkpointEveryMs: 0 });
-      expect(held).toHaveBeenCalled();
+    const { db, now } = await seededFile();
+    const held = vi.spyOn(db.writePause, 'during');
+    await keepHistory(db, { historyDays: 2, rollupDays: 400, logger, now: () => now, checkpointEveryMs: 0 });
+    expect(held).toHaveBeenCalled();
 
-      const rows = async () =>
-        Number(
-          (
-            await db.kysely
-              .selectFrom('history_checks')
-              .select((eb) => eb.fn.countAll().as('n'))
-              .executeTakeFirstOrThrow()
-          ).n,
-        );
-      const before = await rows();
-      let release!: () => void;
-      void db.writePause.during(() => new Promise<void>((r) => (release = r)), 60_000);
-      const tokens = await listTokens(db, {});
-      const writing = recordChecks(
-        db,
-        tokens.map((t, i) => check(t, new Date(now.getTime() + i), i)),
-      );
-      await new Promise((r) => setTimeout(r, 20));
-      expect(await rows()).toBe(before);
-      release();
-      await writing;
-      expect(await rows()).toBe(before + tokens.length);
-    } finally {
-      await db.close();
-    }
+    const rows = () => historyRows(db);
+    const before = await rows();
+    let release!: () => void;
+    void db.writePause.during(() => new Promise<void>((r) => (release = r)), 60_000);
+    const tokens = await listTokens(db, {});
+    const writing = recordChecks(
+      db,
+      tokens.map((t, i) => check(t, new Date(now.getTime() + i), i)),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await rows()).toBe(before);
+    release();
+    await writing;
+    expect(await rows()).toBe(before + tokens.length);
   });
 
   it('gives up a thread that does not answer in time: told once, the pass goes on, and SQLite copies at commits again', async () => {
-    const db = openDatabase(database.url);
     const log = new CapturedLog();
-    try {
-      const { now } = await seededFile(db);
-      let autoAfterFailure = -1;
-      const report = await keepHistory(db, {
-        historyDays: 2,
-        rollupDays: 400,
-        logger: createLogger('info', log.stream),
-        now: () => now,
-        checkpointEveryMs: 0,
-        checkpointAnswerMs: 0,
-        afterStep: async () => {
-          if (log.text.includes('checkpoint thread failed')) autoAfterFailure = await pragma(db, 'wal_autocheckpoint');
-        },
-      });
-      expect(report).toMatchObject({ stopped: false });
-      expect(report.removed).toBeGreaterThan(0);
-      const told = log.entries().filter((e) => String(e.msg).includes('the checkpoint thread failed'));
-      expect(told).toEqual([expect.objectContaining({ level: 'warn', err: 'the checkpoint thread did not answer within 0 ms' })]);
-      expect(autoAfterFailure).toBe(1000);
-      expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
-    } finally {
-      await db.close();
-    }
+    const { db, now } = await seededFile();
+    let autoAfterFailure = -1;
+    const report = await keepHistory(db, {
+      historyDays: 2,
+      rollupDays: 400,
+      logger: createLogger('info', log.stream),
+      now: () => now,
+      checkpointEveryMs: 0,
+      checkpointAnswerMs: 0,
+      afterStep: async () => {
+        if (log.text.includes('checkpoint thread failed')) autoAfterFailure = await pragma(db, 'wal_autocheckpoint');
+      },
+    });
+    expect(report).toMatchObject({ stopped: false });
+    expect(report.removed).toBeGreaterThan(0);
+    const told = log.entries().filter((e) => String(e.msg).includes('the checkpoint thread failed'));
+    expect(told).toEqual([expect.objectContaining({ level: 'warn', err: 'the checkpoint thread did not answer within 0 ms' })]);
+    expect(autoAfterFailure).toBe(1000);
+    expect(await pragma(db, 'wal_autocheckpoint')).toBe(1000);
   });
 
   it('a daemon stopped during a pass ends the checkpoint thread with it', async () => {

@@ -52,7 +52,7 @@ export interface Checkpointer {
 const driver = createRequire(import.meta.url).resolve('better-sqlite3');
 
 /** A checkpoint of at most a 64 MB WAL that takes longer is stuck (a failing disk, a hung mount). */
-export const CHECKPOINT_ANSWER_MS = 10_000;
+const CHECKPOINT_ANSWER_MS = 10_000;
 
 /**
  * A connection of its own to the SQLite file at `path`, in a worker thread, that checkpoints when
