@@ -179,23 +179,24 @@ describe('httpCall answers', () => {
   });
 
   it('waits for a slow answer whose parts keep coming, each well within the timeout', async () => {
-    // Four gaps of 25 ms: 100 ms in all, longer than the 70 ms timeout, which each part starts again.
-    const parts = ['{"live"', ':', 'true', '}'];
+    // Six parts 20 ms apart come in 120 ms after the headers, longer than the 100 ms timeout, which each
+    // part starts again. Each gap leaves 80 ms to spare for a busy machine's event-loop stalls.
+    const parts = ['{"li', 've"', ':', 'tr', 'ue', '}'];
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       const next = () => {
         const part = parts.shift();
         if (part === undefined) return void res.end();
         res.write(part);
-        setTimeout(next, 25);
+        setTimeout(next, 20);
       };
-      setTimeout(next, 25);
+      setTimeout(next, 20);
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
-      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 70, logger });
+      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 100, logger });
 
       expect(res).toMatchObject({ ok: true, status: 200, body: '{"live":true}' });
     } finally {
