@@ -15,7 +15,9 @@ import { servedDaemon } from './helpers/http.js';
 import { startMockFreeApi, type MockFreeApi } from './helpers/mock-free-api.js';
 import { waitFor } from './helpers/wait.js';
 
-const LEASE = { TSCHK_RUN_LEASE_MS: '600', TSCHK_PROVIDER_CONCURRENCY: '4' };
+// No test here waits for a lease to run out (they expire it by hand), so the lease can be long enough
+// that a loaded machine's late renewal does not lose it.
+const LEASE = { TSCHK_RUN_LEASE_MS: '5000', TSCHK_PROVIDER_CONCURRENCY: '4' };
 // A process waiting for another's run looks again every 50 ms, not every third of the lease.
 const LOOK = { leasePollMs: 50 };
 const secrets = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}-token-aaaa`);
