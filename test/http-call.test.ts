@@ -1,9 +1,9 @@
 import { createHook } from 'node:async_hooks';
 import { getEventListeners, once } from 'node:events';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { httpCall } from '../src/checkers/http.js';
 import { createLogger } from '../src/logger.js';
 import { CapturedLog } from './helpers/daemon.js';
@@ -179,27 +179,51 @@ describe('httpCall answers', () => {
   });
 
   it('waits for a slow answer whose parts keep coming, each well within the timeout', async () => {
-    // Six parts 20 ms apart come in 120 ms after the headers, longer than the 100 ms timeout, which each
-    // part starts again. Each gap leaves 80 ms to spare for a busy machine's event-loop stalls.
+    // The test moves the exchange's clock, so a loaded machine's stalls cannot end the wait: 90 ms
+    // go by after each of six parts is read, 540 ms in all, against a 100 ms timeout that only a
+    // timer each part starts again lets through.
     const parts = ['{"li', 've"', ':', 'tr', 'ue', '}'];
+    let answer: ServerResponse | undefined;
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      const next = () => {
-        const part = parts.shift();
-        if (part === undefined) return void res.end();
-        res.write(part);
-        setTimeout(next, 20);
-      };
-      setTimeout(next, 20);
+      answer = res;
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
+    let read = 0;
+    const watched = dispatcher.compose((dispatch) => (opts, handler) => {
+      const onResponseData = handler.onResponseData!.bind(handler);
+      handler.onResponseData = (controller, chunk) => {
+        onResponseData(controller, chunk);
+        read++;
+      };
+      return dispatch(opts, handler);
+    });
+    /** Turns of the event loop (which the fake clock leaves alone) until `done`, the loopback's pace. */
+    const until = async (done: () => boolean, what: string) => {
+      for (let turns = 0; !done(); turns++) {
+        if (turns > 100_000) throw new Error(`never ${what}`);
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token/check`;
-      const res = await httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher, timeoutMs: 100, logger });
+      let ended = false;
+      const call = httpCall(url, { method: 'POST', body: '{"token":"x"}' }, { dispatcher: watched, timeoutMs: 100, logger });
+      void call.finally(() => (ended = true));
+      await until(() => answer !== undefined, 'asked');
+      for (const [i, part] of parts.entries()) {
+        if (ended) break;
+        answer!.write(part);
+        await until(() => read > i || ended, `read part ${i + 1}`);
+        vi.advanceTimersByTime(90);
+      }
+      answer!.end();
 
-      expect(res).toMatchObject({ ok: true, status: 200, body: '{"live":true}' });
+      expect(await call).toMatchObject({ ok: true, status: 200, body: '{"live":true}' });
     } finally {
+      vi.useRealTimers();
       server.closeAllConnections();
       server.close();
     }
