@@ -11,7 +11,7 @@ export default defineConfig({
     fileParallelism: true,
     isolate: false,
     // More workers than the 2 cores this is tuned on: most of the suite waits (real tschk processes,
-    // leases, a real cron for 30 s), and the whole run keeps about 1.2 cores busy at 4 workers.
+    // database servers, leases), and the whole run keeps about 1.2 cores busy at 4 workers.
     // More than 4 starves the timing-bound tests on a loaded machine.
     maxWorkers: 4,
     testTimeout: 30_000,

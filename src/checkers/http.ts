@@ -101,6 +101,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.settled) return void controller.abort(new Error('exchange abandoned'));
+    // Once per exchange today; a retry or redirect would start it again, and must not leave the first timer armed.
+    clearTimeout(this.timer);
     this.timer = setTimeout(timedOut, this.timeoutMs, this).unref();
   }
 
