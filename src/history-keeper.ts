@@ -188,6 +188,7 @@ export async function keepHistory(db: Db, opts: KeeperOptions): Promise<KeeperRe
       ),
     opts.checkpointAnswerMs,
   );
+  let stepFailed = false;
   try {
     const bounds = retentionBounds((opts.now ?? (() => new Date()))(), opts.historyDays, opts.rollupDays);
     if (!(await rollUp(pass, bounds))) return pass.report;
@@ -195,8 +196,15 @@ export async function keepHistory(db: Db, opts: KeeperOptions): Promise<KeeperRe
     if (!(await trimLongView(pass, bounds))) return pass.report;
     await vacuum(pass);
     return pass.report;
+  } catch (err) {
+    stepFailed = true;
+    throw err;
   } finally {
-    await pass.checkpoints?.stop();
+    await pass.checkpoints?.stop().catch((err: unknown) => {
+      // The step's own error is the one to tell; this one comes after it.
+      if (!stepFailed) throw err;
+      opts.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'history upkeep: ending the checkpoints failed');
+    });
   }
 }
 

@@ -12,6 +12,7 @@ import { createLogger } from '../src/logger.js';
 import { liveCheck } from './helpers/checks.js';
 import { describeEachDialect, freshDatabaseUrl } from './helpers/databases.js';
 import { CapturedLog, testDaemon } from './helpers/daemon.js';
+import { waitFor } from './helpers/wait.js';
 
 const HOUR = 3_600_000;
 const logger = createLogger('silent');
@@ -250,15 +251,25 @@ describe('history upkeep of an SQLite file', () => {
     const before = await rows();
     let release!: () => void;
     void db.writePause.during(() => new Promise<void>((r) => (release = r)), 60_000);
+    const asked = vi.spyOn(db.writePause, 'wait');
+    const transactions = vi.spyOn(db.kysely, 'transaction');
     const tokens = await listTokens(db, {});
-    const writing = recordChecks(
-      db,
-      tokens.map((t, i) => check(t, new Date(now.getTime() + i), i)),
-    );
-    await new Promise((r) => setTimeout(r, 20));
-    expect(await rows()).toBe(before);
-    release();
+    let writing: Promise<void>;
+    try {
+      writing = recordChecks(
+        db,
+        tokens.map((t, i) => check(t, new Date(now.getTime() + i), i)),
+      );
+      await waitFor(() => asked.mock.calls.length > 0, 5_000, 'the batch asks whether it may write');
+      // A batch that did not wait would open its transaction within a turn or two.
+      for (let turn = 0; turn < 10; turn++) await new Promise((r) => setImmediate(r));
+      expect(transactions).not.toHaveBeenCalled();
+      expect(await rows()).toBe(before);
+    } finally {
+      release();
+    }
     await writing;
+    expect(transactions).toHaveBeenCalledTimes(1);
     expect(await rows()).toBe(before + tokens.length);
   });
 
@@ -295,20 +306,59 @@ describe('history upkeep of an SQLite file', () => {
     const file = database.url.slice('sqlite:'.length);
     const wals = () => walDescriptors(file);
     const { daemon } = await testDaemon(database.url, { TSCHK_HISTORY_DAYS: '2' });
-    const pass = daemon.trimHistory();
-    for (let i = 0; wals() < 2; i++) {
-      if (i >= 400) throw new Error('no checkpoint thread within 2 s of the pass');
-      await new Promise((r) => setTimeout(r, 5));
+    try {
+      const pass = daemon.trimHistory();
+      await waitFor(() => wals() >= 2, 2_000, 'a checkpoint thread during the pass', 5);
+      await daemon.stop();
+      await pass;
+    } finally {
+      await daemon.stop();
     }
-    await daemon.stop();
-    await pass;
     expect(daemon.lastHistoryPass?.stopped).toBe(true);
     expect(wals()).toBe(0);
   });
 
+  it('a checkpoint thread stopped as asked says nothing; one whose last copy does not come says so', async () => {
+    const { file } = await seededFile();
+    const quiet: unknown[] = [];
+    const asked = startCheckpointer({ path: file, synchronous: 1 }, (err) => quiet.push(err));
+    expect(await asked.checkpoint()).toMatchObject({ busy: 0 });
+    await asked.stop();
+    expect(quiet).toEqual([]);
+    expect(walDescriptors(file)).toBe(1);
+
+    const told: unknown[] = [];
+    await startCheckpointer({ path: file, synchronous: 1 }, (err) => told.push(err), 0).stop();
+    expect(told.map(String)).toEqual(['Error: the checkpoint thread did not answer within 0 ms']);
+  });
+
+  it('a pass that fails tells its own error, not that of ending its checkpoints after it', async () => {
+    const log = new CapturedLog();
+    const { db, now } = await seededFile();
+    await expect(
+      keepHistory(db, {
+        historyDays: 2,
+        rollupDays: 400,
+        logger: createLogger('info', log.stream),
+        now: () => now,
+        checkpointEveryMs: 0,
+        afterStep: async () => {
+          // The connection is gone, so setting SQLite's copies at commits back fails too.
+          await db.close();
+          throw new Error('crash half-way');
+        },
+      }),
+    ).rejects.toThrow('crash half-way');
+    expect(log.entries().filter((e) => String(e.msg).includes('ending the checkpoints failed'))).toEqual([
+      expect.objectContaining({ level: 'warn', err: expect.any(String) }),
+    ]);
+  });
+
   it('a checkpoint thread that cannot open its file says so once and checkpoints nothing', async () => {
     const failures: unknown[] = [];
-    const checkpointer = startCheckpointer(`${database.url.slice('sqlite:'.length)}.missing`, (err) => failures.push(err));
+    const checkpointer = startCheckpointer({ path: `${database.url.slice('sqlite:'.length)}.missing`, synchronous: 1 }, (err) =>
+      failures.push(err),
+    );
     expect(await checkpointer.checkpoint()).toBeUndefined();
     await checkpointer.stop();
     expect(failures).toHaveLength(1);

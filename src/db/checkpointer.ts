@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
@@ -17,7 +16,7 @@ const fail = (err) => {
 };
 try {
   db = new (require(workerData.driver))(workerData.path, { fileMustExist: true });
-  db.pragma('synchronous = NORMAL');
+  db.pragma('synchronous = ' + workerData.synchronous);
 } catch (err) {
   fail(err);
 }
@@ -54,14 +53,24 @@ const driver = createRequire(import.meta.url).resolve('better-sqlite3');
 /** A checkpoint of at most a 64 MB WAL that takes longer is stuck (a failing disk, a hung mount). */
 const CHECKPOINT_ANSWER_MS = 10_000;
 
+/** The SQLite file, and the `synchronous` level of the connection the thread works for. */
+export interface CheckpointTarget {
+  path: string;
+  synchronous: number;
+}
+
 /**
- * A connection of its own to the SQLite file at `path`, in a worker thread, that checkpoints when
- * asked (one checkpoint at a time, in the order asked). `onFailure` is told once when the thread
- * dies (it could not open the file, a checkpoint failed) or does not answer within `answerMs`;
- * later checkpoints then do nothing.
+ * A connection of its own to the SQLite file, in a worker thread, that checkpoints when asked (one
+ * checkpoint at a time, in the order asked). `onFailure` is told once when the thread dies (it
+ * could not open the file, a checkpoint failed, the last one at the stop included) or does not
+ * answer within `answerMs`; later checkpoints then do nothing.
  */
-export function startCheckpointer(path: string, onFailure: (err: unknown) => void, answerMs = CHECKPOINT_ANSWER_MS): Checkpointer {
-  const worker = new Worker(WORKER, { eval: true, workerData: { driver, path } });
+export function startCheckpointer(
+  target: CheckpointTarget,
+  onFailure: (err: unknown) => void,
+  answerMs = CHECKPOINT_ANSWER_MS,
+): Checkpointer {
+  const worker = new Worker(WORKER, { eval: true, workerData: { driver, ...target } });
   // Held only while asked: a process that ends without stopping it does not wait for it (a
   // checkpoint cut short is safe), and one that awaits a checkpoint is not ended under it.
   worker.unref();
@@ -73,17 +82,27 @@ export function startCheckpointer(path: string, onFailure: (err: unknown) => voi
   const failed = (err: unknown) => {
     alive = false;
     for (const answer of waiting.splice(0)) answer(undefined);
-    if (!told && !stopping) onFailure(err);
+    if (!told) onFailure(err);
     told = true;
   };
-  const exited = once(worker, 'exit').catch(() => undefined);
+  let ended!: () => void;
+  const exited = new Promise<void>((resolve) => (ended = resolve));
   worker.on('message', (r: CheckpointOutcome | { failed: string }) => {
     if ('failed' in r) return failed(new Error(`the checkpoint thread failed: ${r.failed}`));
     waiting.shift()?.(r);
     if (waiting.length === 0 && !stopping) worker.unref();
   });
   worker.on('error', failed);
-  worker.on('exit', (code) => failed(new Error(`the checkpoint thread exited with code ${code}`)));
+  worker.on('exit', (code) => {
+    ended();
+    // Asked to stop, a thread that checkpointed closes its port and so ends with 0.
+    if (stopping && code === 0) {
+      alive = false;
+      for (const answer of waiting.splice(0)) answer(undefined);
+      return;
+    }
+    failed(new Error(`the checkpoint thread exited with code ${code}`));
+  });
   const ask = (message: 'checkpoint' | 'stop') =>
     new Promise<CheckpointOutcome | undefined>((resolve) => {
       if (!alive) return resolve(undefined);

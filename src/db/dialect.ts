@@ -82,15 +82,18 @@ const sqliteUpkeep: FileUpkeep = {
     let started: Promise<{ worker: Checkpointer; restore: () => Promise<unknown> } | undefined> | undefined;
     const start = async () => {
       const { startCheckpointer } = await import('./checkpointer.js');
-      const auto = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(db);
-      const restore = () => sql.raw(`PRAGMA wal_autocheckpoint = ${num(auto.rows[0]?.wal_autocheckpoint ?? 1000)}`).execute(db);
+      const sync = await sql<{ synchronous: number }>`PRAGMA synchronous`.execute(db);
+      // SQLite's default, which tschk's connections keep (not the value read now: after a restore
+      // that failed, that would be the 0 of a pass, for good).
+      const restore = () => sql`PRAGMA wal_autocheckpoint = 1000`.execute(db);
       let worker: Checkpointer;
       try {
         worker = startCheckpointer(
-          path,
+          { path, synchronous: num(sync.rows[0]?.synchronous ?? 1) },
           (err) => {
-            void restore().catch(() => undefined);
             onFailure(err);
+            // stop() sets it again, and throws if it still cannot.
+            void restore().catch(() => undefined);
           },
           answerMs,
         );

@@ -56,12 +56,14 @@ const CHUNK = 50;
  */
 export async function recordChecks(db: Db, records: readonly CheckRecord[], opts: RecordOptions = {}): Promise<void> {
   if (records.length === 0) return;
-  await db.writePause.wait();
   // Outside the transaction: a reason code, once known, must exist even if this batch rolls back.
   const reasons = await reasonCodes(
     db,
     records.map((r) => r.reason),
   );
+  // As late as it can be. A batch already queued for the connection behind a keeper's step still
+  // starts before that step's copy asks writes to wait: the copy then cannot empty the WAL, no more.
+  await db.writePause.wait();
   await db.kysely.transaction().execute(async (trx) => {
     if (opts.lease && !(await renewLease(db, 'run', opts.lease.holderId, opts.lease.ttlMs, trx))) throw new LeaseLostError();
     const firstAt = firstCheckOfRun(records);
