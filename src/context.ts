@@ -30,8 +30,8 @@ export interface AppContext {
   clock?: Clock;
   /** One-API's database, when configured: opened once, closed at stop. Absent (the CLI): opened per call. */
   oneApi?: OneApiConnection;
-  /** The checkers, with the DeepSeek account sessions they keep. Absent (the CLI): the default set. */
-  checkers?: CheckerRegistry;
+  /** The checkers, with the DeepSeek account sessions they keep: the daemon's, for its life. */
+  checkers: CheckerRegistry;
   runs: RunControl;
   metrics: { render(): Promise<{ contentType: string; text: string }> };
 }

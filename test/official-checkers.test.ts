@@ -2,7 +2,7 @@ import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalText, endpointUrl } from '../src/checkers/balance.js';
 import { classifyDeepseekBalance } from '../src/checkers/deepseek-key.js';
-import { checkerFor, providerKinds } from '../src/checkers/index.js';
+import { checkerFor, createCheckers, kindRequirements, providerKinds } from '../src/checkers/index.js';
 import { classifyMoonshotBalance, moonshotCurrency } from '../src/checkers/moonshot-key.js';
 import { classifyOpenaiModels } from '../src/checkers/openai-compatible.js';
 import { classifyOpenrouterKey } from '../src/checkers/openrouter-key.js';
@@ -300,12 +300,13 @@ describe('official key checkers over real HTTP', () => {
   /** What a silent server costs the test in real time; the answers keep the generous timeout above. */
   const silentCtx = { ...ctx, timeoutMs: 100 };
   const used: string[] = [];
+  const checkers = createCheckers();
   let n = 0;
   const check = async (k: Kind, reply: Reply | 'unregistered', context = ctx) => {
     const key = `sk-${k.kind}-${++n}-${'x'.repeat(24)}`;
     used.push(key);
     if (reply !== 'unregistered') mock.setKey(k.path, key, reply);
-    const checker = checkerFor(k.kind)!;
+    const checker = checkerFor(k.kind, checkers)!;
     return checker.check(key, { providerName: 'p', kind: k.kind, checkUrl: k.base(mock) }, context);
   };
 
@@ -319,7 +320,7 @@ describe('official key checkers over real HTTP', () => {
 
   it('every kind is registered', () => {
     expect(providerKinds()).toEqual(expect.arrayContaining(KINDS.map((k) => k.kind).concat('deepseek-account')));
-    expect(KINDS.map((k) => [k.kind, checkerFor(k.kind)!.requiresUrl])).toEqual([
+    expect(KINDS.map((k) => [k.kind, kindRequirements(k.kind)!.requiresUrl])).toEqual([
       ['deepseek-key', false],
       ['moonshot-key', false],
       ['stepfun-key', false],

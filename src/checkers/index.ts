@@ -28,15 +28,19 @@ export function createCheckers(): CheckerRegistry {
   return new Map(checkers.map((c) => [c.kind, c]));
 }
 
-let defaults: CheckerRegistry | undefined;
+/** The checker of a kind in `checkers`. */
+export function checkerFor(kind: string, checkers: CheckerRegistry): Checker | undefined {
+  return checkers.get(kind);
+}
+
+let described: CheckerRegistry | undefined;
 
 /**
- * The checker of a kind in `checkers`, by default in a set made at first use for a process that
- * has none of its own (a CLI command, a test). What a kind requires (`requiresUrl`,
- * `wholeEntries`) is the same in every set.
+ * What a kind requires, the same in every set: read from a set of its own that never checks, so
+ * that no session of it is shared. Undefined for a kind tschk does not know.
  */
-export function checkerFor(kind: string, checkers: CheckerRegistry = (defaults ??= createCheckers())): Checker | undefined {
-  return checkers.get(kind);
+export function kindRequirements(kind: string): Pick<Checker, 'requiresUrl' | 'wholeEntries'> | undefined {
+  return (described ??= createCheckers()).get(kind);
 }
 
 /**
@@ -56,5 +60,5 @@ export async function checkSafely(checker: Checker, secret: string, target: Chec
 }
 
 export function providerKinds(): string[] {
-  return [...(defaults ??= createCheckers()).keys()].sort();
+  return [...(described ??= createCheckers()).keys()].sort();
 }

@@ -1,4 +1,4 @@
-import { checkerFor, providerKinds } from '../checkers/index.js';
+import { kindRequirements, providerKinds } from '../checkers/index.js';
 import type { Config } from '../config.js';
 import { listProviders, upsertProvider } from '../db/providers.js';
 import { removeProviderAndTokens } from '../db/tokens.js';
@@ -48,7 +48,7 @@ function add(config: Readonly<Config>, more: string[], io: CliIo): Promise<numbe
   const name = positionals[0];
   if (!name || !NAME_PATTERN.test(name)) throw new UsageError(`NAME is required: ${NAME_RULE}`);
   const kind = values.kind ?? '';
-  const checker = checkerFor(kind);
+  const checker = kindRequirements(kind);
   if (!checker) throw new UsageError(`--kind must be one of ${providerKinds().join(', ')}; got '${kind}'`);
   if (checker.requiresUrl && !values.url) throw new UsageError(`--url is required for kind ${kind}`);
   if (values.url !== undefined && !URL_PATTERN.test(values.url)) throw new UsageError(`--url must be ${URL_RULE}; got '${values.url}'`);

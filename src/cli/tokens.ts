@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { checkerFor } from '../checkers/index.js';
+import { kindRequirements } from '../checkers/index.js';
 import type { Config } from '../config.js';
 import { listArchive } from '../db/archive.js';
 import { findProviderById, listProviders } from '../db/providers.js';
@@ -73,7 +73,7 @@ const importVerb: Verb = async (config, more, io) => {
       pool: values.pool ?? 'default',
       entries: parseTokenLines(text),
       source: 'cli',
-      wholeEntries: checkerFor(p.kind)?.wholeEntries,
+      wholeEntries: kindRequirements(p.kind)?.wholeEntries,
       label: values.label,
       expect: (values.expect as 'live' | 'dead' | undefined) ?? null,
     });

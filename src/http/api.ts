@@ -1,4 +1,4 @@
-import { checkerFor, providerKinds } from '../checkers/index.js';
+import { kindRequirements, providerKinds } from '../checkers/index.js';
 import type { HttpContext } from '../context.js';
 import { listHistory } from '../db/history.js';
 import { findProvider, findProviderById, listProviders, upsertProvider } from '../db/providers.js';
@@ -120,7 +120,7 @@ async function postProvider(req: HttpRequest, app: HttpContext) {
   const name = stringField(body, 'name', { pattern: NAME_PATTERN, says: NAME_RULE });
   if (name === undefined) throw badRequest(`name is required: ${NAME_RULE}`);
   const kind = stringField(body, 'kind') ?? '';
-  const checker = checkerFor(kind);
+  const checker = kindRequirements(kind);
   if (!checker) throw badRequest(`kind must be one of ${providerKinds().join(', ')}; got ${quote(kind)}`);
   const url = stringField(body, 'url', { pattern: URL_PATTERN, says: URL_RULE }, LIMITS.urlChars);
   if (checker.requiresUrl && url === undefined) throw badRequest(`url is required for kind ${kind}`);

@@ -1,4 +1,4 @@
-import { checkerFor } from '../checkers/index.js';
+import { kindRequirements } from '../checkers/index.js';
 import type { HttpContext } from '../context.js';
 import { findProvider, findProviderById, type Provider } from '../db/providers.js';
 import type { RunTrigger, TokenRow, TokenSource } from '../db/schema.js';
@@ -71,7 +71,7 @@ export async function importIntoPool(
   app: HttpContext,
   order: { provider: Provider; pool: string; entries: string[]; source: TokenSource; label?: string; expect?: 'live' | 'dead' },
 ): Promise<ImportResult> {
-  const wholeEntries = checkerFor(order.provider.kind)?.wholeEntries;
+  const wholeEntries = kindRequirements(order.provider.kind)?.wholeEntries;
   if (order.entries.flatMap(splitTokens).length === 0) throw badRequest('tokens holds no token');
   checkTokenLengths(order.entries, wholeEntries);
   try {
