@@ -152,6 +152,23 @@ describeEachDialect('legacy token files', (dialect) => {
     for (const t of Object.values(T)) expect(c.log.text).not.toContain(t);
   });
 
+  it('a run of one pool reads only that pool’s file: a line removed from another pool’s file leaves it at that pool’s run', async () => {
+    write('LLM-Deep/token.json', `${T.a}\n`);
+    write('LLM-Deep/token2.json', `${T.b}\n${T.c}\n`);
+    const c = await start();
+
+    write('LLM-Deep/token.json', `${T.a}\n${T.d}\n`);
+    write('LLM-Deep/token2.json', `${T.b}\n`);
+    await c.daemon.runNow({ trigger: 'cli', force: true, provider: 'deep', pool: 'default' });
+    expect((await pool(c, 'deep', 'default')).map((t) => t.secret)).toEqual([T.a, T.d]);
+    expect((await pool(c, 'deep', 'free')).map((t) => t.secret)).toEqual([T.b, T.c]);
+    expect(await listArchive(c.db, {})).toEqual([]);
+
+    await c.daemon.runNow({ trigger: 'cli', force: true, provider: 'deep', pool: 'free' });
+    expect((await pool(c, 'deep', 'free')).map((t) => t.secret)).toEqual([T.b]);
+    expect((await listArchive(c.db, {})).map((a) => [a.secret, a.pool, a.reason])).toEqual([[T.c, 'free', 'source_removed']]);
+  });
+
   it('changes nothing when the data folder disappears (an unmounted volume), but empties a pool whose file is deleted', async () => {
     write('LLM-Deep/token.json', `${T.a}\n`);
     write('LLM-Deep/token2.json', `${T.b}\n`);
