@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 const argv = process.argv.slice(2);
 const onlyAt = argv.indexOf('--only');
 const only = onlyAt >= 0 ? new Set(argv[onlyAt + 1].split(',')) : undefined;
-const listFile = argv.find((a, i) => !a.startsWith('--') && i !== onlyAt + 1) ?? 'scripts/mutants.json';
+const listFile = argv.find((a, i) => !a.startsWith('--') && (onlyAt < 0 || i !== onlyAt + 1)) ?? 'scripts/mutants.json';
 const mutants = JSON.parse(readFileSync(new URL(listFile, `file://${root}`), 'utf8')).filter((m) => !only || only.has(m.id));
 
 let restore;
