@@ -2,7 +2,17 @@ import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs'
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  MysqlDialect,
+  PostgresDialect,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+  type Dialect,
+  type SqliteDatabase,
+} from 'kysely';
 import type Mysql2 from 'mysql2';
 import type Pg from 'pg';
 import { ConfigError } from '../config.js';
@@ -93,7 +103,7 @@ const require = createRequire(import.meta.url);
 function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolean, onError: (err: unknown) => void) {
   switch (target.dialect) {
     case 'sqlite':
-      return new SqliteDialect({ database: reusingStatements(openSqlite(target.location, foreign)) });
+      return immediateSqliteDialect(reusingStatements(openSqlite(target.location, foreign)));
     case 'postgres': {
       const pg = require('pg') as typeof Pg;
       const pool = new pg.Pool({
@@ -134,6 +144,29 @@ function createDialect(target: DatabaseTarget, poolSize: number, foreign: boolea
       pool.on('connection', (conn) => conn.on('error', onError));
       return new MysqlDialect({ pool });
     }
+  }
+}
+
+/**
+ * SQLite, with transactions that take the write lock at BEGIN (IMMEDIATE), waiting for it as long
+ * as `busy_timeout` while another process writes. Kysely's plain BEGIN defers it to the first
+ * write, and a transaction that has read by then cannot have it if another process wrote
+ * meanwhile: SQLite answers SQLITE_BUSY at once, without waiting (docs/database-backends.md,
+ * "Transactions that write"). A `tschk tokens import` beside the daemon failed so.
+ */
+function immediateSqliteDialect(database: SqliteDatabase): Dialect {
+  const plain = new SqliteDialect({ database });
+  return {
+    createDriver: () => new ImmediateSqliteDriver({ database }),
+    createQueryCompiler: () => plain.createQueryCompiler(),
+    createAdapter: () => plain.createAdapter(),
+    createIntrospector: (db) => plain.createIntrospector(db),
+  };
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
 }
 
