@@ -343,7 +343,8 @@ describe('history upkeep of an SQLite file', () => {
         now: () => now,
         checkpointEveryMs: 0,
         afterStep: async () => {
-          // The connection is gone, so setting SQLite's copies at commits back fails too.
+          // The connection is gone, so the copy that ends the pass fails too (the first step
+          // comes before any copy was asked for: no thread was started).
           await db.close();
           throw new Error('crash half-way');
         },
