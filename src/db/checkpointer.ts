@@ -79,9 +79,12 @@ export function startCheckpointer(
   let stopping = false;
   let told = false;
   let hung = false;
-  const failed = (err: unknown) => {
+  const end = () => {
     alive = false;
     for (const answer of waiting.splice(0)) answer(undefined);
+  };
+  const failed = (err: unknown) => {
+    end();
     if (!told) onFailure(err);
     told = true;
   };
@@ -96,11 +99,7 @@ export function startCheckpointer(
   worker.on('exit', (code) => {
     ended();
     // Asked to stop, a thread that checkpointed closes its port and so ends with 0.
-    if (stopping && code === 0) {
-      alive = false;
-      for (const answer of waiting.splice(0)) answer(undefined);
-      return;
-    }
+    if (stopping && code === 0) return end();
     failed(new Error(`the checkpoint thread exited with code ${code}`));
   });
   const ask = (message: 'checkpoint' | 'stop') =>
